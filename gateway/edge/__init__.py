@@ -1,0 +1,1 @@
+"""The edge: HTTP routes, authentication, wire decoding; hands Commands to shards."""

@@ -1,0 +1,69 @@
+"""What every edge route (generic API, provider adapters) is handed: the EdgeContext.
+
+An adapter never touches a shard's state, the database or Redis directly; it decodes its
+wire format into a ``Command``, calls ``ctx.submit(command)`` and encodes the ``Result``.
+``submit`` raises ``Overloaded`` / ``ShardUnavailable`` for retryable answers.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from gateway.config import Settings
+from gateway.edge.sessions import SessionStore
+from gateway.shards.commands import Code, Command, Origin, RecordRefusal, Result
+
+Submit = Callable[[Command], Awaitable[Result]]
+
+
+@dataclass
+class EdgeContext:
+    settings: Settings
+    submit: Submit
+    sessions: SessionStore
+    edge_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+    def origin(self, route: str, request_id: str | None = None) -> Origin:
+        """Audit origin for a request arriving now on ``route``."""
+        return Origin(
+            edge=self.edge_id,
+            route=route,
+            request_id=(request_id or uuid.uuid4().hex)[:128],
+            received_at_us=time.time_ns() // 1_000,
+        )
+
+    async def record_refusal(
+        self,
+        *,
+        scope: str,
+        code: Code,
+        detail: str,
+        origin: Origin,
+        request: dict | None = None,
+        player_id: str | None = None,
+    ) -> None:
+        """Write a refused request into the audit chain (DESIGN.md section 4).
+
+        Routed to the player's shard when a player id could be read, else to shard 0's
+        chain. Best effort under overload: a full shard drops the audit of a refusal rather
+        than refuse to refuse (the refusal changes no money either way).
+        """
+        from gateway.shards.commands import Overloaded, ShardUnavailable
+
+        command = RecordRefusal(
+            scope=scope[:64],
+            code=code,
+            detail=detail[:512],
+            request=request or {},
+            player_id=player_id[:128] if isinstance(player_id, str) else None,
+            origin=origin,
+        )
+        try:
+            await self.submit(command)
+        except (Overloaded, ShardUnavailable):
+            pass

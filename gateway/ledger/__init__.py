@@ -1,0 +1,1 @@
+"""The ledger: PostgreSQL schema, migrations, batch writes, prefetch reads and checks."""

@@ -1,0 +1,259 @@
+"""PostgreSQL I/O of a shard: claim its lease, prefetch cold state, commit a batch.
+
+Protocol state lives in the shard (``gateway/shards``); this module only moves rows. A batch
+is written in ONE database transaction with array parameters (``unnest``) and COPY:
+
+1. fence: ``SELECT epoch FROM shard_leases WHERE shard_id = $1 FOR SHARE`` must equal the
+   epoch the shard claimed, else ``FenceError`` (DESIGN.md section 6);
+2. transactions: ``INSERT .. ON CONFLICT (scope, transaction_id) DO NOTHING RETURNING``; if a
+   key already existed the transaction is rolled back and ``KeyConflict`` names the keys, so
+   the shard can re-apply with the stored outcomes (DESIGN.md section 5, "let the unique
+   constraint catch it and re-apply the batch");
+3. new players, account balances (players absolute, house accounts by delta), entries
+   (COPY), bet-state updates, round closes, audit rows (COPY); then COMMIT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import asyncpg
+
+from gateway.shards.state import Key, TxRecord
+
+
+class FenceError(Exception):
+    """The shard's lease epoch moved: another owner holds its buckets. Fatal for the shard."""
+
+
+class KeyConflict(Exception):
+    """Some idempotency keys of the batch already exist in the database."""
+
+    def __init__(self, keys: list[Key]) -> None:
+        super().__init__(f"{len(keys)} idempotency keys already stored")
+        self.keys = keys
+
+
+def ts(us: int) -> datetime:
+    """Microseconds since the Unix epoch as an aware UTC datetime (asyncpg timestamptz).
+
+    Integer arithmetic only: no float rounding of the microseconds.
+    """
+    seconds, micros = divmod(us, 1_000_000)
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micros)
+
+
+@dataclass
+class BatchPayload:
+    """Rows of one batch, column-wise where they go through unnest."""
+
+    batch_id: int
+    txns: list[TxRecord] = field(default_factory=list)
+    new_players: list[tuple[str, str, str, str, datetime]] = field(default_factory=list)  # id, country, status, by, at
+    player_accounts: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # (account, cur) -> (player, balance)
+    house_deltas: dict[tuple[str, str], int] = field(default_factory=dict)  # (account, cur) -> delta
+    entries: list[tuple[int, str, str, int]] = field(default_factory=list)
+    bet_updates: dict[Key, str] = field(default_factory=dict)  # key -> bet_state
+    round_closes: set[tuple[str, str, str]] = field(default_factory=set)  # (player, scope, round)
+    audit_rows: list[tuple] = field(default_factory=list)
+
+
+_TXN_COLUMNS = (
+    "txn_id, shard_id, scope, transaction_id, kind, player_id, currency, amount_minor, code, "
+    "cash_after_minor, bonus_after_minor, cash_delta_minor, bonus_delta_minor, round_id, game_id, "
+    "reference_id, bet_state, credit_type, created_at"
+)
+_TXN_INSERT = f"""
+INSERT INTO transactions ({_TXN_COLUMNS})
+SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[],
+                     $12::bigint[], $13::bigint[], $14::text[], $15::text[], $16::text[],
+                     $17::text[], $18::text[], $19::timestamptz[])
+ON CONFLICT (scope, transaction_id) DO NOTHING
+RETURNING scope, transaction_id
+"""
+
+
+def record_from_row(row: asyncpg.Record) -> TxRecord:
+    return TxRecord(
+        txn_id=row["txn_id"], scope=row["scope"], transaction_id=row["transaction_id"],
+        kind=row["kind"], player_id=row["player_id"], currency=row["currency"],
+        amount_minor=row["amount_minor"], code=row["code"],
+        cash_after_minor=row["cash_after_minor"], bonus_after_minor=row["bonus_after_minor"],
+        cash_delta_minor=row["cash_delta_minor"], bonus_delta_minor=row["bonus_delta_minor"],
+        round_id=row["round_id"], game_id=row["game_id"], reference_id=row["reference_id"],
+        bet_state=row["bet_state"], credit_type=row["credit_type"], batch_seq=0,
+    )
+
+
+@dataclass
+class PrefetchResult:
+    players: dict[str, tuple[str, str]]  # player_id -> (country, status)
+    wallets: dict[str, dict[str, list[int]]]  # player_id -> currency -> [cash, bonus]
+    open_bets: list[TxRecord]
+    records: list[TxRecord]  # looked-up keys that exist
+
+
+class LedgerStore:
+    """Reads and writes of one shard. Every method may raise asyncpg / OSError on I/O faults."""
+
+    def __init__(self, pool: asyncpg.Pool, shard_id: int) -> None:
+        self.pool = pool
+        self.shard_id = shard_id
+
+    async def claim(self, bucket_count: int, claimed_by: str, now_us: int) -> int:
+        """Take this shard's lease (epoch + 1) and every bucket it should own; returns the epoch.
+
+        With one shard process all buckets belong to shard 0. Buckets assigned to another
+        shard are left alone.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            epoch = await conn.fetchval(
+                """INSERT INTO shard_leases (shard_id, epoch, claimed_at, claimed_by)
+                   VALUES ($1, 1, $2, $3)
+                   ON CONFLICT (shard_id) DO UPDATE
+                   SET epoch = shard_leases.epoch + 1, claimed_at = $2, claimed_by = $3
+                   RETURNING epoch""",
+                self.shard_id, ts(now_us), claimed_by,
+            )
+            await conn.execute(
+                """INSERT INTO shard_buckets (bucket, shard_id, epoch)
+                   SELECT b, $1, $2 FROM generate_series(0, $3 - 1) AS b
+                   ON CONFLICT (bucket) DO UPDATE SET epoch = EXCLUDED.epoch
+                   WHERE shard_buckets.shard_id = EXCLUDED.shard_id""",
+                self.shard_id, epoch, bucket_count,
+            )
+        return epoch
+
+    async def load_heads(self) -> tuple[int, int, bytes | None, int]:
+        """(last txn seq, last audit seq, last audit hash, last batch id) of this shard."""
+        async with self.pool.acquire() as conn:
+            txn_max = await conn.fetchval(
+                "SELECT max(txn_id) FROM transactions WHERE txn_id >= $1 AND txn_id < $2",
+                self.shard_id << 40, (self.shard_id + 1) << 40,
+            )
+            row = await conn.fetchrow(
+                "SELECT seq, hash, batch_id FROM audit_log WHERE shard_id = $1 ORDER BY seq DESC LIMIT 1",
+                self.shard_id,
+            )
+        txn_seq = (txn_max - (self.shard_id << 40)) if txn_max is not None else 0
+        if row is None:
+            return txn_seq, 0, None, 0
+        return txn_seq, row["seq"], bytes(row["hash"]), row["batch_id"]
+
+    async def prefetch(self, player_ids: list[str], keys: list[Key]) -> PrefetchResult:
+        """One round trip's worth of reads for cold players and unknown keys."""
+        result = PrefetchResult({}, {}, [], [])
+        async with self.pool.acquire() as conn:
+            if player_ids:
+                for row in await conn.fetch(
+                    "SELECT player_id, country, status FROM players WHERE player_id = ANY($1::text[])",
+                    player_ids,
+                ):
+                    result.players[row["player_id"]] = (row["country"], row["status"])
+                    result.wallets[row["player_id"]] = {}
+                for row in await conn.fetch(
+                    """SELECT player_id, account, currency, balance_minor FROM accounts
+                       WHERE player_id = ANY($1::text[]) ORDER BY player_id, currency, account""",
+                    player_ids,
+                ):
+                    kind = row["account"].rsplit(":", 1)[1]
+                    wallet = result.wallets[row["player_id"]].setdefault(row["currency"], [0, 0])
+                    wallet[0 if kind == "cash" else 1] = row["balance_minor"]
+                result.open_bets = [
+                    record_from_row(r) for r in await conn.fetch(
+                        f"""SELECT {_TXN_COLUMNS} FROM transactions
+                            WHERE player_id = ANY($1::text[]) AND bet_state = 'open'""",
+                        player_ids,
+                    )
+                ]
+            if keys:
+                result.records = [
+                    record_from_row(r) for r in await conn.fetch(
+                        f"""SELECT {_TXN_COLUMNS} FROM transactions
+                            WHERE (scope, transaction_id) IN
+                                  (SELECT * FROM unnest($1::text[], $2::text[]))""",
+                        [k[0] for k in keys], [k[1] for k in keys],
+                    )
+                ]
+        return result
+
+    async def write_batch(self, payload: BatchPayload, epoch: int, statement_timeout_ms: int) -> None:
+        """Commit one batch in one transaction. Raises FenceError, KeyConflict or I/O errors."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
+            held = await conn.fetchval(
+                "SELECT epoch FROM shard_leases WHERE shard_id = $1 FOR SHARE", self.shard_id
+            )
+            if held != epoch:
+                raise FenceError(f"shard {self.shard_id} lease epoch is {held}, this process holds {epoch}")
+            if payload.txns:
+                t = payload.txns
+                inserted = await conn.fetch(
+                    _TXN_INSERT,
+                    [r.txn_id for r in t], [self.shard_id] * len(t), [r.scope for r in t],
+                    [r.transaction_id for r in t], [r.kind for r in t], [r.player_id for r in t],
+                    [r.currency for r in t], [r.amount_minor for r in t], [r.code for r in t],
+                    [r.cash_after_minor for r in t], [r.bonus_after_minor for r in t],
+                    [r.cash_delta_minor for r in t], [r.bonus_delta_minor for r in t],
+                    [r.round_id for r in t], [r.game_id for r in t], [r.reference_id for r in t],
+                    [r.bet_state for r in t],
+                    [r.credit_type for r in t], [ts(r.created_at_us) for r in t],
+                )
+                if len(inserted) != len(t):
+                    got = {(r["scope"], r["transaction_id"]) for r in inserted}
+                    raise KeyConflict([r.key for r in t if r.key not in got])
+            if payload.new_players:
+                p = payload.new_players
+                await conn.execute(
+                    """INSERT INTO players (player_id, country, status, created_by, created_at)
+                       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])""",
+                    [x[0] for x in p], [x[1] for x in p], [x[2] for x in p], [x[3] for x in p], [x[4] for x in p],
+                )
+            if payload.player_accounts:
+                items = sorted(payload.player_accounts.items())
+                await conn.execute(
+                    """INSERT INTO accounts (account, currency, player_id, balance_minor)
+                       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+                       ON CONFLICT (account, currency) DO UPDATE SET balance_minor = EXCLUDED.balance_minor""",
+                    [k[0] for k, _ in items], [k[1] for k, _ in items],
+                    [v[0] for _, v in items], [v[1] for _, v in items],
+                )
+            if payload.house_deltas:
+                items = sorted(payload.house_deltas.items())
+                await conn.execute(
+                    """INSERT INTO accounts (account, currency, player_id, balance_minor)
+                       SELECT a, c, NULL, d FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(a, c, d)
+                       ON CONFLICT (account, currency)
+                       DO UPDATE SET balance_minor = accounts.balance_minor + EXCLUDED.balance_minor""",
+                    [k[0] for k, _ in items], [k[1] for k, _ in items], [v for _, v in items],
+                )
+            if payload.entries:
+                await conn.copy_records_to_table(
+                    "entries", records=payload.entries,
+                    columns=("txn_id", "account", "currency", "delta_minor"),
+                )
+            if payload.bet_updates:
+                items = list(payload.bet_updates.items())
+                await conn.execute(
+                    """UPDATE transactions t SET bet_state = u.state
+                       FROM unnest($1::text[], $2::text[], $3::text[]) AS u(scope, key, state)
+                       WHERE t.scope = u.scope AND t.transaction_id = u.key""",
+                    [k[0] for k, _ in items], [k[1] for k, _ in items], [v for _, v in items],
+                )
+            if payload.round_closes:
+                rc = sorted(payload.round_closes)
+                await conn.execute(
+                    """UPDATE transactions t SET bet_state = 'settled'
+                       FROM unnest($1::text[], $2::text[], $3::text[]) AS u(player_id, scope, round_id)
+                       WHERE t.bet_state = 'open' AND t.player_id = u.player_id
+                         AND t.scope = u.scope AND t.round_id = u.round_id""",
+                    [x[0] for x in rc], [x[1] for x in rc], [x[2] for x in rc],
+                )
+            if payload.audit_rows:
+                await conn.copy_records_to_table(
+                    "audit_log", records=payload.audit_rows,
+                    columns=("shard_id", "seq", "batch_id", "recorded_at", "kind", "scope",
+                             "transaction_id", "player_id", "code", "record", "prev_hash", "hash"),
+                )

@@ -1,0 +1,47 @@
+"""Prometheus metrics (exposed at ``/metrics``). Names follow Prometheus conventions: units last."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+requests_total = Counter(
+    "gateway_requests_total", "HTTP requests by route and outcome code.",
+    ("route", "outcome"), registry=REGISTRY,
+)
+request_latency_seconds = Histogram(
+    "gateway_request_latency_seconds", "HTTP request latency by route and outcome code.",
+    ("route", "outcome"), buckets=_LATENCY_BUCKETS_S, registry=REGISTRY,
+)
+inbox_depth = Gauge("gateway_shard_inbox_depth", "Commands waiting in the shard inbox.", ("shard",), registry=REGISTRY)
+players_resident = Gauge("gateway_shard_players_resident", "Players held in shard memory.", ("shard",), registry=REGISTRY)
+keys_resident = Gauge("gateway_shard_keys_resident", "Idempotency keys held in shard memory.", ("shard",), registry=REGISTRY)
+batch_size = Histogram(
+    "gateway_batch_size_commands", "Commands per committed write-behind batch.", ("shard",),
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000), registry=REGISTRY,
+)
+flush_latency_seconds = Histogram(
+    "gateway_batch_flush_latency_seconds", "Time to commit one batch, retries included.", ("shard",),
+    buckets=_LATENCY_BUCKETS_S, registry=REGISTRY,
+)
+flush_retries_total = Counter(
+    "gateway_batch_flush_retries_total", "Batch commits retried after a transient database error.",
+    ("shard",), registry=REGISTRY,
+)
+key_conflicts_total = Counter(
+    "gateway_idempotency_key_conflicts_total",
+    "Batches re-applied because the database already held some of their keys.", ("shard",), registry=REGISTRY,
+)
+prefetch_latency_seconds = Histogram(
+    "gateway_prefetch_latency_seconds", "Time of one batched prefetch read.", ("shard",),
+    buckets=_LATENCY_BUCKETS_S, registry=REGISTRY,
+)
+overloaded_total = Counter(
+    "gateway_overloaded_total", "Commands refused with a retryable overload answer.", ("shard",), registry=REGISTRY,
+)
+redis_unavailable_total = Counter(
+    "gateway_redis_unavailable_total", "Operations that needed Redis while it was unreachable.", registry=REGISTRY,
+)

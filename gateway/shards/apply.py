@@ -1,0 +1,570 @@
+"""apply(state, command, now): the wallet's rules, synchronous and deterministic.
+
+No I/O and no await: everything a command needs is loaded into ``ShardState`` by the
+prefetch step before this runs, and everything it changes leaves as an ``Applied`` record
+for the write-behind batch (DESIGN.md section 2). The shard loop guarantees that, for every
+command handed in, the player is resident (or known absent) and the referenced key of a
+credit/rollback is resident or listed in ``state.absent_keys``.
+
+Idempotency follows DESIGN.md section 5:
+
+| situation                                  | result                                        |
+|--------------------------------------------|-----------------------------------------------|
+| first time                                 | applied, outcome stored                       |
+| same key, same content                     | stored outcome, ``replayed=True``             |
+| same key, different content                | IDEMPOTENCY_CONFLICT naming the field         |
+| same key, stored refusal                   | the same refusal, ``replayed=True``           |
+| rollback of a key never seen               | OK; a tombstone is stored under that key      |
+| debit whose key holds a tombstone          | TRANSACTION_ROLLED_BACK                       |
+| credit/rollback of a rolled-back bet       | TRANSACTION_ROLLED_BACK                       |
+| credit/rollback of a settled bet           | TRANSACTION_SETTLED                           |
+
+Refusals that depend only on the request or on facts that do not change for the key
+(unknown player, wrong currency, unknown or finished reference) are answered and audited
+but not stored, so a retry after the cause is fixed can still succeed. Refusals that depend
+on the balance or limits (INSUFFICIENT_FUNDS, LIMIT_REACHED, PLAYER_BLOCKED) are stored, so
+a retry gets the same refusal (section 5, row 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.shards.commands import (
+    Balance,
+    Code,
+    CreatePlayer,
+    Credit,
+    Debit,
+    Deposit,
+    GetBalance,
+    RecordRefusal,
+    Result,
+    Rollback,
+    Withdraw,
+)
+from gateway.shards.state import (
+    BET_OPEN,
+    BET_ROLLED_BACK,
+    BET_SETTLED,
+    CREDIT,
+    DEBIT,
+    DEPOSIT,
+    PLAYER_ACTIVE,
+    ROLLBACK,
+    TOMBSTONE,
+    WITHDRAW,
+    Key,
+    PlayerState,
+    ShardState,
+    TxRecord,
+    Wallet,
+)
+
+STORED_REFUSALS = frozenset({Code.INSUFFICIENT_FUNDS.value, Code.LIMIT_REACHED.value, Code.PLAYER_BLOCKED.value})
+
+
+@dataclass(slots=True)
+class Entry:
+    """One ledger posting: ``delta_minor`` on ``account`` in ``currency`` for ``txn_id``."""
+
+    txn_id: int
+    account: str
+    currency: str
+    delta_minor: int
+
+
+@dataclass(slots=True)
+class Applied:
+    """What one command did: its result and the writes the batch must make durable.
+
+    ``audit`` is None only for reads. ``wait_for_commit`` is False only for a read of a
+    player with nothing pending, which may be answered at once.
+    """
+
+    command: object
+    result: Result
+    player_id: str | None = None
+    txns: list[TxRecord] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    bet_updates: list[TxRecord] = field(default_factory=list)  # debits whose bet_state changed
+    round_closes: list[tuple[str, str, str]] = field(default_factory=list)  # (player, scope, round)
+    new_player: PlayerState | None = None
+    audit: bool = True
+    wait_for_commit: bool = True
+    applied_at_us: int = 0
+
+
+def player_account(player_id: str, kind: str) -> str:
+    """Ledger account of a player: kind is "cash" or "bonus"."""
+    return f"player:{player_id}:{kind}"
+
+
+def house_account(purpose: str, scope: str, shard_id: int) -> str:
+    """House account, split per shard so hot house rows never contend across shards.
+
+    purpose: "game" (bets and wins of a provider or partner), "psp" (deposits and
+    withdrawals), "bonus" (bonus liability), or a credit type ("jackpot", "promo", ...).
+    """
+    return f"house:{purpose}:{scope}:s{shard_id}"
+
+
+def apply(state: ShardState, command: object, now_us: int) -> Applied:
+    """Apply one command to ``state``; returns the Applied record. Never raises for input."""
+    handler = _HANDLERS[type(command)]
+    applied = handler(state, command, now_us)
+    applied.applied_at_us = now_us
+    return applied
+
+
+# ---- helpers --------------------------------------------------------------------------
+
+
+def _player(state: ShardState, player_id: str) -> PlayerState | None:
+    assert player_id in state.players, f"player {player_id!r} not prefetched"
+    player = state.players.pop(player_id)
+    state.players[player_id] = player  # most recently used last
+    return player
+
+
+def _lookup(state: ShardState, key: Key, player: PlayerState | None) -> TxRecord | None:
+    record = player.open_bets.get(key) if player is not None else None
+    if record is None:
+        record = state.keys.get(key)
+    return record
+
+
+def _balance_result(
+    code: Code, command, player: PlayerState | None, currency: str | None, **extra
+) -> Result:
+    wallet = player.wallets.get(currency) if (player is not None and currency) else None
+    return Result(
+        code=code,
+        player_id=getattr(command, "player_id", None),
+        transaction_id=getattr(command, "transaction_id", None),
+        currency=currency if wallet is not None else None,
+        cash_minor=wallet.cash_minor if wallet is not None else None,
+        bonus_minor=wallet.bonus_minor if wallet is not None else None,
+        **extra,
+    )
+
+
+def _record_result(record: TxRecord, replayed: bool) -> Result:
+    return Result(
+        code=Code(record.code),
+        player_id=record.player_id,
+        transaction_id=record.transaction_id,
+        currency=record.currency,
+        cash_minor=record.cash_after_minor,
+        bonus_minor=record.bonus_after_minor,
+        replayed=replayed,
+        ledger_transaction_id=record.txn_id,
+    )
+
+
+def _conflict_field(record: TxRecord, kind: str, command) -> str | None:
+    """First field in which ``command`` differs from the stored ``record``, else None."""
+    if record.kind != kind:
+        return "type"
+    if record.player_id != command.player_id:
+        return "player_id"
+    if kind == ROLLBACK:
+        if record.reference_id != command.reference_transaction_id:
+            return "reference_transaction_id"
+        return None
+    if record.currency != command.currency:
+        return "currency"
+    if record.amount_minor != command.amount_minor:
+        return "amount_minor"
+    if kind in (DEBIT, CREDIT):
+        if record.round_id != command.round_id:
+            return "round_id"
+        if kind == CREDIT and record.reference_id != command.bet_transaction_id:
+            return "bet_transaction_id"
+    return None
+
+
+def _replay(state: ShardState, command, kind: str, player: PlayerState | None) -> Applied | None:
+    """Answer a repeated key from its stored outcome; None if the key is new."""
+    key = (command.scope, command.transaction_id)
+    record = _lookup(state, key, player)
+    if record is None:
+        return None
+    if record.kind == TOMBSTONE:
+        result = _balance_result(
+            Code.TRANSACTION_ROLLED_BACK, command, player, getattr(command, "currency", None),
+            detail="this transaction id was rolled back before it arrived",
+        )
+        return Applied(command, result, player_id=command.player_id)
+    conflict = _conflict_field(record, kind, command)
+    if conflict is not None:
+        result = _balance_result(
+            Code.IDEMPOTENCY_CONFLICT, command, player, getattr(command, "currency", None) or record.currency,
+            conflict_field=conflict,
+            detail=f"transaction id reused with a different {conflict}",
+        )
+        return Applied(command, result, player_id=command.player_id)
+    return Applied(command, _record_result(record, replayed=True), player_id=command.player_id)
+
+
+def _mark_dirty(state: ShardState, player: PlayerState) -> None:
+    player.dirty_seq = state.open_seq
+
+
+def _new_record(state: ShardState, command, kind: str, wallet: Wallet, now_us: int, **fields) -> TxRecord:
+    record = TxRecord(
+        txn_id=state.next_txn_id(),
+        scope=command.scope,
+        transaction_id=command.transaction_id,
+        kind=kind,
+        player_id=command.player_id,
+        currency=fields.pop("currency", getattr(command, "currency", None)),
+        amount_minor=fields.pop("amount_minor", getattr(command, "amount_minor", 0)),
+        code=fields.pop("code", Code.OK.value),
+        cash_after_minor=wallet.cash_minor,
+        bonus_after_minor=wallet.bonus_minor,
+        created_at_us=now_us,
+        batch_seq=state.open_seq,
+        **fields,
+    )
+    return record
+
+
+def _store(state: ShardState, applied: Applied, player: PlayerState, record: TxRecord) -> None:
+    state.remember(record)
+    applied.txns.append(record)
+    _mark_dirty(state, player)
+
+
+def _common_refusal(state: ShardState, command, player: PlayerState | None) -> Applied | None:
+    if player is None:
+        return Applied(command, Result(code=Code.UNKNOWN_PLAYER, player_id=command.player_id,
+                                       transaction_id=getattr(command, "transaction_id", None),
+                                       detail="no such player"), player_id=command.player_id)
+    currency = getattr(command, "currency", None)
+    if currency is not None and currency not in player.wallets:
+        return Applied(command, _balance_result(
+            Code.CURRENCY_MISMATCH, command, player, None,
+            detail=f"player has no {currency} wallet",
+        ), player_id=command.player_id)
+    return None
+
+
+def _stored_refusal(state, command, kind, player, code: Code, detail: str, now_us: int) -> Applied:
+    wallet = player.wallets[command.currency]
+    applied = Applied(command, Result(code=Code.OK), player_id=command.player_id)
+    record = _new_record(state, command, kind, wallet, now_us, code=code.value,
+                         round_id=getattr(command, "round_id", None),
+                         game_id=getattr(command, "game_id", None))
+    _store(state, applied, player, record)
+    applied.result = Result(
+        code=code, player_id=command.player_id, transaction_id=command.transaction_id,
+        currency=command.currency, cash_minor=wallet.cash_minor, bonus_minor=wallet.bonus_minor,
+        detail=detail, ledger_transaction_id=record.txn_id,
+    )
+    return applied
+
+
+# ---- handlers -------------------------------------------------------------------------
+
+
+def _create_player(state: ShardState, command: CreatePlayer, now_us: int) -> Applied:
+    player = _player(state, command.player_id)
+    if player is not None:
+        same = tuple(player.wallets) == tuple(command.currencies) and player.country == command.country
+        result = Result(
+            code=Code.OK if same else Code.PLAYER_EXISTS,
+            player_id=player.player_id,
+            replayed=same,
+            balances=_balances(player),
+            country=player.country,
+            player_status=player.status,
+            detail=None if same else "player exists with other currencies or country",
+        )
+        return Applied(command, result, player_id=command.player_id)
+    player = PlayerState(
+        player_id=command.player_id,
+        country=command.country,
+        status=PLAYER_ACTIVE,
+        wallets={c: Wallet() for c in command.currencies},
+        new=True,
+    )
+    state.players[command.player_id] = player
+    _mark_dirty(state, player)
+    result = Result(code=Code.OK, player_id=player.player_id, balances=_balances(player),
+                    country=player.country, player_status=player.status)
+    return Applied(command, result, player_id=command.player_id, new_player=player)
+
+
+def _balances(player: PlayerState) -> tuple[Balance, ...]:
+    return tuple(Balance(c, w.cash_minor, w.bonus_minor) for c, w in player.wallets.items())
+
+
+def _get_balance(state: ShardState, command: GetBalance, now_us: int) -> Applied:
+    player = _player(state, command.player_id)
+    refusal = _common_refusal(state, command, player)
+    if refusal is not None:
+        refusal.audit = False
+        refusal.wait_for_commit = False
+        return refusal
+    balances = _balances(player)
+    if command.currency is not None:
+        balances = tuple(b for b in balances if b.currency == command.currency)
+    first = balances[0]
+    result = Result(
+        code=Code.OK, player_id=player.player_id, currency=first.currency,
+        cash_minor=first.cash_minor, bonus_minor=first.bonus_minor, balances=balances,
+        country=player.country, player_status=player.status,
+    )
+    # A balance that includes uncommitted writes is only shown once they are durable.
+    return Applied(command, result, player_id=player.player_id, audit=False,
+                   wait_for_commit=state.player_dirty(player))
+
+
+def _deposit(state: ShardState, command: Deposit, now_us: int) -> Applied:
+    player = _player(state, command.player_id)
+    replay = _replay(state, command, DEPOSIT, player)
+    if replay is not None:
+        return replay
+    refusal = _common_refusal(state, command, player)
+    if refusal is not None:
+        return refusal
+    wallet = player.wallets[command.currency]
+    applied = Applied(command, Result(code=Code.OK), player_id=player.player_id)
+    if command.bonus:
+        wallet.bonus_minor += command.amount_minor
+        cash_delta, bonus_delta, house = 0, command.amount_minor, house_account("bonus", command.scope, state.shard_id)
+    else:
+        wallet.cash_minor += command.amount_minor
+        cash_delta, bonus_delta, house = command.amount_minor, 0, house_account("psp", command.scope, state.shard_id)
+    record = _new_record(state, command, DEPOSIT, wallet, now_us,
+                         cash_delta_minor=cash_delta, bonus_delta_minor=bonus_delta)
+    _store(state, applied, player, record)
+    _post(applied, record, player.player_id, house)
+    applied.result = _record_result(record, replayed=False)
+    return applied
+
+
+def _withdraw(state: ShardState, command: Withdraw, now_us: int) -> Applied:
+    player = _player(state, command.player_id)
+    replay = _replay(state, command, WITHDRAW, player)
+    if replay is not None:
+        return replay
+    refusal = _common_refusal(state, command, player)
+    if refusal is not None:
+        return refusal
+    wallet = player.wallets[command.currency]
+    if wallet.cash_minor < command.amount_minor:
+        return _stored_refusal(state, command, WITHDRAW, player, Code.INSUFFICIENT_FUNDS,
+                               "withdrawal exceeds the cash balance", now_us)
+    applied = Applied(command, Result(code=Code.OK), player_id=player.player_id)
+    wallet.cash_minor -= command.amount_minor
+    record = _new_record(state, command, WITHDRAW, wallet, now_us, cash_delta_minor=-command.amount_minor)
+    _store(state, applied, player, record)
+    _post(applied, record, player.player_id, house_account("psp", command.scope, state.shard_id))
+    applied.result = _record_result(record, replayed=False)
+    return applied
+
+
+def _debit(state: ShardState, command: Debit, now_us: int) -> Applied:
+    player = _player(state, command.player_id)
+    replay = _replay(state, command, DEBIT, player)
+    if replay is not None:
+        return replay
+    refusal = _common_refusal(state, command, player)
+    if refusal is not None:
+        return refusal
+    if player.status != PLAYER_ACTIVE:
+        return _stored_refusal(state, command, DEBIT, player, Code.PLAYER_BLOCKED,
+                               f"player is {player.status}", now_us)
+    wallet = player.wallets[command.currency]
+    amount = command.amount_minor
+    if wallet.cash_minor + wallet.bonus_minor < amount:
+        return _stored_refusal(state, command, DEBIT, player, Code.INSUFFICIENT_FUNDS,
+                               "stake exceeds the balance", now_us)
+    if len(player.open_bets) >= state.limits.open_bets_per_player_max:
+        return _stored_refusal(state, command, DEBIT, player, Code.LIMIT_REACHED,
+                               "too many open bets for this player", now_us)
+    if state.limits.spend_order == "cash_first":
+        cash_part = min(wallet.cash_minor, amount)
+        bonus_part = amount - cash_part
+    else:
+        bonus_part = min(wallet.bonus_minor, amount)
+        cash_part = amount - bonus_part
+    wallet.cash_minor -= cash_part
+    wallet.bonus_minor -= bonus_part
+    assert wallet.cash_minor >= 0 and wallet.bonus_minor >= 0
+    applied = Applied(command, Result(code=Code.OK), player_id=player.player_id)
+    record = _new_record(state, command, DEBIT, wallet, now_us,
+                         cash_delta_minor=-cash_part, bonus_delta_minor=-bonus_part,
+                         round_id=command.round_id, game_id=command.game_id, bet_state=BET_OPEN)
+    _store(state, applied, player, record)
+    player.open_bets[record.key] = record
+    _post(applied, record, player.player_id, house_account("game", command.scope, state.shard_id))
+    applied.result = _record_result(record, replayed=False)
+    return applied
+
+
+def _credit(state: ShardState, command: Credit, now_us: int) -> Applied:
+    player = _player(state, command.player_id)
+    replay = _replay(state, command, CREDIT, player)
+    if replay is not None:
+        return replay
+    refusal = _common_refusal(state, command, player)
+    if refusal is not None:
+        return refusal
+    bet: TxRecord | None = None
+    if command.bet_transaction_id is not None:
+        bet_key = (command.scope, command.bet_transaction_id)
+        bet = _lookup(state, bet_key, player)
+        assert bet is not None or bet_key in state.absent_keys, "reference not prefetched"
+        finished = _reference_refusal(command, player, bet, command.currency)
+        if finished is not None:
+            return finished
+    wallet = player.wallets[command.currency]
+    wallet.cash_minor += command.amount_minor
+    applied = Applied(command, Result(code=Code.OK), player_id=player.player_id)
+    record = _new_record(state, command, CREDIT, wallet, now_us,
+                         cash_delta_minor=command.amount_minor, round_id=command.round_id,
+                         game_id=command.game_id, reference_id=command.bet_transaction_id,
+                         credit_type=command.credit_type)
+    _store(state, applied, player, record)
+    if bet is not None:
+        _finish_bet(state, applied, player, bet, BET_SETTLED)
+    if command.round_closed:
+        for open_bet in [b for b in player.open_bets.values()
+                         if b.scope == command.scope and b.round_id == command.round_id]:
+            _finish_bet(state, applied, player, open_bet, BET_SETTLED)
+        applied.round_closes.append((player.player_id, command.scope, command.round_id))
+    purpose = "game" if command.credit_type == "win" else command.credit_type
+    _post(applied, record, player.player_id, house_account(purpose, command.scope, state.shard_id))
+    applied.result = _record_result(record, replayed=False)
+    return applied
+
+
+def _rollback(state: ShardState, command: Rollback, now_us: int) -> Applied:
+    player = _player(state, command.player_id)
+    replay = _replay(state, command, ROLLBACK, player)
+    if replay is not None:
+        return replay
+    refusal = _common_refusal(state, command, player)
+    if refusal is not None:
+        return refusal
+    ref_key = (command.scope, command.reference_transaction_id)
+    bet = _lookup(state, ref_key, player)
+    assert bet is not None or ref_key in state.absent_keys, "reference not prefetched"
+    currency = bet.currency if bet is not None else (command.currency or next(iter(player.wallets)))
+    if currency not in player.wallets:
+        return Applied(command, _balance_result(Code.CURRENCY_MISMATCH, command, player, None,
+                                                detail=f"player has no {currency} wallet"),
+                       player_id=player.player_id)
+    wallet = player.wallets[currency]
+    applied = Applied(command, Result(code=Code.OK), player_id=player.player_id)
+    if bet is None:
+        # Rollback of a transaction never seen: succeed and leave a tombstone so that the late
+        # debit is refused (DESIGN.md section 5; providers.md "Common ground").
+        record = _new_record(state, command, ROLLBACK, wallet, now_us, currency=currency,
+                             amount_minor=0, reference_id=command.reference_transaction_id,
+                             round_id=command.round_id)
+        _store(state, applied, player, record)
+        tombstone = TxRecord(
+            txn_id=state.next_txn_id(), scope=command.scope,
+            transaction_id=command.reference_transaction_id, kind=TOMBSTONE,
+            player_id=player.player_id, currency=currency, amount_minor=0, code=Code.OK.value,
+            cash_after_minor=wallet.cash_minor, bonus_after_minor=wallet.bonus_minor,
+            reference_id=command.transaction_id, round_id=command.round_id,
+            created_at_us=now_us, batch_seq=state.open_seq,
+        )
+        _store(state, applied, player, tombstone)
+        applied.result = _record_result(record, replayed=False)
+        return applied
+    if bet.kind == DEBIT and bet.code != Code.OK.value and bet.player_id == player.player_id:
+        # The bet was refused (e.g. insufficient funds), so nothing was taken: the rollback
+        # succeeds with no money moved. Providers roll back bets whose answer they lost.
+        record = _new_record(state, command, ROLLBACK, wallet, now_us, currency=currency,
+                             amount_minor=0, reference_id=command.reference_transaction_id,
+                             round_id=bet.round_id, game_id=bet.game_id)
+        _store(state, applied, player, record)
+        applied.result = _record_result(record, replayed=False)
+        return applied
+    finished = _reference_refusal(command, player, bet, currency)
+    if finished is not None:
+        return finished
+    if bet.kind != DEBIT:
+        return Applied(command, _balance_result(
+            Code.UNKNOWN_TRANSACTION, command, player, currency,
+            detail="only debits (bets) can be rolled back"), player_id=player.player_id)
+    wallet.cash_minor -= bet.cash_delta_minor  # deltas of a debit are <= 0
+    wallet.bonus_minor -= bet.bonus_delta_minor
+    record = _new_record(state, command, ROLLBACK, wallet, now_us, currency=currency,
+                         amount_minor=bet.amount_minor, cash_delta_minor=-bet.cash_delta_minor,
+                         bonus_delta_minor=-bet.bonus_delta_minor,
+                         reference_id=command.reference_transaction_id, round_id=bet.round_id,
+                         game_id=bet.game_id)
+    _store(state, applied, player, record)
+    _finish_bet(state, applied, player, bet, BET_ROLLED_BACK)
+    _post(applied, record, player.player_id, house_account("game", command.scope, state.shard_id))
+    applied.result = _record_result(record, replayed=False)
+    return applied
+
+
+def _reference_refusal(command, player: PlayerState, bet: TxRecord | None, currency: str) -> Applied | None:
+    """Refusal for a credit/rollback whose referenced bet is unknown or already finished."""
+    if bet is None or bet.player_id != player.player_id or bet.kind not in (DEBIT, TOMBSTONE):
+        if bet is not None and bet.player_id == player.player_id and isinstance(command, Rollback):
+            return None  # a non-debit of this player: the caller answers "only debits"
+        return Applied(command, _balance_result(
+            Code.UNKNOWN_TRANSACTION, command, player, currency,
+            detail="referenced bet not found"), player_id=player.player_id)
+    if bet.kind == TOMBSTONE or bet.bet_state == BET_ROLLED_BACK:
+        return Applied(command, _balance_result(
+            Code.TRANSACTION_ROLLED_BACK, command, player, currency,
+            detail="referenced bet was rolled back"), player_id=player.player_id)
+    if bet.bet_state == BET_SETTLED or bet.code != Code.OK.value:
+        code = Code.TRANSACTION_SETTLED if bet.code == Code.OK.value else Code.UNKNOWN_TRANSACTION
+        return Applied(command, _balance_result(
+            code, command, player, currency,
+            detail="referenced bet is already settled" if code is Code.TRANSACTION_SETTLED
+            else "referenced bet was refused"), player_id=player.player_id)
+    if bet.currency != currency:
+        return Applied(command, _balance_result(
+            Code.CURRENCY_MISMATCH, command, player, currency,
+            detail="currency differs from the referenced bet"), player_id=player.player_id)
+    return None
+
+
+def _finish_bet(state: ShardState, applied: Applied, player: PlayerState, bet: TxRecord, bet_state: str) -> None:
+    bet.bet_state = bet_state
+    player.open_bets.pop(bet.key, None)
+    state.remember(bet)
+    applied.bet_updates.append(bet)
+
+
+def _post(applied: Applied, record: TxRecord, player_id: str, house: str) -> None:
+    """Double entry: the player's cash/bonus deltas against one house account; sums to zero."""
+    total = 0
+    if record.cash_delta_minor:
+        applied.entries.append(Entry(record.txn_id, player_account(player_id, "cash"), record.currency, record.cash_delta_minor))
+        total += record.cash_delta_minor
+    if record.bonus_delta_minor:
+        applied.entries.append(Entry(record.txn_id, player_account(player_id, "bonus"), record.currency, record.bonus_delta_minor))
+        total += record.bonus_delta_minor
+    if total:
+        applied.entries.append(Entry(record.txn_id, house, record.currency, -total))
+
+
+def _refusal(state: ShardState, command: RecordRefusal, now_us: int) -> Applied:
+    result = Result(code=command.code, player_id=command.player_id, detail=command.detail)
+    return Applied(command, result, player_id=command.player_id)
+
+
+_HANDLERS = {
+    CreatePlayer: _create_player,
+    GetBalance: _get_balance,
+    Deposit: _deposit,
+    Withdraw: _withdraw,
+    Debit: _debit,
+    Credit: _credit,
+    Rollback: _rollback,
+    RecordRefusal: _refusal,
+}

@@ -1,0 +1,197 @@
+"""Messages between the edge and a shard: typed commands in, typed results out.
+
+The edge decodes a wire protocol (generic API, Hub88, ...) into one of the ``Command``
+structs below and submits it to the shard that owns the player. The shard answers with a
+``Result``; expected business outcomes are ``Code`` values, never exceptions
+(DESIGN.md section 8). These structs are the whole contract between edge and shard, so a
+shard can move to another process (msgpack over a socket) without touching either side.
+
+Idempotency (DESIGN.md section 5): ``scope`` is who sent it (partner id or provider name),
+``transaction_id`` is their id. Together they are the idempotency key.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+
+class Code(str, enum.Enum):
+    """Result codes of shard operations. Stable: partners and adapters map these."""
+
+    OK = "ok"
+    UNKNOWN_PLAYER = "unknown_player"
+    PLAYER_EXISTS = "player_exists"
+    PLAYER_BLOCKED = "player_blocked"
+    CURRENCY_MISMATCH = "currency_mismatch"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    UNKNOWN_TRANSACTION = "unknown_transaction"
+    TRANSACTION_ROLLED_BACK = "transaction_rolled_back"
+    TRANSACTION_SETTLED = "transaction_settled"
+    LIMIT_REACHED = "limit_reached"
+    # Refusals decided at the edge, recorded in the audit chain through the shard.
+    INVALID_REQUEST = "invalid_request"
+    INVALID_AMOUNT = "invalid_amount"
+    UNAUTHORIZED = "unauthorized"
+    INVALID_SIGNATURE = "invalid_signature"
+    INVALID_TOKEN = "invalid_token"
+    TOKEN_EXPIRED = "token_expired"
+
+
+class Origin(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Where a command came from, for the audit record's processing chain."""
+
+    edge: str  # edge instance, "host:pid"
+    route: str  # e.g. "POST /v1/wallet/debit" or "hub88 /transaction/bet"
+    request_id: str  # the caller's request id if it sent one, else one we made
+    received_at_us: int  # edge receive time, microseconds since the Unix epoch
+
+
+class CreatePlayer(msgspec.Struct, tag="create_player", frozen=True):
+    scope: str
+    player_id: str
+    currencies: tuple[str, ...]
+    country: str
+    origin: Origin | None = None
+
+
+class Deposit(msgspec.Struct, tag="deposit", frozen=True):
+    """Operator-initiated funding. ``bonus=True`` grants bonus money instead of cash."""
+
+    scope: str
+    transaction_id: str
+    player_id: str
+    currency: str
+    amount_minor: int
+    bonus: bool = False
+    origin: Origin | None = None
+
+
+class Withdraw(msgspec.Struct, tag="withdraw", frozen=True):
+    """Operator-initiated defunding, from cash only (bonus money is not withdrawable)."""
+
+    scope: str
+    transaction_id: str
+    player_id: str
+    currency: str
+    amount_minor: int
+    origin: Origin | None = None
+
+
+class Debit(msgspec.Struct, tag="debit", frozen=True):
+    """A bet (stake) on a game round."""
+
+    scope: str
+    transaction_id: str
+    player_id: str
+    currency: str
+    amount_minor: int
+    round_id: str
+    game_id: str
+    origin: Origin | None = None
+
+
+class Credit(msgspec.Struct, tag="credit", frozen=True):
+    """A win (payout), possibly zero, optionally naming the bet it pays and closing the round.
+
+    ``credit_type`` tells wins apart in the ledger ("win"; adapters may use "jackpot",
+    "promo", "bonus_win" with their own house accounts).
+    """
+
+    scope: str
+    transaction_id: str
+    player_id: str
+    currency: str
+    amount_minor: int
+    round_id: str
+    game_id: str
+    bet_transaction_id: str | None = None
+    round_closed: bool = False
+    credit_type: str = "win"
+    origin: Origin | None = None
+
+
+class Rollback(msgspec.Struct, tag="rollback", frozen=True):
+    """Undo of a debit named by ``reference_transaction_id`` (same scope).
+
+    ``currency`` is only used to answer with a balance when the reference is unknown.
+    """
+
+    scope: str
+    transaction_id: str
+    player_id: str
+    reference_transaction_id: str
+    currency: str | None = None
+    round_id: str | None = None
+    origin: Origin | None = None
+
+
+class GetBalance(msgspec.Struct, tag="balance", frozen=True):
+    """Read; never audited. Answered once every write of the player before it is durable."""
+
+    player_id: str
+    currency: str | None = None
+
+
+class RecordRefusal(msgspec.Struct, tag="refusal", frozen=True):
+    """A request the edge refused (bad input, signature, key): recorded in the audit chain.
+
+    ``request`` is what the edge could make of the input, bounded in size by the edge.
+    """
+
+    scope: str
+    code: Code
+    detail: str
+    request: dict = {}
+    player_id: str | None = None
+    origin: Origin | None = None
+
+
+Command = CreatePlayer | Deposit | Withdraw | Debit | Credit | Rollback | GetBalance | RecordRefusal
+MoneyCommand = Deposit | Withdraw | Debit | Credit | Rollback
+
+
+class Balance(msgspec.Struct, frozen=True):
+    currency: str
+    cash_minor: int
+    bonus_minor: int
+
+
+class Result(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The shard's answer.
+
+    ``code`` is OK or the refusal. For money commands ``currency``/``cash_minor``/
+    ``bonus_minor`` carry the balance after the operation (unchanged on a refusal, so
+    "insufficient funds answers carry the balance" holds). ``replayed`` marks a stored
+    outcome returned for a repeated key. ``conflict_field`` names the first differing field
+    on IDEMPOTENCY_CONFLICT. ``balances`` is filled for GetBalance and CreatePlayer.
+    ``ledger_transaction_id`` is our id for the stored transaction (providers echo it).
+    """
+
+    code: Code
+    player_id: str | None = None
+    transaction_id: str | None = None
+    currency: str | None = None
+    cash_minor: int | None = None
+    bonus_minor: int | None = None
+    replayed: bool = False
+    conflict_field: str | None = None
+    detail: str | None = None
+    balances: tuple[Balance, ...] = ()
+    ledger_transaction_id: int | None = None
+    player_status: str | None = None
+    country: str | None = None
+
+
+class Overloaded(Exception):
+    """The shard's inbox or pipeline is full: answer retryably (HTTP 503 + Retry-After)."""
+
+    def __init__(self, retry_after_s: int = 1) -> None:
+        super().__init__("shard overloaded")
+        self.retry_after_s = retry_after_s
+
+
+class ShardUnavailable(Exception):
+    """The owning shard is stopped or restarting: answer retryably."""

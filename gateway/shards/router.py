@@ -1,0 +1,51 @@
+"""player -> bucket -> shard (DESIGN.md section 6).
+
+``bucket_of`` is crc32 of the UTF-8 player id modulo ``bucket_count``: stable across
+processes, hosts and Python versions (never Python's ``hash()``). The bucket -> shard map
+lives in PostgreSQL (``shard_buckets``); this process hosts the shard(s) it runs locally.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from gateway.shards.commands import Command, RecordRefusal, Result, ShardUnavailable
+from gateway.shards.shard import Shard
+
+
+def bucket_of(player_id: str, bucket_count: int) -> int:
+    """Bucket of a player: crc32(player_id UTF-8) mod bucket_count."""
+    return zlib.crc32(player_id.encode()) % bucket_count
+
+
+class LocalShards:
+    """Routes commands to shards running in this process.
+
+    With one shard process every bucket belongs to shard 0. Commands without a player (a
+    refusal the edge could not attribute) go to the first shard's audit chain.
+    """
+
+    def __init__(self, shards: dict[int, Shard], bucket_owner: dict[int, int] | None, bucket_count: int) -> None:
+        assert shards, "at least one shard"
+        self.shards = shards
+        self.bucket_owner = bucket_owner
+        self.bucket_count = bucket_count
+        self._default = shards[min(shards)]
+
+    def shard_for(self, player_id: str | None) -> Shard:
+        if player_id is None or self.bucket_owner is None:
+            return self._default
+        owner = self.bucket_owner.get(bucket_of(player_id, self.bucket_count))
+        shard = self.shards.get(owner) if owner is not None else None
+        if shard is None:
+            raise ShardUnavailable(f"no local shard owns player {player_id!r}")
+        return shard
+
+    async def submit(self, command: Command) -> Result:
+        """Submit to the owning shard and wait for the durable result."""
+        player_id = command.player_id if not isinstance(command, RecordRefusal) else command.player_id
+        return await self.shard_for(player_id).submit(command)
+
+    @property
+    def ready(self) -> bool:
+        return all(s.ready for s in self.shards.values())

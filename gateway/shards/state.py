@@ -1,0 +1,154 @@
+"""A shard's hot state: the players it owns and the idempotency keys it remembers.
+
+Everything here is plain data mutated only by ``apply`` (and by the shard loop's
+load/evict steps, which run between applies, never during one). Sizes are bounded by
+``ShardSettings.players_resident_max`` and ``keys_resident_max``; an entry that has
+uncommitted writes is never evicted, because re-reading it from PostgreSQL would read the
+past (DESIGN.md section 2, "Hot state in memory").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.config import ShardSettings
+
+# Transaction kinds, as stored in transactions.kind.
+DEPOSIT = "deposit"
+WITHDRAW = "withdraw"
+DEBIT = "debit"
+CREDIT = "credit"
+ROLLBACK = "rollback"
+TOMBSTONE = "tombstone"  # stored under the key of a rolled-back transaction never seen
+
+# Bet states of a debit.
+BET_OPEN = "open"
+BET_SETTLED = "settled"
+BET_ROLLED_BACK = "rolled_back"
+
+# Player statuses.
+PLAYER_ACTIVE = "active"
+
+Key = tuple[str, str]  # (scope, transaction_id): the idempotency key
+
+
+@dataclass(slots=True)
+class Wallet:
+    """One currency of one player, minor units. Both balances are never negative."""
+
+    cash_minor: int = 0
+    bonus_minor: int = 0
+
+
+@dataclass(slots=True)
+class TxRecord:
+    """The stored outcome of one idempotency key (one row of the transactions table).
+
+    ``cash_after_minor``/``bonus_after_minor`` are the player's balances in ``currency``
+    right after it; ``cash_delta_minor``/``bonus_delta_minor`` what it moved (a rollback
+    restores exactly the split its debit took). ``batch_seq`` is the write-behind batch
+    that carries it (0: loaded from PostgreSQL, so committed).
+    """
+
+    txn_id: int
+    scope: str
+    transaction_id: str
+    kind: str
+    player_id: str
+    currency: str
+    amount_minor: int
+    code: str
+    cash_after_minor: int
+    bonus_after_minor: int
+    cash_delta_minor: int = 0
+    bonus_delta_minor: int = 0
+    round_id: str | None = None
+    game_id: str | None = None
+    reference_id: str | None = None
+    bet_state: str | None = None
+    credit_type: str | None = None
+    created_at_us: int = 0
+    batch_seq: int = 0
+
+    @property
+    def key(self) -> Key:
+        return (self.scope, self.transaction_id)
+
+
+@dataclass(slots=True)
+class PlayerState:
+    """A resident player: balances per currency (insertion order = creation order) and open bets."""
+
+    player_id: str
+    country: str
+    status: str
+    wallets: dict[str, Wallet]
+    open_bets: dict[Key, TxRecord] = field(default_factory=dict)
+    dirty_seq: int = 0  # last batch carrying a write of this player; 0 = none pending
+    new: bool = False  # created in a batch not yet committed
+
+
+@dataclass
+class ShardState:
+    """All hot state of one shard. ``players[p] is None`` records "looked up, does not exist".
+
+    ``absent_keys`` holds keys looked up in PostgreSQL by the last prefetch and not found;
+    the loop clears it after applying the group it was fetched for.
+    """
+
+    shard_id: int
+    limits: ShardSettings
+    players: dict[str, PlayerState | None] = field(default_factory=dict)
+    keys: dict[Key, TxRecord] = field(default_factory=dict)
+    absent_keys: set[Key] = field(default_factory=set)
+    open_seq: int = 1  # the batch now filling
+    committed_seq: int = 0  # the last batch that committed
+    txn_seq: int = 0  # last transaction id handed out (ids are shard_id << 40 | seq)
+
+    def next_txn_id(self) -> int:
+        self.txn_seq += 1
+        assert self.txn_seq < 1 << 40, "transaction id space of this shard exhausted"
+        return (self.shard_id << 40) | self.txn_seq
+
+    def remember(self, record: TxRecord) -> None:
+        """Keep ``record`` as the latest entry of the key LRU."""
+        self.keys.pop(record.key, None)
+        self.keys[record.key] = record
+
+    def player_dirty(self, player: PlayerState) -> bool:
+        return player.dirty_seq > self.committed_seq
+
+    def evict(self) -> tuple[int, int]:
+        """Drop the least recently used clean players and committed keys beyond the bounds.
+
+        Returns (players evicted, keys evicted). Entries with uncommitted writes stay, so the
+        bounds are soft by at most the size of the batches in flight.
+        """
+        players_evicted = keys_evicted = 0
+        over = len(self.players) - self.limits.players_resident_max
+        if over > 0:
+            for player_id in list(self._oldest(self.players, over * 2)):
+                if players_evicted >= over:
+                    break
+                player = self.players[player_id]
+                if player is not None and self.player_dirty(player):
+                    continue
+                del self.players[player_id]
+                players_evicted += 1
+        over = len(self.keys) - self.limits.keys_resident_max
+        if over > 0:
+            for key in list(self._oldest(self.keys, over * 2)):
+                if keys_evicted >= over:
+                    break
+                record = self.keys[key]
+                if record.batch_seq > self.committed_seq or record.bet_state == BET_OPEN:
+                    continue  # open bets are also referenced by their player's open_bets
+                del self.keys[key]
+                keys_evicted += 1
+        return players_evicted, keys_evicted
+
+    @staticmethod
+    def _oldest(d: dict, n: int):
+        it = iter(d)
+        for _ in range(min(n, len(d))):
+            yield next(it)
