@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 
 import asyncpg
 
-from gateway.shards.state import Key, TxRecord
+from gateway.shards.state import ROW_CREATED_AT, ROW_SCOPE, ROW_TRANSACTION_ID, TXN_COLUMNS, Key, TxRecord
 
 
 class FenceError(Exception):
@@ -49,7 +49,7 @@ class BatchPayload:
     """Rows of one batch, column-wise where they go through unnest."""
 
     batch_id: int
-    txns: list[TxRecord] = field(default_factory=list)
+    txns: list[tuple] = field(default_factory=list)  # TxRecord.row() snapshots
     new_players: list[tuple[str, str, str, str, datetime]] = field(default_factory=list)  # id, country, status, by, at
     player_accounts: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # (account, cur) -> (player, balance)
     house_deltas: dict[tuple[str, str], int] = field(default_factory=dict)  # (account, cur) -> delta
@@ -59,11 +59,7 @@ class BatchPayload:
     audit_rows: list[tuple] = field(default_factory=list)
 
 
-_TXN_COLUMNS = (
-    "txn_id, shard_id, scope, transaction_id, kind, player_id, currency, amount_minor, code, "
-    "cash_after_minor, bonus_after_minor, cash_delta_minor, bonus_delta_minor, round_id, game_id, "
-    "reference_id, bet_state, credit_type, created_at"
-)
+_TXN_COLUMNS = ", ".join(TXN_COLUMNS)
 _TXN_INSERT = f"""
 INSERT INTO transactions ({_TXN_COLUMNS})
 SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -190,20 +186,13 @@ class LedgerStore:
                 raise FenceError(f"shard {self.shard_id} lease epoch is {held}, this process holds {epoch}")
             if payload.txns:
                 t = payload.txns
-                inserted = await conn.fetch(
-                    _TXN_INSERT,
-                    [r.txn_id for r in t], [self.shard_id] * len(t), [r.scope for r in t],
-                    [r.transaction_id for r in t], [r.kind for r in t], [r.player_id for r in t],
-                    [r.currency for r in t], [r.amount_minor for r in t], [r.code for r in t],
-                    [r.cash_after_minor for r in t], [r.bonus_after_minor for r in t],
-                    [r.cash_delta_minor for r in t], [r.bonus_delta_minor for r in t],
-                    [r.round_id for r in t], [r.game_id for r in t], [r.reference_id for r in t],
-                    [r.bet_state for r in t],
-                    [r.credit_type for r in t], [ts(r.created_at_us) for r in t],
-                )
+                columns = [list(c) for c in zip(*t)]
+                columns[ROW_CREATED_AT] = [ts(us) for us in columns[ROW_CREATED_AT]]
+                inserted = await conn.fetch(_TXN_INSERT, *columns)
                 if len(inserted) != len(t):
                     got = {(r["scope"], r["transaction_id"]) for r in inserted}
-                    raise KeyConflict([r.key for r in t if r.key not in got])
+                    keys = [(r[ROW_SCOPE], r[ROW_TRANSACTION_ID]) for r in t]
+                    raise KeyConflict([k for k in keys if k not in got])
             if payload.new_players:
                 p = payload.new_players
                 await conn.execute(

@@ -64,14 +64,9 @@ from gateway.shards.state import (
 STORED_REFUSALS = frozenset({Code.INSUFFICIENT_FUNDS.value, Code.LIMIT_REACHED.value, Code.PLAYER_BLOCKED.value})
 
 
-@dataclass(slots=True)
-class Entry:
-    """One ledger posting: ``delta_minor`` on ``account`` in ``currency`` for ``txn_id``."""
-
-    txn_id: int
-    account: str
-    currency: str
-    delta_minor: int
+# One ledger posting: (txn_id, account, currency, delta_minor). A plain tuple: it goes
+# straight into COPY.
+Entry = tuple[int, str, str, int]
 
 
 @dataclass(slots=True)
@@ -544,13 +539,13 @@ def _post(applied: Applied, record: TxRecord, player_id: str, house: str) -> Non
     """Double entry: the player's cash/bonus deltas against one house account; sums to zero."""
     total = 0
     if record.cash_delta_minor:
-        applied.entries.append(Entry(record.txn_id, player_account(player_id, "cash"), record.currency, record.cash_delta_minor))
+        applied.entries.append((record.txn_id, player_account(player_id, "cash"), record.currency, record.cash_delta_minor))
         total += record.cash_delta_minor
     if record.bonus_delta_minor:
-        applied.entries.append(Entry(record.txn_id, player_account(player_id, "bonus"), record.currency, record.bonus_delta_minor))
+        applied.entries.append((record.txn_id, player_account(player_id, "bonus"), record.currency, record.bonus_delta_minor))
         total += record.bonus_delta_minor
     if total:
-        applied.entries.append(Entry(record.txn_id, house, record.currency, -total))
+        applied.entries.append((record.txn_id, house, record.currency, -total))
 
 
 def _refusal(state: ShardState, command: RecordRefusal, now_us: int) -> Applied:

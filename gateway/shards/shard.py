@@ -305,7 +305,7 @@ class Shard:
         """Make ``batch`` durable. Returns only once it committed; raises only fatal errors."""
         backoff_ms = 10
         while True:
-            if not any(item.txn_rows or item.audit or item.new_player for item in batch.items):
+            if not any(item.writes for item in batch.items):
                 return  # reads only: the writes they wait for committed with earlier batches
             payload, audit_seq, audit_hash = batch.payload(
                 self.shard_id, self._audit_seq, self._audit_hash, _now_us()
