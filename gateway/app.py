@@ -77,12 +77,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ctx = EdgeContext(settings=settings, submit=shards.submit,
                           sessions=SessionStore(redis_client, settings.session.token_ttl_s), edge_id=edge_id)
         holder.update(shards=shards, pool=pool, ctx=ctx)
-        _mount(app, ctx, settings)
+        closers = _mount(app, ctx, settings)
         log.info("gateway_ready", edge=edge_id, port=settings.server.port)
         try:
             yield
         finally:
             await shard.stop()
+            for close in closers:
+                close()
             await redis_client.aclose()
             await pool.close()
             await embedded.astop()
@@ -126,10 +128,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
-def _mount(app: Starlette, ctx: EdgeContext, settings: Settings) -> None:
-    """Add the edge routes once the context exists (they need the shard and Redis)."""
-    app.router.routes.extend(Api(ctx).routes())
-    if settings.providers.hub88.enabled:
-        from gateway.providers import hub88
+def _mount(app: Starlette, ctx: EdgeContext, settings: Settings) -> list:
+    """Add the edge routes once the context exists (they need the shard and Redis).
 
-        app.router.routes.append(hub88.routes(ctx))
+    Returns the close callbacks of what was mounted (Hub88's signing thread pool).
+    """
+    from starlette.routing import Mount
+
+    app.router.routes.extend(Api(ctx).routes())
+    closers = []
+    if settings.providers.hub88.enabled:
+        from gateway.providers.hub88 import PREFIX, Hub88Adapter
+
+        adapter = Hub88Adapter(ctx)
+        app.router.routes.append(Mount(PREFIX, routes=adapter.routes(), name="hub88"))
+        closers.append(adapter.close)
+    return closers

@@ -1,0 +1,5 @@
+"""Game-provider wallet protocols (seamless wallets), one sub-package per provider.
+
+Each adapter decodes its provider's wire format into gateway ``Command`` structs, submits
+them through the ``EdgeContext`` and encodes the ``Result`` back (shared/specs/providers.md).
+"""

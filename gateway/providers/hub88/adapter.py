@@ -1,0 +1,401 @@
+"""Hub88 protocol rules as pure functions: decoded request + game session -> Command or Refusal,
+and Result -> Hub88 response. No I/O here; ``routes.py`` does the HTTP, Redis and shard calls.
+
+Source: shared/specs/providers.md, Hub88 and "Common ground"; shared/DESIGN.md sections 3
+(money), 5 (idempotency) and 8 (errors). Rules implemented:
+
+* scope ``"hub88"`` on every command; idempotency key = ``transaction_uuid``; player =
+  ``user``; round = ``round``; game = ``game_code``.
+* amounts are integers x 100000 (``AMOUNT_SCALE``), converted exactly to minor units of
+  ``currency``; inexact, negative or above ``money.amount_minor_max`` -> refused
+  (``INVALID_AMOUNT`` -> ``RS_ERROR_WRONG_TYPES``); unknown currency ->
+  ``CURRENCY_MISMATCH`` -> ``RS_ERROR_WRONG_CURRENCY``. A bet must be > 0 (a free bet,
+  ``is_free: true``, moves no money: it becomes a zero debit); a win may be 0.
+* bet: the token must be known (else ``INVALID_TOKEN``), name ``user`` (else
+  ``INVALID_TOKEN``), not be expired (else ``TOKEN_EXPIRED``) and carry ``currency`` (else
+  ``CURRENCY_MISMATCH``). -> ``Debit``.
+* win and rollback: token expiry is NOT checked and an unknown or missing token is
+  accepted (``user`` names the player; Hub88 retries these for days); a known token naming
+  another user is refused (``INVALID_TOKEN``). -> ``Credit`` / ``Rollback``.
+* /user/balance: a known, unexpired token naming ``user`` (when sent). -> ``GetBalance`` in
+  the session's currency. /user/info: same check when a token is sent; Hub88 documents no
+  token for info, so without one the player is ``user`` and the currency is the player's
+  only wallet, if it has exactly one.
+* responses carry balance = (cash + bonus) minor units as x 100000, rounded toward zero only
+  for currencies with more than 5 decimals (``money.minor_to_scaled``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from gateway import money
+from gateway.edge.sessions import GameSession
+from gateway.providers.hub88.schemas import (
+    AMOUNT_SCALE,
+    BalanceRequest,
+    BetRequest,
+    Hub88Response,
+    RollbackRequest,
+    UserInfoRequest,
+    UserInfoResponse,
+    WinRequest,
+)
+from gateway.providers.hub88.statuses import (
+    RS_ERROR_WRONG_CURRENCY,
+    SYNTAX_STATUS,
+    status_for,
+)
+from gateway.shards.commands import Code, Credit, Debit, GetBalance, Origin, Result, Rollback
+
+SCOPE: Final = "hub88"
+
+# Bounds of the audit ``request`` dict built from what could be parsed (DESIGN.md section 4).
+_AUDIT_STR_CHARS_MAX: Final = 128
+_AUDIT_INT_ABS_MAX: Final = 10**30
+_AUDIT_FIELDS: Final = (
+    "request_uuid",
+    "user",
+    "transaction_uuid",
+    "reference_transaction_uuid",
+    "round",
+    "round_closed",
+    "game_code",
+    "currency",
+    "amount",
+    "is_free",
+    "reward_uuid",
+    "supplier_transaction_id",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A request refused by the adapter itself: audit ``code``, Hub88 ``status``, ``detail``."""
+
+    code: Code
+    detail: str
+    status: str
+
+    @classmethod
+    def of(cls, code: Code, detail: str) -> Refusal:
+        """A refusal answered with the status-table entry for ``code``."""
+        return cls(code, detail, status_for(code))
+
+    @classmethod
+    def syntax(cls, detail: str) -> Refusal:
+        """Body not JSON or too large: audited INVALID_REQUEST, answered RS_ERROR_WRONG_SYNTAX."""
+        return cls(Code.INVALID_REQUEST, detail, SYNTAX_STATUS)
+
+
+# ---- amounts ------------------------------------------------------------------------
+
+
+def amount_minor_from_wire(
+    amount: int, currency: str, *, amount_minor_max: int, allow_zero: bool
+) -> int | Refusal:
+    """Hub88 ``amount`` (major units x 100000) -> minor units of ``currency``, or a Refusal.
+
+    EUR 356000 -> 356. Refused: unknown currency (CURRENCY_MISMATCH), not exact in the
+    currency's minor unit (EUR 356001), negative, zero unless ``allow_zero``, above
+    ``amount_minor_max`` (all INVALID_AMOUNT).
+    """
+    try:
+        minor = money.minor_from_scaled(amount, AMOUNT_SCALE, currency)
+        return money.check_amount_minor(
+            minor, amount_minor_max=amount_minor_max, allow_zero=allow_zero
+        )
+    except money.AmountError as exc:
+        code = Code.CURRENCY_MISMATCH if exc.code == "unknown_currency" else Code.INVALID_AMOUNT
+        return Refusal.of(code, exc.detail)
+
+
+def balance_to_wire(amount_minor: int, currency: str) -> int:
+    """Minor units -> Hub88 balance (major units x 100000), never above the true balance."""
+    return money.minor_to_scaled(amount_minor, AMOUNT_SCALE, currency)
+
+
+# ---- session checks -------------------------------------------------------------------
+
+
+def _check_live_session(
+    session: GameSession | None, user: str | None, now_s: float
+) -> Refusal | None:
+    """Token known, naming ``user`` (if given), not expired: for bets, balance and info."""
+    if session is None:
+        return Refusal.of(Code.INVALID_TOKEN, "unknown token")
+    if user is not None and session.player_id != user:
+        return Refusal.of(Code.INVALID_TOKEN, "token was issued to another user")
+    if session.expired(now_s):
+        return Refusal.of(Code.TOKEN_EXPIRED, "token expired")
+    return None
+
+
+def _check_settlement_session(session: GameSession | None, user: str) -> Refusal | None:
+    """Wins and rollbacks: expiry not checked, unknown token fine, another user's token not."""
+    if session is not None and session.player_id != user:
+        return Refusal.of(Code.INVALID_TOKEN, "token was issued to another user")
+    return None
+
+
+# ---- request -> command -------------------------------------------------------------
+
+
+def bet_to_command(
+    req: BetRequest,
+    session: GameSession | None,
+    *,
+    now_s: float,
+    amount_minor_max: int,
+    origin: Origin | None = None,
+) -> Debit | Refusal:
+    """/transaction/bet -> Debit(amount_minor = stake in minor units), or a Refusal.
+
+    ``session`` is the token's session (None if never issued); ``now_s`` Unix seconds.
+    A free bet (``is_free: true``) is a zero debit: the player is not charged for a
+    reward round, but its key and round are recorded so its win can reference it.
+    """
+    free = req.is_free is True
+    amount = amount_minor_from_wire(
+        req.amount, req.currency, amount_minor_max=amount_minor_max, allow_zero=free
+    )
+    if isinstance(amount, Refusal):
+        return amount
+    refusal = _check_live_session(session, req.user, now_s)
+    if refusal is not None:
+        return refusal
+    assert session is not None
+    if session.currency != req.currency:
+        return Refusal.of(
+            Code.CURRENCY_MISMATCH,
+            f"bet currency {req.currency} differs from the session's {session.currency}",
+        )
+    return Debit(
+        scope=SCOPE,
+        transaction_id=req.transaction_uuid,
+        player_id=req.user,
+        currency=req.currency,
+        amount_minor=0 if free else amount,
+        round_id=req.round or req.transaction_uuid,
+        game_id=req.game_code,
+        origin=origin,
+    )
+
+
+def win_to_command(
+    req: WinRequest,
+    session: GameSession | None,
+    *,
+    amount_minor_max: int,
+    origin: Origin | None = None,
+) -> Credit | Refusal:
+    """/transaction/win -> Credit(amount_minor = payout in minor units, may be 0), or a Refusal.
+
+    Token expiry is not checked; ``session`` may be None (unknown or absent token).
+    Without ``round`` the round is the referenced bet's id, as for that bet.
+    """
+    amount = amount_minor_from_wire(
+        req.amount, req.currency, amount_minor_max=amount_minor_max, allow_zero=True
+    )
+    if isinstance(amount, Refusal):
+        return amount
+    refusal = _check_settlement_session(session, req.user)
+    if refusal is not None:
+        return refusal
+    return Credit(
+        scope=SCOPE,
+        transaction_id=req.transaction_uuid,
+        player_id=req.user,
+        currency=req.currency,
+        amount_minor=amount,
+        round_id=req.round or req.reference_transaction_uuid or req.transaction_uuid,
+        game_id=req.game_code or "",
+        bet_transaction_id=req.reference_transaction_uuid,
+        round_closed=req.round_closed is True,
+        credit_type="win",
+        origin=origin,
+    )
+
+
+def rollback_to_command(
+    req: RollbackRequest, session: GameSession | None, *, origin: Origin | None = None
+) -> Rollback | Refusal:
+    """/transaction/rollback -> Rollback of ``reference_transaction_uuid``, or a Refusal.
+
+    Token expiry is not checked. ``currency`` (used only to answer with a balance when the
+    reference is unknown) is the session's if known, else the request's if it is a known
+    currency, else None.
+    """
+    refusal = _check_settlement_session(session, req.user)
+    if refusal is not None:
+        return refusal
+    if session is not None:
+        currency: str | None = session.currency
+    else:
+        currency = req.currency if money.is_currency(req.currency) else None
+    return Rollback(
+        scope=SCOPE,
+        transaction_id=req.transaction_uuid,
+        player_id=req.user,
+        reference_transaction_id=req.reference_transaction_uuid,
+        currency=currency,
+        round_id=req.round,
+        origin=origin,
+    )
+
+
+def balance_to_command(
+    req: BalanceRequest, session: GameSession | None, *, now_s: float
+) -> GetBalance | Refusal:
+    """/user/balance -> GetBalance in the session's currency; needs a live token for ``user``."""
+    refusal = _check_live_session(session, req.user, now_s)
+    if refusal is not None:
+        return refusal
+    assert session is not None
+    return GetBalance(player_id=session.player_id, currency=session.currency)
+
+
+def info_to_command(
+    req: UserInfoRequest, session: GameSession | None, *, now_s: float
+) -> GetBalance | Refusal:
+    """/user/info -> GetBalance for ``user``.
+
+    With a token (not in Hub88's documented request, checked when sent): a live token for
+    ``user``, balance in its currency. Without one: every wallet of ``user``.
+    """
+    if req.token is None:
+        return GetBalance(player_id=req.user, currency=None)
+    refusal = _check_live_session(session, req.user, now_s)
+    if refusal is not None:
+        return refusal
+    assert session is not None
+    return GetBalance(player_id=req.user, currency=session.currency)
+
+
+# ---- result -> response ---------------------------------------------------------------
+
+
+def balance_of(result: Result, currency: str | None) -> tuple[str, int] | None:
+    """(currency, cash + bonus minor units) from a Result, or None if it carries none.
+
+    Money commands fill ``currency``/``cash_minor``/``bonus_minor``; GetBalance fills
+    ``balances``: the one in ``currency``, or the only one when ``currency`` is None.
+    """
+    if result.currency is not None and result.cash_minor is not None:
+        if currency is None or result.currency == currency:
+            return result.currency, result.cash_minor + (result.bonus_minor or 0)
+    if currency is None:
+        if len(result.balances) == 1:
+            b = result.balances[0]
+            return b.currency, b.cash_minor + b.bonus_minor
+        return None
+    for b in result.balances:
+        if b.currency == currency:
+            return b.currency, b.cash_minor + b.bonus_minor
+    return None
+
+
+def response_for_result(
+    result: Result, *, user: str | None, request_uuid: str | None, currency: str | None
+) -> Hub88Response:
+    """Bet/win/rollback answer: status from the table, balance after the operation.
+
+    Replays carry the stored outcome and balance (same mapping). Refusals by the wallet
+    (e.g. ``RS_ERROR_NOT_ENOUGH_MONEY``) carry the unchanged balance the shard reports.
+    """
+    found = balance_of(result, None)
+    if found is None:
+        return Hub88Response(
+            user=user,
+            status=status_for(result.code),
+            request_uuid=request_uuid,
+            currency=result.currency or currency,
+        )
+    cur, minor = found
+    return Hub88Response(
+        user=user,
+        status=status_for(result.code),
+        request_uuid=request_uuid,
+        currency=cur,
+        balance=balance_to_wire(minor, cur),
+    )
+
+
+def response_for_balance(
+    result: Result,
+    *,
+    user: str | None,
+    request_uuid: str | None,
+    currency: str | None,
+    info: bool = False,
+) -> Hub88Response:
+    """/user/balance and /user/info answer from a GetBalance result.
+
+    ``currency`` is the session's (None for info without a token). An OK result without a
+    wallet in that currency answers ``RS_ERROR_WRONG_CURRENCY``. Info adds ``country``.
+    """
+    status = status_for(result.code)
+    found = balance_of(result, currency)
+    if found is None and result.code is Code.OK and currency is not None:
+        status = RS_ERROR_WRONG_CURRENCY
+    fields: dict = {"user": user, "status": status, "request_uuid": request_uuid}
+    if found is not None:
+        cur, minor = found
+        fields["currency"] = cur
+        fields["balance"] = balance_to_wire(minor, cur)
+    elif currency is not None:
+        fields["currency"] = currency
+    if info:
+        return UserInfoResponse(country=result.country, **fields)
+    return Hub88Response(**fields)
+
+
+def response_for_refusal(
+    refusal: Refusal, *, user: str | None, request_uuid: str | None, currency: str | None
+) -> Hub88Response:
+    """Answer to a Refusal: its status, no balance (the wallet was not asked)."""
+    return Hub88Response(
+        user=user, status=refusal.status, request_uuid=request_uuid, currency=currency
+    )
+
+
+# ---- audit --------------------------------------------------------------------------
+
+
+def _bounded(value: object) -> object:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if -_AUDIT_INT_ABS_MAX < value < _AUDIT_INT_ABS_MAX else "<out of range>"
+    if isinstance(value, str):
+        return value[:_AUDIT_STR_CHARS_MAX]
+    return f"<{type(value).__name__}>"
+
+
+def audit_request(source: object) -> dict:
+    """A small, bounded dict of what could be read from a request, for ``record_refusal``.
+
+    ``source`` is a decoded request struct or the generic JSON value of an undecodable-but-
+    parseable body. Tokens are never copied, only whether one was sent.
+    """
+    out: dict = {}
+    if isinstance(source, dict):
+        get = source.get
+    elif source is not None and hasattr(source, "__struct_fields__"):
+        def get(name: str, default: object = None) -> object:
+            return getattr(source, name, default)
+    else:
+        return out
+    for name in _AUDIT_FIELDS:
+        value = get(name, None)
+        if value is not None:
+            out[name] = _bounded(value)
+    out["token_sent"] = get("token", None) is not None
+    return out
+
+
+def str_field(source: object, name: str) -> str | None:
+    """A string field of a request struct or generic JSON dict, bounded, else None."""
+    value = source.get(name) if isinstance(source, dict) else getattr(source, name, None)
+    return value[:_AUDIT_STR_CHARS_MAX] if isinstance(value, str) else None

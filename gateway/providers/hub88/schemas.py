@@ -1,0 +1,186 @@
+"""Hub88 wallet request and response bodies, as msgspec Structs.
+
+Source: shared/specs/providers.md, Hub88 ("Request fields", "Response", "Amounts"), and
+Hub88's Operator Wallet API reference for ``/user/info``. Every request struct ignores
+unknown fields (Hub88 adds fields over time). A field is required only where the adapter
+cannot work without it; everything else is optional.
+
+Units: ``amount`` and ``balance`` are integers equal to major units x 100000 (EUR 3.56 ->
+356000), converted exactly with ``gateway.money`` (``AMOUNT_SCALE``). No floats: a JSON
+number with a fraction or exponent is refused by the decoder (``RS_ERROR_WRONG_TYPES``).
+
+Decode errors: ``msgspec.ValidationError`` (missing field, wrong type, string too long) ->
+``RS_ERROR_WRONG_TYPES``; any other ``msgspec.DecodeError`` (not JSON) ->
+``RS_ERROR_WRONG_SYNTAX``. See ``decode_request``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final, TypeVar, Union
+
+import msgspec
+
+#: Hub88 amounts and balances are major units x 100000 (providers.md, Hub88 "Amounts").
+AMOUNT_SCALE: Final = 100_000
+
+# Bounds on identifiers: generous for Hub88's UUIDs (36 chars) and user ids, tight enough
+# to keep audit records and idempotency keys small. SessionStore.get refuses tokens > 256.
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Token = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+CurrencyCode = Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+Text = Annotated[str, msgspec.Meta(max_length=1_024)]
+
+_NULL: Final = msgspec.Raw(b"null")
+
+
+class UserInfoRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """POST /user/info. Hub88 documents only ``user`` and ``request_uuid``.
+
+    ``token`` is not part of Hub88's documented request; when a caller sends one anyway it
+    is checked like on /user/balance (README.md, "Choices").
+    """
+
+    user: UserId
+    request_uuid: Id | None = None
+    token: Token | None = None
+
+
+class BalanceRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """POST /user/balance: ``request_uuid``, ``token``, ``user``, ``game_code`` (or ``game_id``),
+    ``supplier_user``. The token is required: the player's currency comes from the session."""
+
+    token: Token
+    request_uuid: Id | None = None
+    user: UserId | None = None
+    game_code: Text | None = None
+    game_id: Union[int, Text, None] = None
+    supplier_user: Text | None = None
+
+
+class BetRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """POST /transaction/bet. ``amount`` is the stake x 100000, > 0 (0 only if ``is_free``)."""
+
+    token: Token
+    user: UserId
+    transaction_uuid: Id
+    game_code: Id
+    currency: CurrencyCode
+    amount: int
+    request_uuid: Id | None = None
+    round: Id | None = None
+    round_closed: bool | None = None
+    supplier_transaction_id: Text | None = None
+    supplier_user: Text | None = None
+    reward_uuid: Text | None = None
+    is_free: bool | None = None
+    is_aggregated: bool | None = None
+    bet: Text | None = None
+    meta: msgspec.Raw = _NULL
+
+
+class WinRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """POST /transaction/win: the bet's fields plus ``reference_transaction_uuid`` (the bet).
+
+    ``token`` and ``game_code`` are optional: wins are retried for days after the session
+    ended, and ``user`` identifies the player (providers.md, "Common ground").
+    ``amount`` is the payout x 100000, >= 0.
+    """
+
+    user: UserId
+    transaction_uuid: Id
+    currency: CurrencyCode
+    amount: int
+    token: Token | None = None
+    reference_transaction_uuid: Id | None = None
+    game_code: Id | None = None
+    request_uuid: Id | None = None
+    round: Id | None = None
+    round_closed: bool | None = None
+    supplier_transaction_id: Text | None = None
+    supplier_user: Text | None = None
+    reward_uuid: Text | None = None
+    is_free: bool | None = None
+    is_aggregated: bool | None = None
+    bet: Text | None = None
+    meta: msgspec.Raw = _NULL
+
+
+class RollbackRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """POST /transaction/rollback: undo of ``reference_transaction_uuid`` (a bet).
+
+    Hub88 sends no amount or currency; ``currency`` is accepted if present and only used to
+    answer with a balance when the session is unknown.
+    """
+
+    user: UserId
+    transaction_uuid: Id
+    reference_transaction_uuid: Id
+    token: Token | None = None
+    request_uuid: Id | None = None
+    round: Id | None = None
+    round_closed: bool | None = None
+    game_code: Id | None = None
+    currency: CurrencyCode | None = None
+    supplier_transaction_id: Text | None = None
+    supplier_user: Text | None = None
+    meta: msgspec.Raw = _NULL
+
+
+class Hub88Response(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Every Hub88 answer: ``{user, status, request_uuid, currency, balance}``.
+
+    ``balance`` is cash + bonus in major units x 100000. Fields the adapter does not know
+    (e.g. the balance on a refusal decided before the wallet was asked) are omitted, never
+    invented.
+    """
+
+    user: str | None = None
+    status: str
+    request_uuid: str | None = None
+    currency: str | None = None
+    balance: int | None = None
+
+
+class UserInfoResponse(Hub88Response, kw_only=True, omit_defaults=True):
+    """/user/info answer: the common fields plus what Hub88 documents for info that the
+    wallet knows (``country``, ISO 3166-1 alpha-2)."""
+
+    country: str | None = None
+
+
+Request = UserInfoRequest | BalanceRequest | BetRequest | WinRequest | RollbackRequest
+R = TypeVar("R", UserInfoRequest, BalanceRequest, BetRequest, WinRequest, RollbackRequest)
+
+DECODERS: Final = {
+    UserInfoRequest: msgspec.json.Decoder(UserInfoRequest),
+    BalanceRequest: msgspec.json.Decoder(BalanceRequest),
+    BetRequest: msgspec.json.Decoder(BetRequest),
+    WinRequest: msgspec.json.Decoder(WinRequest),
+    RollbackRequest: msgspec.json.Decoder(RollbackRequest),
+}
+
+_encoder: Final = msgspec.json.Encoder()
+
+
+class WrongSyntax(ValueError):
+    """The body is not JSON (``RS_ERROR_WRONG_SYNTAX``)."""
+
+
+class WrongTypes(ValueError):
+    """JSON, but a field is missing, of the wrong type or out of bounds (``RS_ERROR_WRONG_TYPES``)."""
+
+
+def decode_request(body: bytes, request_type: type[R]) -> R:
+    """Decode a raw body into ``request_type``. Raises WrongSyntax or WrongTypes."""
+    try:
+        return DECODERS[request_type].decode(body)
+    except msgspec.ValidationError as exc:
+        raise WrongTypes(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise WrongSyntax(str(exc)) from None
+
+
+def encode_response(response: Hub88Response) -> bytes:
+    """JSON bytes of a response, exactly the bytes that get signed and sent."""
+    return _encoder.encode(response)
