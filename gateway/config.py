@@ -4,8 +4,9 @@ Load order: ``config/default.toml`` from the project, then the file named by
 ``GATEWAY_CONFIG`` (if any), then environment variables. An environment variable
 ``GATEWAY_<SECTION>__<KEY>`` overrides ``[section] key`` (double underscore between section
 and key, e.g. ``GATEWAY_SHARD__BATCH_SIZE_MAX=500``); ``GATEWAY_DATABASE_URL`` and
-``GATEWAY_REDIS_URL`` are the two short forms. Values are parsed as TOML scalars when they
-look like one, so numbers and booleans work.
+``GATEWAY_REDIS_URL`` are the two short forms, and ``GATEWAY_DATA_DIR`` /
+``GATEWAY_LOG_LEVEL`` set the top-level keys. Values are converted to the setting's type
+("500" to an int, "false" to a bool), so a string setting keeps digits as text.
 
 Every limit carries its unit in its name (DESIGN.md section 9); ``Settings.check()`` refuses
 start-up when limits contradict each other.
@@ -144,11 +145,7 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _env_value(raw: str) -> object:
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
+_TOP_LEVEL_KEYS = ("data_dir", "log_level")
 
 
 def _env_overrides(environ: dict[str, str]) -> dict:
@@ -158,13 +155,17 @@ def _env_overrides(environ: dict[str, str]) -> dict:
     if environ.get("GATEWAY_REDIS_URL"):
         out.setdefault("redis", {})["url"] = environ["GATEWAY_REDIS_URL"]
     for name, raw in environ.items():
-        if not name.startswith("GATEWAY_") or "__" not in name:
+        if not name.startswith("GATEWAY_"):
             continue
         path = name[len("GATEWAY_"):].lower().split("__")
+        if len(path) == 1 and path[0] not in _TOP_LEVEL_KEYS:
+            continue
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = _env_value(raw)
+        # Raw strings: msgspec.convert(strict=False) turns "500" into 500 where an int is
+        # expected and keeps "1234" a string where a string is.
+        node[path[-1]] = raw
     return out
 
 
@@ -180,6 +181,6 @@ def load_settings(
     if extra:
         data = _merge(data, tomllib.loads(Path(extra).read_text()))
     data = _merge(data, _env_overrides(environ))
-    settings = msgspec.convert(data, Settings)
+    settings = msgspec.convert(data, Settings, strict=False)
     settings.check()
     return settings

@@ -48,8 +48,9 @@ def _order_keys(_logger: Any, _name: str, event_dict: dict) -> dict:
 
 
 def _uvicorn_access_fields(_logger: Any, _name: str, event_dict: dict) -> dict:
-    """Turn uvicorn's access-log arguments into key-values; drop other records' raw args."""
+    """Turn uvicorn's access-log arguments into key-values; drop raw args and ANSI copies."""
     args = event_dict.pop("positional_args", None)
+    event_dict.pop("color_message", None)  # uvicorn's coloured duplicate of the message
     record = event_dict.get("_record")
     if record is not None and record.name == "uvicorn.access":
         if isinstance(args, tuple) and len(args) == 5:

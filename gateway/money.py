@@ -34,7 +34,7 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 # parse numbers as IEEE doubles (JavaScript), which some providers' backends are.
 AMOUNT_MINOR_CEILING = 2**53 - 1
 
-_DECIMAL_RE = re.compile(r"^-?(\d+)(?:\.(\d+))?$")
+_DECIMAL_RE = re.compile(r"-?([0-9]+)(?:\.([0-9]+))?")
 
 
 class AmountError(ValueError):
@@ -89,7 +89,7 @@ def minor_from_decimal_str(value: str, currency: str) -> int:
     and anything that is not a plain decimal. Sign is preserved; range checks are separate.
     """
     exp = exponent(currency)
-    m = _DECIMAL_RE.match(value) if isinstance(value, str) else None
+    m = _DECIMAL_RE.fullmatch(value) if isinstance(value, str) else None
     if m is None:
         raise AmountError("invalid_amount", f"not a plain decimal amount: {value!r}")
     whole, frac = m.group(1), m.group(2) or ""

@@ -41,13 +41,13 @@ from gateway.shards.commands import (
     Withdraw,
 )
 
-PLAYER_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+PLAYER_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}\Z")
 KNOWN_PROVIDERS = ("hub88",)
 
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+\Z")]
 PlayerId = Annotated[str, msgspec.Meta(pattern=PLAYER_ID_RE.pattern)]
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3,4}$")]
-Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3,4}\Z")]
+Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}\Z")]
 
 
 # ---- request bodies -------------------------------------------------------------------
@@ -205,7 +205,7 @@ def _peek_player(raw: bytes) -> str | None:
     except msgspec.DecodeError:
         return None
     pid = data.get("player_id") if isinstance(data, dict) else None
-    return pid if isinstance(pid, str) and PLAYER_ID_RE.match(pid) else None
+    return pid if isinstance(pid, str) and PLAYER_ID_RE.fullmatch(pid) else None
 
 
 class Api:
@@ -266,7 +266,7 @@ class Api:
                 response = problem(refused.code, refused.detail)
             except money.AmountError as exc:
                 await ctx.record_refusal(
-                    scope=partner, code=Code.INVALID_AMOUNT, detail=exc.detail,
+                    scope=partner, code=_refusal_code(exc.code), detail=exc.detail,
                     origin=ctx.origin(route, request.headers.get("x-request-id")),
                     request={"body": raw[:2048].decode("utf-8", "replace")}, player_id=_peek_player(raw),
                 )
@@ -316,7 +316,7 @@ class Api:
 
     async def balance(self, request: Request, partner: str, raw: bytes) -> Response:
         player_id = request.path_params["player_id"]
-        if not PLAYER_ID_RE.match(player_id):
+        if not PLAYER_ID_RE.fullmatch(player_id):
             raise Refused("invalid_request", "malformed player id")
         result = await self.ctx.submit(GetBalance(player_id=player_id))
         if result.code is not Code.OK:

@@ -34,6 +34,9 @@ class Code(str, enum.Enum):
     # Refusals decided at the edge, recorded in the audit chain through the shard.
     INVALID_REQUEST = "invalid_request"
     INVALID_AMOUNT = "invalid_amount"
+    UNKNOWN_CURRENCY = "unknown_currency"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNKNOWN_PROVIDER = "unknown_provider"
     UNAUTHORIZED = "unauthorized"
     INVALID_SIGNATURE = "invalid_signature"
     INVALID_TOKEN = "invalid_token"
