@@ -194,15 +194,15 @@ def _decode(kind: type, raw: bytes):
         return _decoders[kind].decode(raw)
     except msgspec.ValidationError as exc:
         raise Refused("invalid_request", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise Refused("invalid_request", f"malformed JSON: {exc}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise Refused("invalid_request", f"malformed JSON: {str(exc)[:200]}") from None
 
 
 def _peek_player(raw: bytes) -> str | None:
     """Best-effort player id from a refused body, for the audit record."""
     try:
         data = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     pid = data.get("player_id") if isinstance(data, dict) else None
     return pid if isinstance(pid, str) and PLAYER_ID_RE.fullmatch(pid) else None

@@ -174,6 +174,10 @@ def _conflict_field(record: TxRecord, kind: str, command) -> str | None:
     if kind in (DEBIT, CREDIT):
         if record.round_id != command.round_id:
             return "round_id"
+        # providers.md "Common ground" counts the game too; DESIGN.md section 5 does not name
+        # it. The safer reading wins: a different game is a different transaction.
+        if record.game_id != command.game_id:
+            return "game_id"
         if kind == CREDIT and record.reference_id != command.bet_transaction_id:
             return "bet_transaction_id"
     return None
@@ -305,11 +309,14 @@ def _get_balance(state: ShardState, command: GetBalance, now_us: int) -> Applied
     balances = _balances(player)
     if command.currency is not None:
         balances = tuple(b for b in balances if b.currency == command.currency)
-    first = balances[0]
+    # currency/cash/bonus name one wallet only when the request did, or there is just one.
+    single = balances[0] if len(balances) == 1 else None
     result = Result(
-        code=Code.OK, player_id=player.player_id, currency=first.currency,
-        cash_minor=first.cash_minor, bonus_minor=first.bonus_minor, balances=balances,
-        country=player.country, player_status=player.status,
+        code=Code.OK, player_id=player.player_id,
+        currency=single.currency if single else None,
+        cash_minor=single.cash_minor if single else None,
+        bonus_minor=single.bonus_minor if single else None,
+        balances=balances, country=player.country, player_status=player.status,
     )
     # A balance that includes uncommitted writes is only shown once they are durable.
     return Applied(command, result, player_id=player.player_id, audit=False,

@@ -177,8 +177,10 @@ def decode_request(body: bytes, request_type: type[R]) -> R:
         return DECODERS[request_type].decode(body)
     except msgspec.ValidationError as exc:
         raise WrongTypes(str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise WrongSyntax(str(exc)) from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string it keeps, and
+        # RecursionError for nesting deeper than its limit: both are bad syntax, not faults.
+        raise WrongSyntax(str(exc)[:200]) from None
 
 
 def encode_response(response: Hub88Response) -> bytes:
