@@ -66,7 +66,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                                         statement_timeout_ms=settings.database.statement_timeout_ms)
             if applied:
                 log.info("migrations_applied", migrations=applied)
-        shard = Shard(settings, LedgerStore(pool, settings.shard.shard_id), claimed_by=edge_id)
+        shard = Shard(settings, LedgerStore(pool, settings.shard.shard_id), claimed_by=edge_id,
+                      on_failure=_exit_for_restart)
         await shard.start()
         shards = LocalShards({shard.shard_id: shard}, None, settings.shard.bucket_count)
         redis_client = aioredis.Redis.from_url(
@@ -91,6 +92,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             log.info("gateway_stopped", edge=edge_id)
 
     async def healthz(request: Request) -> Response:
+        shards: LocalShards | None = holder.get("shards")
+        if shards is not None and any(s.failed is not None for s in shards.shards.values()):
+            return JSONResponse({"status": "shard_failed"}, status_code=503)
         return JSONResponse({"status": "alive"})
 
     async def readyz(request: Request) -> Response:
@@ -126,6 +130,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
     )
     return app
+
+
+SHARD_FAILED_EXIT_CODE = 3
+
+
+def _exit_for_restart(exc: BaseException) -> None:
+    """A shard stopped on a broken invariant: leave the process so the supervisor restarts it.
+
+    Half a second lets the waiting callers receive their 503s. Nothing acknowledged is lost:
+    acknowledgements only follow commits, and a restart reloads from PostgreSQL.
+    """
+    import asyncio
+
+    log.critical("exiting_for_restart", exit_code=SHARD_FAILED_EXIT_CODE, error=repr(exc))
+    asyncio.get_running_loop().call_later(0.5, os._exit, SHARD_FAILED_EXIT_CODE)
 
 
 def _mount(app: Starlette, ctx: EdgeContext, settings: Settings) -> list:

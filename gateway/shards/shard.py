@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from typing import Callable
 
 import asyncpg
 
@@ -55,6 +56,11 @@ TRANSIENT_ERRORS = (
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.LockNotAvailableError,
+    # asyncpg's client state after the server dropped the connection mid-COPY (asyncpg #784);
+    # raised by pool.release() and masking the original AdminShutdownError.
+    asyncpg.exceptions.InternalClientError,
+    # "database is not currently accepting connections" (SQLSTATE 55000) at connect time.
+    asyncpg.exceptions.ObjectNotInPrerequisiteStateError,
 )
 
 
@@ -65,11 +71,18 @@ def _now_us() -> int:
 class Shard:
     """One single-writer shard. ``submit`` is the only entry point for commands."""
 
-    def __init__(self, settings: Settings, store: LedgerStore, claimed_by: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: LedgerStore,
+        claimed_by: str,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.limits = settings.shard
         self.store = store
         self.claimed_by = claimed_by
+        self.on_failure = on_failure  # the process exits here, so its supervisor restarts it
         self.shard_id = settings.shard.shard_id
         self.label = str(self.shard_id)
         self.state = ShardState(shard_id=self.shard_id, limits=settings.shard)
@@ -85,6 +98,9 @@ class Shard:
         self._space_event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+        # Held by the loop across prefetch + apply and by the flusher across _repair, so
+        # neither acts on state the other is about to replace.
+        self._state_lock = asyncio.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -159,8 +175,9 @@ class Shard:
                     await self._space_event.wait()
                     continue
                 group = [self.inbox.popleft() for _ in range(min(room, len(self.inbox), self.limits.prefetch_players_max))]
-                await self._prefetch([c for c, _ in group])
-                self._apply_group(group)
+                async with self._state_lock:
+                    await self._prefetch([c for c, _ in group])
+                    self._apply_group(group)
                 self._after_group()
                 await asyncio.sleep(0)  # let the flusher and the HTTP handlers run
         except asyncio.CancelledError:
@@ -205,11 +222,19 @@ class Shard:
             if isinstance(command, RecordRefusal):
                 continue
             player_id = command.player_id
-            resident = player_id in state.players or player_id in cold
+            resident = player_id in state.players  # not "or in cold": every cold command's key
             if not resident:
                 cold[player_id] = None
             transaction_id = getattr(command, "transaction_id", None)
-            if transaction_id is not None and not resident:
+            # A credit/rollback whose bet is not open in memory may be a retry whose own
+            # outcome was evicted or predates a restart: its reference check would refuse it
+            # (settled / rolled back) before the unique constraint could catch it.
+            ref_finished = False
+            if resident and isinstance(command, (Credit, Rollback)):
+                player = state.players.get(player_id)
+                ref_id = command.bet_transaction_id if isinstance(command, Credit) else command.reference_transaction_id
+                ref_finished = ref_id is not None and (player is None or (command.scope, ref_id) not in player.open_bets)
+            if transaction_id is not None and (not resident or ref_finished):
                 # A cold player's retry (after restart or eviction) finds its stored outcome here
                 # instead of through a key conflict at commit.
                 key = (command.scope, transaction_id)
@@ -316,7 +341,8 @@ class Shard:
                 metrics.key_conflicts_total.labels(self.label).inc()
                 log.info("key_conflict_reapply", shard=self.shard_id, batch_id=batch.seq,
                          keys=len(conflict.keys))
-                await self._repair(batch, conflict.keys)
+                async with self._state_lock:
+                    await self._repair(batch, conflict.keys)
                 continue
             except FenceError:
                 raise
@@ -380,6 +406,12 @@ class Shard:
         for item in moved:
             for key in item.keys:
                 state.keys.pop(key, None)
+            # Bets whose state a discarded apply changed (settled / rolled back in memory):
+            # take them back from the database too, or the re-apply sees the discarded change.
+            for key, _ in item.bet_updates:
+                record = state.keys.get(key)
+                if record is not None and record.player_id in affected:
+                    del state.keys[key]
         for player_id in affected:
             state.players.pop(player_id, None)
         self._install(sorted(affected), sorted(refs), fetched)
@@ -414,6 +446,8 @@ class Shard:
         for task in self._tasks:
             if task is not asyncio.current_task():
                 task.cancel()
+        if self.on_failure is not None:
+            self.on_failure(exc)
 
     def _fail_waiting(self, exc: Exception) -> None:
         batches = [b for b in (self._inflight, self._open) if b is not None]
