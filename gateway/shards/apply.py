@@ -171,6 +171,8 @@ def _conflict_field(record: TxRecord, kind: str, command) -> str | None:
         return "currency"
     if record.amount_minor != command.amount_minor:
         return "amount_minor"
+    if kind == DEPOSIT and (record.bonus_delta_minor > 0) != command.bonus:
+        return "bonus"
     if kind in (DEBIT, CREDIT):
         if record.round_id != command.round_id:
             return "round_id"
@@ -270,7 +272,7 @@ def _stored_refusal(state, command, kind, player, code: Code, detail: str, now_u
 def _create_player(state: ShardState, command: CreatePlayer, now_us: int) -> Applied:
     player = _player(state, command.player_id)
     if player is not None:
-        same = tuple(player.wallets) == tuple(command.currencies) and player.country == command.country
+        same = tuple(player.wallets) == tuple(sorted(set(command.currencies))) and player.country == command.country
         result = Result(
             code=Code.OK if same else Code.PLAYER_EXISTS,
             player_id=player.player_id,
@@ -285,7 +287,8 @@ def _create_player(state: ShardState, command: CreatePlayer, now_us: int) -> App
         player_id=command.player_id,
         country=command.country,
         status=PLAYER_ACTIVE,
-        wallets={c: Wallet() for c in command.currencies},
+        # Sorted: the order wallets come back in from PostgreSQL after a reload.
+        wallets={c: Wallet() for c in sorted(set(command.currencies))},
         new=True,
     )
     state.players[command.player_id] = player
@@ -452,6 +455,11 @@ def _rollback(state: ShardState, command: Rollback, now_us: int) -> Applied:
     refusal = _common_refusal(state, command, player)
     if refusal is not None:
         return refusal
+    if command.reference_transaction_id == command.transaction_id:
+        # It would store the rollback and its tombstone under one key.
+        return Applied(command, _balance_result(
+            Code.INVALID_REQUEST, command, player, command.currency,
+            detail="a rollback cannot name its own transaction id"), player_id=command.player_id)
     ref_key = (command.scope, command.reference_transaction_id)
     bet = _lookup(state, ref_key, player)
     assert bet is not None or ref_key in state.absent_keys, "reference not prefetched"
@@ -537,6 +545,7 @@ def _reference_refusal(command, player: PlayerState, bet: TxRecord | None, curre
 
 def _finish_bet(state: ShardState, applied: Applied, player: PlayerState, bet: TxRecord, bet_state: str) -> None:
     bet.bet_state = bet_state
+    bet.batch_seq = state.open_seq  # its new state is uncommitted: not evictable until it is
     player.open_bets.pop(bet.key, None)
     state.remember(bet)
     applied.bet_updates.append(bet)

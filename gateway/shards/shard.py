@@ -280,9 +280,14 @@ class Shard:
             state.players[player_id] = PlayerState(player_id, country, status, wallets)
         for record in fetched.open_bets:
             player = state.players.get(record.player_id)
-            if player is not None and record.key not in player.open_bets and record.key not in state.keys:
+            if player is None or record.key in player.open_bets:
+                continue
+            resident = state.keys.get(record.key)
+            if resident is None:
                 player.open_bets[record.key] = record
                 state.remember(record)
+            elif resident.bet_state == BET_OPEN:
+                player.open_bets[record.key] = resident  # memory is newer than the database
         found = set()
         for record in fetched.records:
             found.add(record.key)
