@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import sys
 import time
 from typing import Callable
 
@@ -276,8 +277,9 @@ class Shard:
                 state.players[player_id] = None
                 continue
             country, status = fetched.players[player_id]
-            wallets = {c: Wallet(v[0], v[1]) for c, v in fetched.wallets[player_id].items()}
-            state.players[player_id] = PlayerState(player_id, country, status, wallets)
+            # Interned: a million resident players share a handful of these strings.
+            wallets = {sys.intern(c): Wallet(v[0], v[1]) for c, v in fetched.wallets[player_id].items()}
+            state.players[player_id] = PlayerState(player_id, sys.intern(country), sys.intern(status), wallets)
         for record in fetched.open_bets:
             player = state.players.get(record.player_id)
             if player is None or record.key in player.open_bets:
