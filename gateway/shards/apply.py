@@ -208,6 +208,16 @@ def _replay(state: ShardState, command, kind: str, player: PlayerState | None) -
     return Applied(command, _record_result(record, replayed=True), player_id=command.player_id)
 
 
+def _begin(state: ShardState, command, kind: str) -> tuple[PlayerState | None, Applied | None]:
+    """Common start of a money command: the player, and the early answer if there is one
+    (a replay or conflict of a known key, an unknown player, a currency the player lacks)."""
+    player = _player(state, command.player_id)
+    early = _replay(state, command, kind, player)
+    if early is None:
+        early = _common_refusal(state, command, player)
+    return player, early
+
+
 def _mark_dirty(state: ShardState, player: PlayerState) -> None:
     player.dirty_seq = state.open_seq
 
@@ -327,13 +337,9 @@ def _get_balance(state: ShardState, command: GetBalance, now_us: int) -> Applied
 
 
 def _deposit(state: ShardState, command: Deposit, now_us: int) -> Applied:
-    player = _player(state, command.player_id)
-    replay = _replay(state, command, DEPOSIT, player)
-    if replay is not None:
-        return replay
-    refusal = _common_refusal(state, command, player)
-    if refusal is not None:
-        return refusal
+    player, early = _begin(state, command, DEPOSIT)
+    if early is not None:
+        return early
     wallet = player.wallets[command.currency]
     applied = Applied(command, Result(code=Code.OK), player_id=player.player_id)
     if command.bonus:
@@ -351,13 +357,9 @@ def _deposit(state: ShardState, command: Deposit, now_us: int) -> Applied:
 
 
 def _withdraw(state: ShardState, command: Withdraw, now_us: int) -> Applied:
-    player = _player(state, command.player_id)
-    replay = _replay(state, command, WITHDRAW, player)
-    if replay is not None:
-        return replay
-    refusal = _common_refusal(state, command, player)
-    if refusal is not None:
-        return refusal
+    player, early = _begin(state, command, WITHDRAW)
+    if early is not None:
+        return early
     wallet = player.wallets[command.currency]
     if wallet.cash_minor < command.amount_minor:
         return _stored_refusal(state, command, WITHDRAW, player, Code.INSUFFICIENT_FUNDS,
@@ -372,13 +374,9 @@ def _withdraw(state: ShardState, command: Withdraw, now_us: int) -> Applied:
 
 
 def _debit(state: ShardState, command: Debit, now_us: int) -> Applied:
-    player = _player(state, command.player_id)
-    replay = _replay(state, command, DEBIT, player)
-    if replay is not None:
-        return replay
-    refusal = _common_refusal(state, command, player)
-    if refusal is not None:
-        return refusal
+    player, early = _begin(state, command, DEBIT)
+    if early is not None:
+        return early
     if player.status != PLAYER_ACTIVE:
         return _stored_refusal(state, command, DEBIT, player, Code.PLAYER_BLOCKED,
                                f"player is {player.status}", now_us)
@@ -411,13 +409,9 @@ def _debit(state: ShardState, command: Debit, now_us: int) -> Applied:
 
 
 def _credit(state: ShardState, command: Credit, now_us: int) -> Applied:
-    player = _player(state, command.player_id)
-    replay = _replay(state, command, CREDIT, player)
-    if replay is not None:
-        return replay
-    refusal = _common_refusal(state, command, player)
-    if refusal is not None:
-        return refusal
+    player, early = _begin(state, command, CREDIT)
+    if early is not None:
+        return early
     bet: TxRecord | None = None
     if command.bet_transaction_id is not None:
         bet_key = (command.scope, command.bet_transaction_id)
@@ -448,13 +442,9 @@ def _credit(state: ShardState, command: Credit, now_us: int) -> Applied:
 
 
 def _rollback(state: ShardState, command: Rollback, now_us: int) -> Applied:
-    player = _player(state, command.player_id)
-    replay = _replay(state, command, ROLLBACK, player)
-    if replay is not None:
-        return replay
-    refusal = _common_refusal(state, command, player)
-    if refusal is not None:
-        return refusal
+    player, early = _begin(state, command, ROLLBACK)
+    if early is not None:
+        return early
     if command.reference_transaction_id == command.transaction_id:
         # It would store the rollback and its tombstone under one key.
         return Applied(command, _balance_result(
