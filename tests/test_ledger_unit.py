@@ -13,7 +13,7 @@ import pytest
 
 from gateway import money
 from gateway.config import Settings, load_settings
-from gateway.ledger.audit import GENESIS_HASH, canonical, chain_hash, command_inputs, verify_chain
+from gateway.ledger.audit import GENESIS_HASH, chain_hash, verify_chain
 from gateway.money import AmountError
 from gateway.shards.commands import Debit, Origin
 from gateway.shards.router import bucket_of
@@ -225,17 +225,37 @@ def make_chain(n: int = 5) -> list[tuple[int, bytes, bytes, str]]:
     rows = []
     prev = GENESIS_HASH
     for seq in range(1, n + 1):
-        record = canonical({"seq": seq, "kind": "debit", "player_id": f"p{seq}", "amount_minor": seq * 100,
-                            "code": "ok"}).decode()
+        record = orjson.dumps({"seq": seq, "kind": "debit", "player_id": f"p{seq}", "amount_minor": seq * 100,
+                               "code": "ok"}).decode()
         h = chain_hash(prev, record.encode())
         rows.append((seq, prev, h, record))
         prev = h
     return rows
 
 
-def test_canonical_is_sorted_compact_json():
-    assert canonical({"b": 1, "a": {"d": 2, "c": [3, "é"]}}) == '{"a":{"c":[3,"é"],"d":2},"b":1}'.encode()
-    assert canonical({"x": 1, "y": 2}) == canonical({"y": 2, "x": 1})
+def test_batch_audit_rows_chain_and_carry_inputs():
+    from gateway.config import ShardSettings
+    from gateway.shards.apply import apply
+    from gateway.shards.batch import Batch, make_item
+    from gateway.shards.state import PlayerState, ShardState, Wallet
+
+    state = ShardState(shard_id=0, limits=ShardSettings())
+    state.players["p1"] = PlayerState("p1", "MT", "active", {"EUR": Wallet(1_000, 0)})
+    origin = Origin(edge="e1", route="POST /v1/wallet/debit", request_id="rq", received_at_us=7)
+    batch = Batch(seq=1)
+    for i, amount in enumerate((100, 5_000)):  # the second is refused: insufficient funds
+        command = Debit(scope="demo", transaction_id=f"t{i}", player_id="p1", currency="EUR",
+                        amount_minor=amount, round_id="r", game_id="g", origin=origin)
+        batch.items.append(make_item(apply(state, command, 1_000 + i), None, 0))
+    payload, last_seq, last_hash = batch.payload(0, 0, GENESIS_HASH, 2_000)
+    rows = [(r[1], r[10], r[11], r[9]) for r in payload.audit_rows]
+    assert verify_chain(rows) == (True, None, 2)
+    assert (last_seq, last_hash) == (2, payload.audit_rows[-1][11])
+    first, second = (orjson.loads(r[3]) for r in rows)
+    assert first["request"]["origin"] == {"edge": "e1", "route": "POST /v1/wallet/debit",
+                                          "request_id": "rq", "received_at_us": 7}
+    assert first["request"]["amount_minor"] == 100 and first["code"] == "ok"
+    assert second["code"] == "insufficient_funds" and second["result"]["cash_minor"] == 900
 
 
 def test_chain_hash_is_sha256_of_prev_and_record():
@@ -299,16 +319,6 @@ def test_swapped_rows_detected():
     rows = make_chain(5)
     rows[1], rows[2] = rows[2], rows[1]
     assert verify_chain(rows) == (False, 3, 1)
-
-
-def test_command_inputs_drop_origin():
-    command = Debit(scope="demo", transaction_id="t1", player_id="p1", currency="EUR", amount_minor=5,
-                    round_id="r", game_id="g", origin=Origin(edge="e", route="x", request_id="rq", received_at_us=1))
-    inputs = command_inputs(command)
-    assert "origin" not in inputs
-    assert inputs == {"type": "debit", "scope": "demo", "transaction_id": "t1", "player_id": "p1",
-                      "currency": "EUR", "amount_minor": 5, "round_id": "r", "game_id": "g"}
-    assert orjson.loads(canonical(inputs)) == inputs
 
 
 # ==== configuration =====================================================================

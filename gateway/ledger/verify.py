@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from gateway.ledger.audit import verify_chain
+from gateway.ledger.audit import ChainVerifier
 
 
 async def verify_ledger(conn: asyncpg.Connection, audit_page_rows: int = 10_000) -> dict:
@@ -59,25 +59,18 @@ async def verify_ledger(conn: asyncpg.Connection, audit_page_rows: int = 10_000)
 
 async def _verify_shard_chain(conn: asyncpg.Connection, shard_id: int, page_rows: int) -> tuple[bool, int | None, int]:
     """Verify one chain page by page (bounded memory)."""
-    from gateway.ledger.audit import GENESIS_HASH, chain_hash
-
-    prev = GENESIS_HASH
-    next_seq = 1
-    checked = 0
+    verifier = ChainVerifier()
     while True:
         rows = await conn.fetch(
             """SELECT seq, prev_hash, hash, record FROM audit_log
                WHERE shard_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3""",
-            shard_id, next_seq, page_rows,
+            shard_id, verifier.next_seq, page_rows,
         )
         if not rows:
-            return True, None, checked
+            return True, None, verifier.checked
         for r in rows:
-            if r["seq"] != next_seq or bytes(r["prev_hash"]) != prev or chain_hash(prev, r["record"].encode()) != bytes(r["hash"]):
-                return False, r["seq"], checked
-            prev = bytes(r["hash"])
-            next_seq += 1
-            checked += 1
+            if not verifier.feed(r["seq"], r["prev_hash"], r["hash"], r["record"]):
+                return False, verifier.first_bad_seq, verifier.checked
 
 
-__all__ = ["verify_ledger", "verify_chain"]
+__all__ = ["verify_ledger"]
