@@ -23,6 +23,7 @@ from starlette.routing import Route
 from gateway.config import Settings, load_settings
 from gateway.edge.api_v1 import Api
 from gateway.edge.context import EdgeContext
+from gateway.edge.fastpath import FastPath
 from gateway.edge.openapi import build_openapi
 from gateway.edge.problems import problem
 from gateway.edge.sessions import SessionStore
@@ -45,12 +46,18 @@ async def open_pool(settings: Settings, url: str, size_max: int | None = None) -
         max_size=size_max or settings.database.pool_size_max,
         timeout=settings.database.connect_timeout_ms / 1000,
         command_timeout=settings.database.statement_timeout_ms / 1000,
-        server_settings={"application_name": "wallet-gateway"},
+        server_settings={
+            "application_name": "wallet-gateway",
+            "statement_timeout": str(settings.database.statement_timeout_ms),
+        },
     )
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the app. Settings default to ``load_settings()`` (config files + environment)."""
+def create_app(settings: Settings | None = None) -> FastPath:
+    """Build the app. Settings default to ``load_settings()`` (config files + environment).
+
+    Returns the Starlette app behind ``FastPath`` (direct dispatch of the money routes).
+    """
     settings = settings or load_settings()
     edge_id = settings.server.edge_id or f"{socket.gethostname()}:{os.getpid()}"
     holder: dict = {}
@@ -78,7 +85,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ctx = EdgeContext(settings=settings, submit=shards.submit,
                           sessions=SessionStore(redis_client, settings.session.token_ttl_s), edge_id=edge_id)
         holder.update(shards=shards, pool=pool, ctx=ctx)
-        closers = _mount(app, ctx, settings)
+        closers = _mount(app, fast, ctx, settings)
         log.info("gateway_ready", edge=edge_id, port=settings.server.port)
         try:
             yield
@@ -129,7 +136,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
     )
-    return app
+    fast = FastPath(app)
+    return fast
 
 
 SHARD_FAILED_EXIT_CODE = 3
@@ -147,7 +155,7 @@ def _exit_for_restart(exc: BaseException) -> None:
     asyncio.get_running_loop().call_later(0.5, os._exit, SHARD_FAILED_EXIT_CODE)
 
 
-def _mount(app: Starlette, ctx: EdgeContext, settings: Settings) -> list:
+def _mount(app: Starlette, fast: FastPath, ctx: EdgeContext, settings: Settings) -> list:
     """Add the edge routes once the context exists (they need the shard and Redis).
 
     Returns the close callbacks of what was mounted (Hub88's signing thread pool).
@@ -162,4 +170,5 @@ def _mount(app: Starlette, ctx: EdgeContext, settings: Settings) -> list:
         adapter = Hub88Adapter(ctx)
         app.router.routes.append(Mount(PREFIX, routes=adapter.routes(), name="hub88"))
         closers.append(adapter.close)
+    fast.add_routes(app.router.routes)
     return closers

@@ -1,16 +1,18 @@
 """PostgreSQL I/O of a shard: claim its lease, prefetch cold state, commit a batch.
 
 Protocol state lives in the shard (``gateway/shards``); this module only moves rows. A batch
-is written in ONE database transaction with array parameters (``unnest``) and COPY:
+is ONE statement, ``SELECT gateway_write_batch(...)`` (migration 0002), with every row passed
+as arrays, sent outside an explicit transaction so that its implicit transaction commits
+before the one reply. Inside, in order:
 
 1. fence: ``SELECT epoch FROM shard_leases WHERE shard_id = $1 FOR SHARE`` must equal the
-   epoch the shard claimed, else ``FenceError`` (DESIGN.md section 6);
-2. transactions: ``INSERT .. ON CONFLICT (scope, transaction_id) DO NOTHING RETURNING``; if a
-   key already existed the transaction is rolled back and ``KeyConflict`` names the keys, so
-   the shard can re-apply with the stored outcomes (DESIGN.md section 5, "let the unique
+   epoch the shard claimed, else SQLSTATE GW001 -> ``FenceError`` (DESIGN.md section 6);
+2. transactions: ``INSERT .. ON CONFLICT (scope, transaction_id) DO NOTHING``; if a key
+   already existed the statement aborts with GW002 -> ``KeyConflict`` naming the keys, so the
+   shard can re-apply with the stored outcomes (DESIGN.md section 5, "let the unique
    constraint catch it and re-apply the batch");
-3. new players, account balances (players absolute, house accounts by delta), entries
-   (COPY), bet-state updates, round closes, audit rows (COPY); then COMMIT.
+3. new players, account balances (players absolute, house accounts by delta), entries,
+   bet-state updates, round closes, audit rows.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import asyncpg
+import orjson
 
-from gateway.shards.state import ROW_CREATED_AT, ROW_SCOPE, ROW_TRANSACTION_ID, TXN_COLUMNS, Key, TxRecord
+from gateway.shards.state import ROW_CREATED_AT, TXN_COLUMNS, Key, TxRecord
 
 
 class FenceError(Exception):
@@ -60,15 +63,6 @@ class BatchPayload:
 
 
 _TXN_COLUMNS = ", ".join(TXN_COLUMNS)
-_TXN_INSERT = f"""
-INSERT INTO transactions ({_TXN_COLUMNS})
-SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[],
-                     $12::bigint[], $13::bigint[], $14::text[], $15::text[], $16::text[],
-                     $17::text[], $18::text[], $19::timestamptz[])
-ON CONFLICT (scope, transaction_id) DO NOTHING
-RETURNING scope, transaction_id
-"""
 
 
 def record_from_row(row: asyncpg.Record) -> TxRecord:
@@ -175,74 +169,42 @@ class LedgerStore:
                 ]
         return result
 
-    async def write_batch(self, payload: BatchPayload, epoch: int, statement_timeout_ms: int) -> None:
-        """Commit one batch in one transaction. Raises FenceError, KeyConflict or I/O errors."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
-            held = await conn.fetchval(
-                "SELECT epoch FROM shard_leases WHERE shard_id = $1 FOR SHARE", self.shard_id
-            )
-            if held != epoch:
-                raise FenceError(f"shard {self.shard_id} lease epoch is {held}, this process holds {epoch}")
-            if payload.txns:
-                t = payload.txns
-                columns = [list(c) for c in zip(*t)]
-                columns[ROW_CREATED_AT] = [ts(us) for us in columns[ROW_CREATED_AT]]
-                inserted = await conn.fetch(_TXN_INSERT, *columns)
-                if len(inserted) != len(t):
-                    got = {(r["scope"], r["transaction_id"]) for r in inserted}
-                    keys = [(r[ROW_SCOPE], r[ROW_TRANSACTION_ID]) for r in t]
-                    raise KeyConflict([k for k in keys if k not in got])
-            if payload.new_players:
-                p = payload.new_players
-                await conn.execute(
-                    """INSERT INTO players (player_id, country, status, created_by, created_at)
-                       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])""",
-                    [x[0] for x in p], [x[1] for x in p], [x[2] for x in p], [x[3] for x in p], [x[4] for x in p],
-                )
-            if payload.player_accounts:
-                items = sorted(payload.player_accounts.items())
-                await conn.execute(
-                    """INSERT INTO accounts (account, currency, player_id, balance_minor)
-                       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-                       ON CONFLICT (account, currency) DO UPDATE SET balance_minor = EXCLUDED.balance_minor""",
-                    [k[0] for k, _ in items], [k[1] for k, _ in items],
-                    [v[0] for _, v in items], [v[1] for _, v in items],
-                )
-            if payload.house_deltas:
-                items = sorted(payload.house_deltas.items())
-                await conn.execute(
-                    """INSERT INTO accounts (account, currency, player_id, balance_minor)
-                       SELECT a, c, NULL, d FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(a, c, d)
-                       ON CONFLICT (account, currency)
-                       DO UPDATE SET balance_minor = accounts.balance_minor + EXCLUDED.balance_minor""",
-                    [k[0] for k, _ in items], [k[1] for k, _ in items], [v for _, v in items],
-                )
-            if payload.entries:
-                await conn.copy_records_to_table(
-                    "entries", records=payload.entries,
-                    columns=("txn_id", "account", "currency", "delta_minor"),
-                )
-            if payload.bet_updates:
-                items = list(payload.bet_updates.items())
-                await conn.execute(
-                    """UPDATE transactions t SET bet_state = u.state
-                       FROM unnest($1::text[], $2::text[], $3::text[]) AS u(scope, key, state)
-                       WHERE t.scope = u.scope AND t.transaction_id = u.key""",
-                    [k[0] for k, _ in items], [k[1] for k, _ in items], [v for _, v in items],
-                )
-            if payload.round_closes:
-                rc = sorted(payload.round_closes)
-                await conn.execute(
-                    """UPDATE transactions t SET bet_state = 'settled'
-                       FROM unnest($1::text[], $2::text[], $3::text[]) AS u(player_id, scope, round_id)
-                       WHERE t.bet_state = 'open' AND t.player_id = u.player_id
-                         AND t.scope = u.scope AND t.round_id = u.round_id""",
-                    [x[0] for x in rc], [x[1] for x in rc], [x[2] for x in rc],
-                )
-            if payload.audit_rows:
-                await conn.copy_records_to_table(
-                    "audit_log", records=payload.audit_rows,
-                    columns=("shard_id", "seq", "batch_id", "recorded_at", "kind", "scope",
-                             "transaction_id", "player_id", "code", "record", "prev_hash", "hash"),
-                )
+    async def write_batch(self, payload: BatchPayload, epoch: int) -> None:
+        """Commit one batch: ONE statement, its implicit transaction commits before the reply.
+
+        Raises FenceError, KeyConflict, or the driver's I/O / server errors. The statement
+        timeout is the pool's (``database.statement_timeout_ms``).
+        """
+        t = payload.txns
+        txn_columns = [list(c) for c in zip(*t)] if t else [[] for _ in TXN_COLUMNS]
+        txn_columns[ROW_CREATED_AT] = [ts(us) for us in txn_columns[ROW_CREATED_AT]]
+        del txn_columns[1]  # shard_id: the function's own parameter
+        p = payload.new_players
+        accounts = sorted(payload.player_accounts.items())
+        house = sorted(payload.house_deltas.items())
+        e = payload.entries
+        bets = list(payload.bet_updates.items())
+        rounds = sorted(payload.round_closes)
+        a = payload.audit_rows
+        args = [
+            self.shard_id, epoch, *txn_columns,
+            [x[0] for x in p], [x[1] for x in p], [x[2] for x in p], [x[3] for x in p], [x[4] for x in p],
+            [k[0] for k, _ in accounts], [k[1] for k, _ in accounts], [v[0] for _, v in accounts], [v[1] for _, v in accounts],
+            [k[0] for k, _ in house], [k[1] for k, _ in house], [v for _, v in house],
+            [x[0] for x in e], [x[1] for x in e], [x[2] for x in e], [x[3] for x in e],
+            [k[0] for k, _ in bets], [k[1] for k, _ in bets], [v for _, v in bets],
+            [x[0] for x in rounds], [x[1] for x in rounds], [x[2] for x in rounds],
+            *([x[i] for x in a] for i in range(1, 12)),
+        ]
+        try:
+            async with self.pool.acquire() as conn:
+                await conn.fetchval(_WRITE_BATCH, *args)
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate == "GW001":
+                raise FenceError(exc.args[0] if exc.args else "lease epoch moved") from None
+            if exc.sqlstate == "GW002":
+                raise KeyConflict([tuple(k) for k in orjson.loads(exc.detail or "[]")]) from None
+            raise
+
+
+_WRITE_BATCH = "SELECT gateway_write_batch(" + ", ".join(f"${i}" for i in range(1, 54)) + ")"

@@ -144,9 +144,12 @@ def _balance_result(
     )
 
 
+_CODE_BY_VALUE = {c.value: c for c in Code}  # a dict lookup; Code(value) is slow on the hot path
+
+
 def _record_result(record: TxRecord, replayed: bool) -> Result:
     return Result(
-        code=Code(record.code),
+        code=_CODE_BY_VALUE[record.code],
         player_id=record.player_id,
         transaction_id=record.transaction_id,
         currency=record.currency,

@@ -343,7 +343,7 @@ class Shard:
                 self.shard_id, self._audit_seq, self._audit_hash, _now_us()
             )
             try:
-                await self.store.write_batch(payload, self.epoch, self.settings.database.statement_timeout_ms)
+                await self.store.write_batch(payload, self.epoch)
             except KeyConflict as conflict:
                 metrics.key_conflicts_total.labels(self.label).inc()
                 log.info("key_conflict_reapply", shard=self.shard_id, batch_id=batch.seq,
