@@ -28,6 +28,7 @@ from gateway.edge.openapi import build_openapi
 from gateway.edge.problems import problem
 from gateway.edge.sessions import SessionStore
 from gateway.embedded import EmbeddedServices
+from gateway.ledger.io_thread import DatabaseThread, ThreadedStore
 from gateway.ledger.migrate import migrate
 from gateway.ledger.store import LedgerStore
 from gateway.logs import get_logger
@@ -66,15 +67,19 @@ def create_app(settings: Settings | None = None) -> FastPath:
     async def lifespan(app: Starlette):
         embedded = EmbeddedServices(settings)
         await embedded.astart()
-        pool = await open_pool(settings, embedded.database_url)
         if not settings.database.url or os.environ.get("GATEWAY_MIGRATE_ON_START") == "1":
-            async with pool.acquire() as conn:
+            conn = await asyncpg.connect(embedded.database_url)
+            try:
                 applied = await migrate(conn, lock_timeout_ms=settings.database.lock_timeout_ms,
                                         statement_timeout_ms=settings.database.statement_timeout_ms)
+            finally:
+                await conn.close()
             if applied:
                 log.info("migrations_applied", migrations=applied)
-        shard = Shard(settings, LedgerStore(pool, settings.shard.shard_id), claimed_by=edge_id,
-                      on_failure=_exit_for_restart)
+        db_thread = DatabaseThread()
+        pool = await db_thread.call(open_pool, settings, embedded.database_url)
+        store = ThreadedStore(LedgerStore(pool, settings.shard.shard_id), db_thread)
+        shard = Shard(settings, store, claimed_by=edge_id, on_failure=_exit_for_restart)
         await shard.start()
         shards = LocalShards({shard.shard_id: shard}, None, settings.shard.bucket_count)
         redis_client = aioredis.Redis.from_url(
@@ -94,7 +99,8 @@ def create_app(settings: Settings | None = None) -> FastPath:
             for close in closers:
                 close()
             await redis_client.aclose()
-            await pool.close()
+            await db_thread.call(pool.close)
+            db_thread.stop()
             await embedded.astop()
             log.info("gateway_stopped", edge=edge_id)
 

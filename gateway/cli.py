@@ -44,6 +44,9 @@ def serve(config: str | None, host: str | None, port: int | None) -> None:
     from gateway.app import create_app
 
     settings = _settings(config, server__host=host, server__port=port)
+    # The database thread (gateway/ledger/io_thread.py) needs the GIL briefly per batch; the
+    # default 5 ms switch interval would make each of its steps wait behind HTTP work.
+    sys.setswitchinterval(0.0005)
     uvicorn.run(
         create_app(settings),
         host=settings.server.host,

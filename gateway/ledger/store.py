@@ -169,6 +169,14 @@ class LedgerStore:
                 ]
         return result
 
+    async def batch_committed(self, batch_id: int) -> bool:
+        """Did batch ``batch_id`` of this shard commit? (Its audit rows exist.)"""
+        async with self.pool.acquire() as conn:
+            return bool(await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM audit_log WHERE shard_id = $1 AND batch_id = $2)",
+                self.shard_id, batch_id,
+            ))
+
     async def write_batch(self, payload: BatchPayload, epoch: int) -> None:
         """Commit one batch: ONE statement, its implicit transaction commits before the reply.
 

@@ -370,11 +370,7 @@ class Shard:
         """After a lost connection: did the COMMIT reach the server before it went away?"""
         while True:
             try:
-                async with self.store.pool.acquire() as conn:
-                    return bool(await conn.fetchval(
-                        "SELECT EXISTS (SELECT 1 FROM audit_log WHERE shard_id = $1 AND batch_id = $2)",
-                        self.shard_id, batch.seq,
-                    ))
+                return await self.store.batch_committed(batch.seq)
             except TRANSIENT_ERRORS as exc:
                 log.warning("flush_check_retry", shard=self.shard_id, error=repr(exc))
                 await asyncio.sleep(0.2)

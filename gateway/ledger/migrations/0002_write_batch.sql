@@ -35,7 +35,11 @@ CREATE FUNCTION gateway_write_batch(
     l_seq bigint[], l_batch_id bigint[], l_recorded_at timestamptz[], l_kind text[], l_scope text[],
     l_transaction_id text[], l_player_id text[], l_code text[], l_record text[], l_prev_hash bytea[],
     l_hash bytea[]
-) RETURNS integer LANGUAGE plpgsql AS $$
+) RETURNS integer LANGUAGE plpgsql
+-- Custom plans: a generic plan cannot see the arrays' sizes and chose sequential scans of
+-- transactions for the bet-state updates (seen in pg_stat_user_tables under load).
+SET plan_cache_mode = force_custom_plan
+AS $$
 DECLARE
     held bigint;
     inserted integer;
