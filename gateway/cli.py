@@ -110,6 +110,26 @@ def verify_ledger_cmd(config: str | None) -> None:
     sys.exit(0 if report["ok"] else 1)
 
 
+@main.command("prune-keys")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+def prune_keys_cmd(config: str | None) -> None:
+    """Delete idempotency records older than money.idempotency_retention_days (open bets kept).
+
+    Run it daily (cron, a Kubernetes CronJob). A retry older than the retention is then
+    treated as new, which is what the retention promises providers.
+    """
+    from gateway.ledger.store import prune_idempotency_keys
+
+    settings = _settings(config)
+    days = settings.money.idempotency_retention_days
+
+    async def run(conn):
+        return await prune_idempotency_keys(conn, days)
+
+    deleted = asyncio.run(_with_conn(settings, run))
+    click.echo(orjson.dumps({"deleted": deleted, "retention_days": days}).decode())
+
+
 @main.command("audit-export")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False))
 @click.option("--player", default=None, help="Only this player's records.")

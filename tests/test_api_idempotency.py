@@ -649,3 +649,33 @@ async def test_refusal_for_unknown_player_is_not_stored(client, gateway, path):
     assert await txn_rows(gateway, txn) == []
     audits = await audit_rows(gateway, txn)
     assert [(a["code"], a["player_id"]) for a in audits] == [("unknown_player", player)]
+
+
+async def test_prune_keeps_recent_keys_and_open_bets_and_drops_old_ones(client, gateway):
+    """Retention (DESIGN.md section 5): only outcomes older than the retention go; open bets stay."""
+    from gateway.ledger.store import prune_idempotency_keys
+
+    player = await new_player(client, deposit_minor=1_000)
+    old_settled, old_open, recent = new_id("bet"), new_id("bet"), new_id("bet")
+    for bet, round_id in ((old_settled, "r-old-1"), (old_open, "r-old-2"), (recent, "r-new")):
+        r = await client.post("/v1/wallet/debit", json={
+            "transaction_id": bet, "player_id": player, "currency": "EUR", "amount_minor": 10,
+            "round_id": round_id, "game_id": "g"})
+        assert r.status_code == 200, r.text
+    r = await client.post("/v1/wallet/credit", json={
+        "transaction_id": new_id("win"), "player_id": player, "currency": "EUR", "amount_minor": 0,
+        "round_id": "r-old-1", "game_id": "g", "bet_transaction_id": old_settled, "round_closed": True})
+    assert r.status_code == 200, r.text
+    conn = await asyncpg.connect(gateway.database_url)
+    try:
+        await conn.execute(
+            "UPDATE transactions SET created_at = now() - interval '121 days' WHERE transaction_id = ANY($1::text[])",
+            [old_settled, old_open])
+        deleted = await prune_idempotency_keys(conn, 120)
+        assert deleted == 1
+        kept = {r["transaction_id"] for r in await conn.fetch(
+            "SELECT transaction_id FROM transactions WHERE transaction_id = ANY($1::text[])",
+            [old_settled, old_open, recent])}
+        assert kept == {old_open, recent}
+    finally:
+        await conn.close()
