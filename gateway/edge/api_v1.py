@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import metrics, money
+from gateway.edge.body import read_body_bounded
 from gateway.edge.context import EdgeContext
 from gateway.edge.problems import problem, result_problem
 from gateway.edge.sessions import SessionStoreUnavailable
@@ -172,21 +173,11 @@ def _json(body: msgspec.Struct, status: int = 200) -> Response:
 
 
 async def read_body(request: Request, body_bytes_max: int) -> bytes:
-    """The request body, refused (payload_too_large) past ``body_bytes_max`` without reading on."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise Refused("invalid_request", "bad Content-Length")
-        if int(declared) > body_bytes_max:
-            raise Refused("payload_too_large", f"body exceeds {body_bytes_max} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > body_bytes_max:
-            raise Refused("payload_too_large", f"body exceeds {body_bytes_max} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The request body; Refused(payload_too_large) past ``body_bytes_max``."""
+    body = await read_body_bounded(request, body_bytes_max)
+    if body is None:
+        raise Refused("payload_too_large", f"body exceeds {body_bytes_max} bytes")
+    return body
 
 
 def _decode(kind: type, raw: bytes):

@@ -31,6 +31,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from gateway.edge.body import read_body_bounded
 from gateway.edge.context import EdgeContext
 from gateway.edge.sessions import GameSession, SessionStoreUnavailable
 from gateway.providers.hub88.adapter import (
@@ -69,26 +70,6 @@ log = logging.getLogger("gateway.providers.hub88")
 PREFIX: Final = "/providers/hub88"
 
 Process = Callable[[Any, Origin], Awaitable[Hub88Response]]
-
-
-async def read_body_bounded(request: Request, limit_bytes: int) -> bytes | None:
-    """The whole body, or None as soon as it is known to exceed ``limit_bytes``.
-
-    A declared ``Content-Length`` above the limit is refused without reading anything.
-    """
-    declared = request.headers.get("content-length")
-    if declared is not None and (
-        not (declared.isascii() and declared.isdigit()) or int(declared) > limit_bytes
-    ):
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit_bytes:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _peek(body: bytes) -> dict | None:
