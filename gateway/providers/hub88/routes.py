@@ -62,7 +62,7 @@ from gateway.providers.hub88.schemas import (
 )
 from gateway.providers.hub88.signature import HEADER, Hub88Signer
 from gateway.providers.hub88.statuses import RETRYABLE_EXCEPTIONS, RETRYABLE_STATUS
-from gateway.shards.commands import Code, Origin
+from gateway.shards.commands import Code, Command, Origin
 
 log = logging.getLogger("gateway.providers.hub88")
 
@@ -215,43 +215,38 @@ class Hub88Adapter:
 
     # ---- processors (decoded request -> answer) ---------------------------------------
 
+    async def _submit_money(
+        self, command: Command | Refusal, req, origin: Origin, refusal_currency: str | None
+    ) -> Hub88Response:
+        """Bet, win and rollback alike: answer the adapter's refusal, or submit and answer."""
+        if isinstance(command, Refusal):
+            if refusal_currency is None:
+                return await self._refuse(origin.route, command, req, origin=origin)
+            return await self._refuse(origin.route, command, req, origin=origin, currency=refusal_currency)
+        result = await self._ctx.submit(command)
+        currency = refusal_currency if refusal_currency is not None else command.currency
+        return response_for_result(
+            result, user=req.user, request_uuid=req.request_uuid, currency=currency
+        )
+
     async def _bet(self, req: BetRequest, origin: Origin) -> Hub88Response:
         session = await self._ctx.sessions.get(req.token)
         command = bet_to_command(
             req, session, now_s=time.time(), amount_minor_max=self._amount_minor_max, origin=origin
         )
-        if isinstance(command, Refusal):
-            return await self._refuse(
-                origin.route, command, req, origin=origin, currency=req.currency
-            )
-        result = await self._ctx.submit(command)
-        return response_for_result(
-            result, user=req.user, request_uuid=req.request_uuid, currency=req.currency
-        )
+        return await self._submit_money(command, req, origin, req.currency)
 
     async def _win(self, req: WinRequest, origin: Origin) -> Hub88Response:
         session = await self._settlement_session(req.token)
         command = win_to_command(
             req, session, amount_minor_max=self._amount_minor_max, origin=origin
         )
-        if isinstance(command, Refusal):
-            return await self._refuse(
-                origin.route, command, req, origin=origin, currency=req.currency
-            )
-        result = await self._ctx.submit(command)
-        return response_for_result(
-            result, user=req.user, request_uuid=req.request_uuid, currency=req.currency
-        )
+        return await self._submit_money(command, req, origin, req.currency)
 
     async def _rollback(self, req: RollbackRequest, origin: Origin) -> Hub88Response:
         session = await self._settlement_session(req.token)
         command = rollback_to_command(req, session, origin=origin)
-        if isinstance(command, Refusal):
-            return await self._refuse(origin.route, command, req, origin=origin)
-        result = await self._ctx.submit(command)
-        return response_for_result(
-            result, user=req.user, request_uuid=req.request_uuid, currency=command.currency
-        )
+        return await self._submit_money(command, req, origin, None)
 
     async def _balance(self, req: BalanceRequest, origin: Origin) -> Hub88Response:
         session = await self._ctx.sessions.get(req.token)
