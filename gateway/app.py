@@ -9,6 +9,7 @@ lease and restores its heads -> routes serve. Shutdown drains the pending batche
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import socket
 
@@ -161,20 +162,27 @@ def _exit_for_restart(exc: BaseException) -> None:
     asyncio.get_running_loop().call_later(0.5, os._exit, SHARD_FAILED_EXIT_CODE)
 
 
+#: Provider adapters, each a package ``gateway.providers.<name>`` exporting ``PREFIX``
+#: ("/providers/<name>") and ``Adapter(ctx)`` with ``routes()`` and ``close()``; mounted
+#: when ``[providers.<name>] enabled``. docs/PROVIDERS.md says how to add one.
+PROVIDERS = ("hub88",)
+
+
 def _mount(app: Starlette, fast: FastPath, ctx: EdgeContext, settings: Settings) -> list:
     """Add the edge routes once the context exists (they need the shard and Redis).
 
-    Returns the close callbacks of what was mounted (Hub88's signing thread pool).
+    Returns the close callbacks of what was mounted (e.g. Hub88's signing thread pool).
     """
     from starlette.routing import Mount
 
     app.router.routes.extend(Api(ctx).routes())
     closers = []
-    if settings.providers.hub88.enabled:
-        from gateway.providers.hub88 import PREFIX, Hub88Adapter
-
-        adapter = Hub88Adapter(ctx)
-        app.router.routes.append(Mount(PREFIX, routes=adapter.routes(), name="hub88"))
+    for name in PROVIDERS:
+        if not getattr(settings.providers, name).enabled:
+            continue
+        package = importlib.import_module(f"gateway.providers.{name}")
+        adapter = package.Adapter(ctx)
+        app.router.routes.append(Mount(package.PREFIX, routes=adapter.routes(), name=name))
         closers.append(adapter.close)
     fast.add_routes(app.router.routes)
     return closers

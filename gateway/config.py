@@ -77,8 +77,50 @@ class Hub88Settings(msgspec.Struct, forbid_unknown_fields=True):
     signing_threads: int = 2
 
 
+class EvolutionSettings(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool = True
+    # The operator's API key that Evolution sends as the ``authToken`` query parameter.
+    auth_token: str = "evolution-demo-auth-token"
+
+
+class PragmaticSettings(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool = True
+    # Secret appended to the sorted parameters before md5 (the ``hash`` parameter).
+    secret_key: str = "pragmatic-demo-secret"
+    provider_id: str = "PragmaticPlay"
+
+
+class SoftSwissSettings(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool = True
+    # The casino's auth token: the HMAC-SHA256 key of ``X-REQUEST-SIGN``.
+    auth_token: str = "softswiss-demo-auth-token"
+
+
 class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True):
     hub88: Hub88Settings = msgspec.field(default_factory=Hub88Settings)
+    evolution: EvolutionSettings = msgspec.field(default_factory=EvolutionSettings)
+    pragmatic: PragmaticSettings = msgspec.field(default_factory=PragmaticSettings)
+    softswiss: SoftSwissSettings = msgspec.field(default_factory=SoftSwissSettings)
+
+
+class RateLimit(msgspec.Struct, forbid_unknown_fields=True):
+    """A token bucket: ``requests_per_s`` sustained, up to ``burst`` at once."""
+
+    requests_per_s: int
+    burst: int
+
+
+class RateLimitSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """Per-partner (generic API) and per-provider (adapters) limits, kept in Redis.
+
+    ``partners`` / ``providers`` override the defaults by partner id / provider name.
+    """
+
+    enabled: bool = True
+    partner_default: RateLimit = msgspec.field(default_factory=lambda: RateLimit(5_000, 10_000))
+    provider_default: RateLimit = msgspec.field(default_factory=lambda: RateLimit(10_000, 20_000))
+    partners: dict[str, RateLimit] = {}
+    providers: dict[str, RateLimit] = {}
 
 
 class Partner(msgspec.Struct, forbid_unknown_fields=True):
@@ -96,6 +138,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     money: MoneySettings = msgspec.field(default_factory=MoneySettings)
     session: SessionSettings = msgspec.field(default_factory=SessionSettings)
     providers: ProviderSettings = msgspec.field(default_factory=ProviderSettings)
+    rate_limits: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
     partners: list[Partner] = []
 
     def check(self) -> None:
@@ -124,6 +167,13 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
             problems.append("server.body_bytes_max must be within 256..10485760")
         if self.session.token_ttl_s < 1:
             problems.append("session.token_ttl_s must be >= 1")
+        limits = [("rate_limits.partner_default", self.rate_limits.partner_default),
+                  ("rate_limits.provider_default", self.rate_limits.provider_default)]
+        limits += [(f"rate_limits.partners.{k}", v) for k, v in self.rate_limits.partners.items()]
+        limits += [(f"rate_limits.providers.{k}", v) for k, v in self.rate_limits.providers.items()]
+        for name, limit in limits:
+            if limit.requests_per_s < 1 or limit.burst < 1:
+                problems.append(f"{name}: requests_per_s and burst must be >= 1")
         keys = [p.api_key for p in self.partners]
         if len(set(keys)) != len(keys):
             problems.append("partners: api keys must be unique")

@@ -21,7 +21,8 @@ AMOUNT_MINOR_MAX = 10_000_000_000  # config/default.toml [money] amount_minor_ma
 BODY_BYTES_MAX = 65_536  # config/default.toml [server] body_bytes_max
 
 V1_PATHS = {
-    "/v1/players", "/v1/players/{player_id}/balance", "/v1/sessions", "/v1/wallet/deposit",
+    "/v1/players", "/v1/players/{player_id}/balance", "/v1/players/{player_id}/status",
+    "/v1/sessions", "/v1/wallet/deposit",
     "/v1/wallet/withdraw", "/v1/wallet/debit", "/v1/wallet/credit", "/v1/wallet/rollback",
 }
 

@@ -35,6 +35,8 @@ including one for ``Shard._repair``, which the state machine does not drive.
 from __future__ import annotations
 
 import copy
+
+import msgspec
 import os
 import types
 from dataclasses import dataclass, field
@@ -54,6 +56,7 @@ from gateway.config import ShardSettings
 from gateway.ledger.store import PrefetchResult
 from gateway.shards.apply import apply, player_account
 from gateway.shards.commands import (
+    Atomic,
     Code,
     CreatePlayer,
     Credit,
@@ -61,6 +64,7 @@ from gateway.shards.commands import (
     Deposit,
     GetBalance,
     Rollback,
+    SetPlayerStatus,
     Withdraw,
 )
 from gateway.shards.shard import Shard
@@ -69,6 +73,7 @@ from gateway.shards.state import ShardState, TxRecord
 OK = Code.OK.value
 UNKNOWN_PLAYER = Code.UNKNOWN_PLAYER.value
 PLAYER_EXISTS = Code.PLAYER_EXISTS.value
+PLAYER_BLOCKED = Code.PLAYER_BLOCKED.value
 CURRENCY_MISMATCH = Code.CURRENCY_MISMATCH.value
 INSUFFICIENT_FUNDS = Code.INSUFFICIENT_FUNDS.value
 CONFLICT = Code.IDEMPOTENCY_CONFLICT.value
@@ -118,6 +123,7 @@ class MPlayer:
     currencies: tuple[str, ...]
     cash: dict[str, int]
     bonus: dict[str, int]
+    status: str = "active"
 
 
 @dataclass
@@ -131,6 +137,7 @@ class Expect:
     balances: tuple | None = None  # ((currency, cash, bonus), ...) of a GetBalance
     txn_id_of: MRec | None = None  # a replay answers with this record's ledger id
     new: MRec | None = None  # the record this command stored (its ledger id is the answer's)
+    subs: tuple = ()  # Atomic: the Expect of each action, in order
 
 
 def expect(*codes: str, **kw) -> Expect:
@@ -265,6 +272,9 @@ class RefModel:
         if e is not None:
             return e
         p, cur, amount = self.players[cmd.player_id], cmd.currency, cmd.amount_minor
+        if p.status != "active":
+            return self._ok(self._rec(cmd, K_DEBIT, cur, amount, PLAYER_BLOCKED, round_id=cmd.round_id,
+                                      game_id=cmd.game_id))
         if p.cash[cur] + p.bonus[cur] < amount:
             return self._ok(self._rec(cmd, K_DEBIT, cur, amount, INSUFFICIENT_FUNDS, round_id=cmd.round_id,
                                       game_id=cmd.game_id))
@@ -313,6 +323,35 @@ class RefModel:
                 if other.scope == cmd.scope and other.round_id == cmd.round_id:
                     self._finish(other, B_SETTLED)
         return self._ok(rec)
+
+    def _setplayerstatus(self, cmd: SetPlayerStatus) -> Expect:
+        p = self.players.get(cmd.player_id)
+        if p is None:
+            return expect(UNKNOWN_PLAYER)
+        p.status = cmd.status
+        return expect(OK)
+
+    def _atomic(self, cmd: Atomic) -> Expect:
+        """All actions or none: on the first refusal the model goes back to before the unit."""
+        if cmd.player_id not in self.players:
+            return expect(UNKNOWN_PLAYER)
+        if not cmd.actions:
+            return expect(INVALID_REQUEST)
+        before = copy.deepcopy((self.players, self.keys))
+        subs = []
+        stored: list[MRec] = []
+        changes: list[MRec] = []
+        for action in cmd.actions:
+            sub = self.step(action)
+            stored += self.stored
+            changes += self.bet_changes
+            subs.append(sub)
+            if sub.codes != frozenset({OK}):
+                self.players, self.keys = before
+                self.stored, self.bet_changes = [], []
+                return Expect(sub.codes - {OK}, conflict_fields=sub.conflict_fields, subs=tuple(subs))
+        self.stored, self.bet_changes = stored, changes
+        return expect(OK, replayed=all(x.replayed for x in subs), exact=subs[-1].exact, subs=tuple(subs))
 
     def _rollback(self, cmd: Rollback) -> Expect:
         e = self._existing(cmd, K_ROLLBACK, {"reference_transaction_id": cmd.reference_transaction_id})
@@ -370,6 +409,7 @@ class Item:
     accounts: list[tuple[str, str, str, int]] = field(default_factory=list)  # pid, cur, kind, value
     new_player: tuple | None = None  # (pid, country, status, currencies)
     entries: list = field(default_factory=list)
+    status_change: tuple[str, str] | None = None
 
 
 class FakeDB:
@@ -392,6 +432,9 @@ class FakeDB:
                 assert pid not in self.players, f"player {pid} inserted twice"
                 self.players[pid] = (country, status)
                 self.accounts[pid] = {c: [0, 0] for c in currencies}
+            if item.status_change is not None:
+                pid, status = item.status_change
+                self.players[pid] = (self.players[pid][0], status)
             for pid, cur, kind, value in item.accounts:
                 self.accounts[pid][cur][0 if kind == "cash" else 1] = value
             for key, bet_state in item.bet_updates:
@@ -447,8 +490,29 @@ credits = st.builds(Credit, scope=SCOPES, transaction_id=TXIDS, player_id=PLAYER
 rollbacks = st.builds(Rollback, scope=SCOPES, transaction_id=TXIDS, player_id=PLAYERS,
                       reference_transaction_id=TXIDS, currency=st.none() | CURRENCY,
                       round_id=st.none() | ROUNDS)
+statuses = st.builds(SetPlayerStatus, scope=SCOPES, player_id=PLAYERS,
+                     status=st.sampled_from(["active", "active", "blocked", "self_excluded"]))
+
+
+def _unit(actions: list) -> Atomic:
+    """An Atomic unit of the actions, moved onto the first one's player and scope, keeping
+    only actions whose ids (and rollback references) are new within the unit."""
+    first = actions[0]
+    kept, ids = [], set()
+    for action in actions:
+        action = msgspec.structs.replace(action, player_id=first.player_id, scope=first.scope)
+        named = {action.transaction_id} | ({action.reference_transaction_id} if isinstance(action, Rollback) else set())
+        if named & ids or len(named) < (2 if isinstance(action, Rollback) else 1):
+            continue
+        ids |= named
+        kept.append(action)
+    return Atomic(scope=first.scope, player_id=first.player_id, actions=tuple(kept))
+
+
+atomics = st.lists(st.one_of(debits, debits, credits, rollbacks), min_size=1, max_size=4).map(_unit)
 balances = st.builds(GetBalance, player_id=PLAYERS, currency=st.none() | CURRENCY)
-any_command = st.one_of(create_players, deposits, withdraws, debits, credits, rollbacks, balances)
+any_command = st.one_of(create_players, deposits, withdraws, debits, credits, rollbacks, balances,
+                        statuses, atomics)
 
 
 # ---- the state machine ------------------------------------------------------------------
@@ -500,7 +564,8 @@ class ShardModelMachine(RuleBasedStateMachine):
         # Own keys not in memory: in production a resident player's retry after its key was
         # evicted is caught by the unique constraint and re-applied (Shard._repair); the
         # harness fetches them up front instead.
-        for command in commands:
+        flat = [a for c in commands for a in (c.actions if isinstance(c, Atomic) else (c,))]
+        for command in flat:
             txid = getattr(command, "transaction_id", None)
             if txid is not None:
                 key = (command.scope, txid)
@@ -541,6 +606,12 @@ class ShardModelMachine(RuleBasedStateMachine):
             assert r.ledger_transaction_id == exp.txn_id_of.txn_id, f"replay answers another txn id: {where}"
         if exp.new is not None:
             exp.new.txn_id = r.ledger_transaction_id
+        for sub, sub_result in zip(exp.subs, r.results):
+            assert sub_result.code.value in sub.codes, f"action {sub_result!r}, model {set(sub.codes)}: {where}"
+            if sub.new is not None and r.code is Code.OK:
+                sub.new.txn_id = sub_result.ledger_transaction_id
+        if isinstance(command, Atomic) and r.code is not Code.UNKNOWN_PLAYER and exp.subs:
+            assert len(r.results) == len(exp.subs), f"one result per action up to the refusal: {where}"
 
         # what it stores: exactly the model's records, each key once ever
         got = [(t.key, t.kind, t.code, t.player_id, t.currency, t.amount_minor, t.cash_after_minor,
@@ -583,11 +654,12 @@ class ShardModelMachine(RuleBasedStateMachine):
         if applied.new_player is not None:
             p = applied.new_player
             item.new_player = (p.player_id, p.country, p.status, tuple(p.wallets))
+        item.status_change = applied.status_change
         self.batches.setdefault(state.open_seq, []).append(item)
         self.entries.extend((state.open_seq, e) for e in entries)
 
     def _dirty(self, pid: str) -> bool:
-        return any(item.player_id == pid and (item.txns or item.new_player)
+        return any(item.player_id == pid and (item.txns or item.new_player or item.status_change)
                    for items in self.batches.values() for item in items)
 
     def _evict(self) -> None:
@@ -595,7 +667,7 @@ class ShardModelMachine(RuleBasedStateMachine):
         # Nothing with uncommitted writes may leave memory: reloading it would read the past.
         for items in self.batches.values():
             for item in items:
-                if item.txns or item.new_player:
+                if item.txns or item.new_player or item.status_change:
                     assert self.state.players.get(item.player_id) is not None, \
                         f"evicted player {item.player_id} with uncommitted writes"
                 for t in item.txns:
@@ -652,6 +724,17 @@ class ShardModelMachine(RuleBasedStateMachine):
         return command
 
     follow_bet_again = follow_bet  # twice the weight: settle/roll back races are the point
+
+    @rule(target=issued, command=statuses)
+    def set_status(self, command):
+        self._run_group([command])
+        return command
+
+    @rule(target=issued, command=atomics)
+    def atomic(self, command):
+        """Several actions of one player as one all-or-nothing unit (SoftSwiss /play)."""
+        self._run_group([command])
+        return command
 
     @rule(command=issued)
     def replay(self, command):

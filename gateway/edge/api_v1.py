@@ -29,6 +29,7 @@ from gateway.edge.context import EdgeContext
 from gateway.edge.problems import problem, result_problem
 from gateway.edge.sessions import SessionStoreUnavailable
 from gateway.shards.commands import (
+    PLAYER_STATUSES,
     Code,
     CreatePlayer,
     Credit,
@@ -38,6 +39,7 @@ from gateway.shards.commands import (
     Overloaded,
     Result,
     Rollback,
+    SetPlayerStatus,
     ShardUnavailable,
     Withdraw,
 )
@@ -58,6 +60,11 @@ class CreatePlayerBody(msgspec.Struct):
     player_id: PlayerId
     currencies: Annotated[list[Currency], msgspec.Meta(min_length=1, max_length=16)]
     country: Country
+
+
+class PlayerStatusBody(msgspec.Struct):
+    status: Annotated[str, msgspec.Meta(max_length=32)]
+    reason: Annotated[str, msgspec.Meta(max_length=256)] = ""
 
 
 class SessionBody(msgspec.Struct):
@@ -155,7 +162,7 @@ class Problem(msgspec.Struct, omit_defaults=True):
 
 
 _encoder = msgspec.json.Encoder()
-_decoders = {t: msgspec.json.Decoder(t) for t in (CreatePlayerBody, SessionBody, FundsBody, DebitBody, CreditBody, RollbackBody)}
+_decoders = {t: msgspec.json.Decoder(t) for t in (CreatePlayerBody, PlayerStatusBody, SessionBody, FundsBody, DebitBody, CreditBody, RollbackBody)}
 
 
 class Refused(Exception):
@@ -225,6 +232,7 @@ class Api:
         return [
             Route("/v1/players", w("POST /v1/players", self.create_player), methods=["POST"]),
             Route("/v1/players/{player_id}/balance", w("GET /v1/players/balance", self.balance), methods=["GET"]),
+            Route("/v1/players/{player_id}/status", w("POST /v1/players/status", self.set_status), methods=["POST"]),
             Route("/v1/sessions", w("POST /v1/sessions", self.create_session), methods=["POST"]),
             Route("/v1/wallet/deposit", w("POST /v1/wallet/deposit", self.deposit), methods=["POST"]),
             Route("/v1/wallet/withdraw", w("POST /v1/wallet/withdraw", self.withdraw), methods=["POST"]),
@@ -304,6 +312,30 @@ class Api:
             balances=[BalanceOut(b.currency, b.cash_minor, b.bonus_minor) for b in result.balances],
             replayed=result.replayed,
         ), status=200 if result.replayed else 201)
+
+    async def set_status(self, request: Request, partner: str, raw: bytes) -> Response:
+        """Block, self-exclude or reactivate a player: ``{"status": "blocked"|"self_excluded"|"active"}``.
+
+        200 with the player; 404 unknown_player; 400 invalid_request for another status.
+        Bets are then refused (``player_blocked``, each protocol's own status); wins and
+        rollbacks are still accepted (shared/specs/providers.md, "Common ground").
+        """
+        player_id = request.path_params["player_id"]
+        if not PLAYER_ID_RE.fullmatch(player_id):
+            raise Refused("invalid_request", "malformed player id")
+        body = _decode(PlayerStatusBody, raw)
+        if body.status not in PLAYER_STATUSES:
+            raise Refused("invalid_request", f"status must be one of {', '.join(PLAYER_STATUSES)}", player_id)
+        result = await self.ctx.submit(SetPlayerStatus(
+            scope=partner, player_id=player_id, status=body.status, reason=body.reason,
+            origin=self.ctx.origin("POST /v1/players/status", request.headers.get("x-request-id")),
+        ))
+        if result.code is not Code.OK:
+            return result_problem(result)
+        return _json(PlayerResponse(
+            player_id=result.player_id, country=result.country, status=result.player_status,
+            balances=[BalanceOut(b.currency, b.cash_minor, b.bonus_minor) for b in result.balances],
+        ))
 
     async def balance(self, request: Request, partner: str, raw: bytes) -> Response:
         player_id = request.path_params["player_id"]
@@ -389,7 +421,7 @@ def _refusal_code(code: str) -> Code:
 
 
 REQUEST_SCHEMAS = {
-    "CreatePlayer": CreatePlayerBody, "Session": SessionBody, "Funds": FundsBody,
+    "CreatePlayer": CreatePlayerBody, "PlayerStatus": PlayerStatusBody, "Session": SessionBody, "Funds": FundsBody,
     "Debit": DebitBody, "Credit": CreditBody, "Rollback": RollbackBody,
 }
 RESPONSE_SCHEMAS = {

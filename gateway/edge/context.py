@@ -12,7 +12,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Protocol
 
 from gateway.config import Settings
 from gateway.edge.sessions import SessionStore
@@ -21,11 +21,16 @@ from gateway.shards.commands import Code, Command, Origin, RecordRefusal, Result
 Submit = Callable[[Command], Awaitable[Result]]
 
 
+class Limiter(Protocol):
+    async def admit(self, kind: str, name: str) -> int | None: ...
+
+
 @dataclass
 class EdgeContext:
     settings: Settings
     submit: Submit
     sessions: SessionStore
+    limiter: Limiter | None = None
     edge_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _request_seq: int = 0
     _request_prefix: str = field(default_factory=lambda: f"{uuid.uuid4().hex[:12]}-")
@@ -45,6 +50,17 @@ class EdgeContext:
             request_id=request_id[:128],
             received_at_us=time.time_ns() // 1_000,
         )
+
+    async def admit(self, kind: str, name: str) -> int | None:
+        """Rate limit: None if the request may proceed, else the seconds to wait (>= 1).
+
+        ``kind`` is "partner" (generic API, ``name`` = partner id) or "provider" (adapters,
+        ``name`` = provider name, e.g. "evolution"). Limits come from ``[rate_limits]``;
+        the limiter fails open when Redis is down (see ``gateway.edge.ratelimit``).
+        """
+        if self.limiter is None:
+            return None
+        return await self.limiter.admit(kind, name)
 
     async def record_refusal(
         self,

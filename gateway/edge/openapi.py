@@ -62,6 +62,10 @@ def build_openapi() -> dict:
                 **_op("Balances of a player", None, "Balances"),
                 "parameters": [{"name": "player_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             }},
+            "/v1/players/{player_id}/status": {"post": {
+                **_op("Block, self-exclude or reactivate a player (bets refused unless active)", "PlayerStatus", "Player"),
+                "parameters": [{"name": "player_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            }},
             "/v1/sessions": {"post": _op("Open a game session (launch token)", "Session", "SessionCreated", "201")},
             "/v1/wallet/deposit": {"post": _op("Deposit (fund a player)", "Funds", "Money", description=money_note)},
             "/v1/wallet/withdraw": {"post": _op("Withdraw (defund a player, cash only)", "Funds", "Money", description=money_note)},

@@ -15,7 +15,7 @@ import time
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 KEY_PREFIX = "gw:session:"
 GRACE_S = 7 * 24 * 3600  # how long an expired token stays recognisable as "expired"
@@ -28,6 +28,9 @@ class GameSession(msgspec.Struct, frozen=True):
     provider: str
     game_id: str
     expires_at_s: int  # Unix seconds
+    # Set when the token was rotated (Evolution ``/check`` issues a new sid): the old token
+    # is then refused like an unknown one (providers.md, Evolution).
+    replaced_by: str | None = None
 
     def expired(self, now_s: float) -> bool:
         return now_s >= self.expires_at_s
@@ -78,6 +81,38 @@ class SessionStore:
         except (RedisError, OSError) as exc:
             raise SessionStoreUnavailable(str(exc)) from exc
         return None if raw is None else _decoder.decode(raw)
+
+    async def rotate(self, token: str, now_s: float | None = None) -> GameSession | None:
+        """Issue a new token for the session of ``token``; the old one is marked replaced.
+
+        Returns the new session (fresh TTL), or None if ``token`` is unknown or already
+        replaced. Atomic per old token: of two concurrent rotations only one wins (the loser
+        gets None), so an old sid can never yield two live sids.
+        """
+        session = await self.get(token)
+        if session is None or session.replaced_by is not None:
+            return None
+        now_s = time.time() if now_s is None else now_s
+        new = msgspec.structs.replace(
+            session, token=secrets.token_urlsafe(24), expires_at_s=int(now_s) + self._ttl_s
+        )
+        old = msgspec.structs.replace(session, replaced_by=new.token)
+        try:
+            # WATCH the old key: if another rotation replaced it meanwhile, EXEC fails.
+            async with self._redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(KEY_PREFIX + token)
+                current = await pipe.get(KEY_PREFIX + token)
+                if current is None or _decoder.decode(current).replaced_by is not None:
+                    return None
+                pipe.multi()
+                pipe.set(KEY_PREFIX + new.token, _encoder.encode(new), ex=self._ttl_s + GRACE_S)
+                pipe.set(KEY_PREFIX + token, _encoder.encode(old), ex=GRACE_S)
+                await pipe.execute()
+        except WatchError:
+            return None
+        except (RedisError, OSError) as exc:
+            raise SessionStoreUnavailable(str(exc)) from exc
+        return new
 
     async def expire_now(self, token: str) -> None:
         """Mark a session expired (tests, operator logout). Keeps it recognisable as expired."""

@@ -54,6 +54,7 @@ class BatchPayload:
     batch_id: int
     txns: list[tuple] = field(default_factory=list)  # TxRecord.row() snapshots
     new_players: list[tuple[str, str, str, str, datetime]] = field(default_factory=list)  # id, country, status, by, at
+    status_changes: dict[str, str] = field(default_factory=dict)  # player_id -> status, applied after new_players
     player_accounts: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # (account, cur) -> (player, balance)
     house_deltas: dict[tuple[str, str], int] = field(default_factory=dict)  # (account, cur) -> delta
     entries: list[tuple[int, str, str, int]] = field(default_factory=list)
@@ -203,6 +204,7 @@ class LedgerStore:
             [k[0] for k, _ in bets], [k[1] for k, _ in bets], [v for _, v in bets],
             [x[0] for x in rounds], [x[1] for x in rounds], [x[2] for x in rounds],
             *([x[i] for x in a] for i in range(1, 12)),
+            list(payload.status_changes), list(payload.status_changes.values()),
         ]
         try:
             async with self.pool.acquire() as conn:
@@ -215,7 +217,7 @@ class LedgerStore:
             raise
 
 
-_WRITE_BATCH = "SELECT gateway_write_batch(" + ", ".join(f"${i}" for i in range(1, 54)) + ")"
+_WRITE_BATCH = "SELECT gateway_write_batch(" + ", ".join(f"${i}" for i in range(1, 56)) + ")"
 
 
 async def prune_idempotency_keys(conn: asyncpg.Connection, retention_days: int, batch_rows_max: int = 10_000) -> int:

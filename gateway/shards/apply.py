@@ -30,7 +30,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import msgspec
+
 from gateway.shards.commands import (
+    ATOMIC_ACTIONS_MAX,
+    CREDIT_TYPES,
+    PLAYER_STATUSES,
+    Atomic,
     Balance,
     Code,
     CreatePlayer,
@@ -41,6 +47,7 @@ from gateway.shards.commands import (
     RecordRefusal,
     Result,
     Rollback,
+    SetPlayerStatus,
     Withdraw,
 )
 from gateway.shards.state import (
@@ -85,6 +92,7 @@ class Applied:
     bet_updates: list[TxRecord] = field(default_factory=list)  # debits whose bet_state changed
     round_closes: list[tuple[str, str, str]] = field(default_factory=list)  # (player, scope, round)
     new_player: PlayerState | None = None
+    status_change: tuple[str, str] | None = None  # (player_id, new status)
     audit: bool = True
     wait_for_commit: bool = True
     applied_at_us: int = 0
@@ -415,6 +423,10 @@ def _credit(state: ShardState, command: Credit, now_us: int) -> Applied:
     player, early = _begin(state, command, CREDIT)
     if early is not None:
         return early
+    if command.credit_type not in CREDIT_TYPES:
+        return Applied(command, _balance_result(
+            Code.INVALID_REQUEST, command, player, command.currency,
+            detail=f"unknown credit type {command.credit_type[:32]!r}"), player_id=command.player_id)
     bet: TxRecord | None = None
     if command.bet_transaction_id is not None:
         bet_key = (command.scope, command.bet_transaction_id)
@@ -479,7 +491,7 @@ def _rollback(state: ShardState, command: Rollback, now_us: int) -> Applied:
             created_at_us=now_us, batch_seq=state.open_seq,
         )
         _store(state, applied, player, tombstone)
-        applied.result = _record_result(record, replayed=False)
+        applied.result = msgspec.structs.replace(_record_result(record, replayed=False), tombstoned=True)
         return applied
     if bet.kind == DEBIT and bet.code != Code.OK.value and bet.player_id == player.player_id:
         # The bet was refused (e.g. insufficient funds), so nothing was taken: the rollback
@@ -557,6 +569,145 @@ def _post(applied: Applied, record: TxRecord, player_id: str, house: str) -> Non
         applied.entries.append((record.txn_id, house, record.currency, -total))
 
 
+def _set_player_status(state: ShardState, command: SetPlayerStatus, now_us: int) -> Applied:
+    """Block, self-exclude or reactivate a player. Bets of a non-active player are refused
+    (PLAYER_BLOCKED); wins and rollbacks still apply (providers.md "Common ground": providers
+    retry them for days). Setting the status a player already has is OK and writes only the
+    audit record."""
+    player = _player(state, command.player_id)
+    if player is None:
+        return Applied(command, Result(code=Code.UNKNOWN_PLAYER, player_id=command.player_id,
+                                       detail="no such player"), player_id=command.player_id)
+    if command.status not in PLAYER_STATUSES:
+        return Applied(command, Result(code=Code.INVALID_REQUEST, player_id=command.player_id,
+                                       detail=f"status must be one of {', '.join(PLAYER_STATUSES)}"),
+                       player_id=command.player_id)
+    applied = Applied(command, Result(code=Code.OK), player_id=player.player_id)
+    if player.status != command.status:
+        player.status = command.status
+        _mark_dirty(state, player)
+        applied.status_change = (player.player_id, command.status)
+    applied.result = Result(code=Code.OK, player_id=player.player_id, balances=_balances(player),
+                            country=player.country, player_status=player.status)
+    return applied
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    """What a unit of actions may change in memory, to undo it (see ``_atomic``)."""
+
+    wallets: dict[str, tuple[int, int]]
+    open_bets: dict[Key, TxRecord]
+    bet_states: dict[Key, tuple[str | None, int]]
+    dirty_seq: int
+    txn_seq: int
+
+
+def _atomic(state: ShardState, command: Atomic, now_us: int) -> Applied:
+    """Apply ``command.actions`` in order as one unit (SoftSwiss ``/play``, providers.md:
+    "Several actions in one request are one atomic unit").
+
+    All OK (applied or replayed): one Applied carrying every write; ``Result.results`` holds
+    each action's result and the top-level balance is the one after the last action. A
+    refusal: every earlier action of the unit is undone in memory (nothing reaches the
+    batch but the audit record), ``code`` is the refusal's and ``results`` ends with it.
+    """
+    player = _player(state, command.player_id)
+    if player is None:
+        return Applied(command, Result(code=Code.UNKNOWN_PLAYER, player_id=command.player_id,
+                                       detail="no such player"), player_id=command.player_id)
+    problem = _atomic_shape_problem(command)
+    if problem is not None:
+        return Applied(command, Result(code=Code.INVALID_REQUEST, player_id=command.player_id,
+                                       detail=problem), player_id=command.player_id)
+    snapshot = _Snapshot(
+        wallets={c: (w.cash_minor, w.bonus_minor) for c, w in player.wallets.items()},
+        open_bets=dict(player.open_bets),
+        bet_states={k: (b.bet_state, b.batch_seq) for k, b in player.open_bets.items()},
+        dirty_seq=player.dirty_seq,
+        txn_seq=state.txn_seq,
+    )
+    unit = Applied(command, Result(code=Code.OK), player_id=player.player_id)
+    results: list[Result] = []
+    for index, action in enumerate(command.actions):
+        applied = _HANDLERS[type(action)](state, action, now_us)
+        results.append(applied.result)
+        unit.txns.extend(applied.txns)
+        unit.entries.extend(applied.entries)
+        unit.bet_updates.extend(applied.bet_updates)
+        unit.round_closes.extend(applied.round_closes)
+        if applied.result.code is not Code.OK:
+            _undo(state, player, snapshot, unit)
+            refused = applied.result
+            currency = refused.currency or getattr(action, "currency", None)
+            wallet = player.wallets.get(currency) if currency else None
+            unit.result = Result(
+                code=refused.code, player_id=player.player_id,
+                transaction_id=getattr(action, "transaction_id", None),
+                currency=currency if wallet is not None else None,
+                cash_minor=wallet.cash_minor if wallet is not None else None,
+                bonus_minor=wallet.bonus_minor if wallet is not None else None,
+                conflict_field=refused.conflict_field,
+                detail=f"action {index} refused, unit undone: {refused.detail or refused.code.value}",
+                results=tuple(results),
+            )
+            return unit
+    last = results[-1]
+    unit.result = Result(
+        code=Code.OK, player_id=player.player_id, currency=last.currency,
+        cash_minor=last.cash_minor, bonus_minor=last.bonus_minor,
+        replayed=all(r.replayed for r in results), results=tuple(results),
+    )
+    return unit
+
+
+def _atomic_shape_problem(command: Atomic) -> str | None:
+    if not command.actions:
+        return "a unit needs at least one action"
+    if len(command.actions) > ATOMIC_ACTIONS_MAX:
+        return f"a unit holds at most {ATOMIC_ACTIONS_MAX} actions"
+    ids: set[str] = set()
+    for action in command.actions:
+        if type(action) not in (Debit, Credit, Rollback):
+            return "a unit holds only debits, credits and rollbacks"
+        if action.player_id != command.player_id or action.scope != command.scope:
+            return "every action of a unit belongs to its player and scope"
+        named = [action.transaction_id]
+        if isinstance(action, Rollback):
+            named.append(action.reference_transaction_id)  # its tombstone takes that key
+        for transaction_id in named:
+            if transaction_id in ids:
+                return f"transaction id {transaction_id[:64]!r} twice in one unit"
+            ids.add(transaction_id)
+    return None
+
+
+def _undo(state: ShardState, player: PlayerState, snapshot: _Snapshot, unit: Applied) -> None:
+    """Put memory back as it was before the unit. Every change a handler makes is listed in
+    the Applied records (new keys in ``txns``, finished bets in ``bet_updates``) or is a
+    player field captured by the snapshot."""
+    created = set()
+    for record in unit.txns:
+        removed = state.keys.pop(record.key, None)
+        assert removed is record, "a unit's new key was not its own record"
+        created.add(record.key)
+    for bet in unit.bet_updates:
+        if bet.key in created:
+            continue  # placed and finished within the unit: gone with it
+        assert bet.key in snapshot.bet_states, "a unit finished a bet that was not open"
+        bet.bet_state, bet.batch_seq = snapshot.bet_states[bet.key]
+    for currency, (cash, bonus) in snapshot.wallets.items():
+        wallet = player.wallets[currency]
+        wallet.cash_minor, wallet.bonus_minor = cash, bonus
+    player.open_bets = snapshot.open_bets
+    player.dirty_seq = snapshot.dirty_seq
+    state.txn_seq = snapshot.txn_seq
+    unit.txns.clear()
+    unit.entries.clear()
+    unit.bet_updates.clear()
+    unit.round_closes.clear()
+
+
 def _refusal(state: ShardState, command: RecordRefusal, now_us: int) -> Applied:
     result = Result(code=command.code, player_id=command.player_id, detail=command.detail)
     return Applied(command, result, player_id=command.player_id)
@@ -570,5 +721,7 @@ _HANDLERS = {
     Debit: _debit,
     Credit: _credit,
     Rollback: _rollback,
+    Atomic: _atomic,
+    SetPlayerStatus: _set_player_status,
     RecordRefusal: _refusal,
 }

@@ -67,6 +67,7 @@ class Item:
     bet_updates: list[tuple[Key, str]] = field(default_factory=list)
     round_closes: list[tuple[str, str, str]] = field(default_factory=list)
     new_player: tuple | None = None  # (player_id, country, status, created_by, [currencies])
+    status_change: tuple[str, str] | None = None  # (player_id, status)
 
     @property
     def keys(self) -> list[Key]:
@@ -74,7 +75,7 @@ class Item:
 
     @property
     def writes(self) -> bool:
-        return self.audited or bool(self.txn_rows) or self.new_player is not None
+        return self.audited or bool(self.txn_rows) or self.new_player is not None or self.status_change is not None
 
 
 def make_item(applied: Applied, future: asyncio.Future | None, shard_id: int) -> Item:
@@ -90,6 +91,7 @@ def make_item(applied: Applied, future: asyncio.Future | None, shard_id: int) ->
     if applied.new_player is not None:
         p = applied.new_player
         item.new_player = (p.player_id, p.country, p.status, getattr(applied.command, "scope", ""), list(p.wallets))
+    item.status_change = applied.status_change
     return item
 
 
@@ -120,6 +122,8 @@ class Batch:
                 for currency in currencies:
                     accounts[(player_account(player_id, "cash"), currency)] = (player_id, 0)
                     accounts[(player_account(player_id, "bonus"), currency)] = (player_id, 0)
+            if item.status_change is not None:
+                payload.status_changes[item.status_change[0]] = item.status_change[1]  # last wins
             for row in item.txn_rows:
                 key = (row[ROW_SCOPE], row[ROW_TRANSACTION_ID])
                 assert key not in seen, f"key {key} twice in one batch"

@@ -116,6 +116,11 @@ class Credit(msgspec.Struct, tag="credit", frozen=True):
     origin: Origin | None = None
 
 
+#: Credit types: each has its own house account in the ledger, so reports tell a game win
+#: from a jackpot, promo or bonus payout (issue "Provider protocols", item 1).
+CREDIT_TYPES = ("win", "jackpot", "promo", "bonus", "freespins", "adjustment")
+
+
 class Rollback(msgspec.Struct, tag="rollback", frozen=True):
     """Undo of a debit named by ``reference_transaction_id`` (same scope).
 
@@ -128,6 +133,45 @@ class Rollback(msgspec.Struct, tag="rollback", frozen=True):
     reference_transaction_id: str
     currency: str | None = None
     round_id: str | None = None
+    origin: Origin | None = None
+
+
+class Atomic(msgspec.Struct, tag="atomic", frozen=True):
+    """Several bets, wins and rollbacks of one player applied as one unit: all or none.
+
+    SoftSwiss ``/play`` (shared/specs/providers.md, SoftSwiss: "Several actions in one
+    request are one atomic unit"). Each action keeps its own idempotency key; the result's
+    ``results`` holds one Result per action, in order. If any action is refused, every
+    action of the unit is undone, nothing is stored, and ``code`` is the first refusal's
+    code (``results`` then holds the answers up to and including the refused one).
+    ``actions`` is non-empty, at most ``ATOMIC_ACTIONS_MAX``, all for ``player_id`` and
+    ``scope``.
+    """
+
+    scope: str
+    player_id: str
+    actions: tuple[Debit | Credit | Rollback, ...]
+    origin: Origin | None = None
+
+
+ATOMIC_ACTIONS_MAX = 100  # Evolution/SoftSwiss rounds top up with up to ~100 bets
+
+
+#: Player statuses (``players.status``). Only "active" players may bet; wins and
+#: rollbacks are accepted in every status (providers.md "Common ground").
+PLAYER_STATUSES = ("active", "blocked", "self_excluded")
+
+
+class SetPlayerStatus(msgspec.Struct, tag="player_status", frozen=True):
+    """Operator sets a player's status (``POST /v1/players/{id}/status``); audited, durable.
+
+    ``status`` is one of PLAYER_STATUSES; ``reason`` is free text for the audit record.
+    """
+
+    scope: str
+    player_id: str
+    status: str
+    reason: str = ""
     origin: Origin | None = None
 
 
@@ -152,7 +196,10 @@ class RecordRefusal(msgspec.Struct, tag="refusal", frozen=True):
     origin: Origin | None = None
 
 
-Command = CreatePlayer | Deposit | Withdraw | Debit | Credit | Rollback | GetBalance | RecordRefusal
+Command = (
+    CreatePlayer | Deposit | Withdraw | Debit | Credit | Rollback | Atomic | SetPlayerStatus
+    | GetBalance | RecordRefusal
+)
 MoneyCommand = Deposit | Withdraw | Debit | Credit | Rollback
 
 
@@ -186,6 +233,8 @@ class Result(msgspec.Struct, frozen=True, omit_defaults=True):
     ledger_transaction_id: int | None = None
     player_status: str | None = None
     country: str | None = None
+    results: tuple[Result, ...] = ()  # Atomic: one per action, in order
+    tombstoned: bool = False  # Rollback: the reference was unknown; a tombstone now holds its key
 
 
 class Overloaded(Exception):

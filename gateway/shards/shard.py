@@ -31,6 +31,7 @@ from gateway.shards.apply import apply
 from gateway.shards.batch import Batch, Item, make_item
 from gateway.shards.commands import (
     Command,
+    Atomic,
     Credit,
     Overloaded,
     RecordRefusal,
@@ -63,6 +64,15 @@ TRANSIENT_ERRORS = (
     # "database is not currently accepting connections" (SQLSTATE 55000) at connect time.
     asyncpg.exceptions.ObjectNotInPrerequisiteStateError,
 )
+
+
+def _flatten(commands: list[Command]):
+    """The commands, each Atomic unit followed by its actions (for prefetch). The unit
+    itself names the player, so an empty unit still loads it for its refusal."""
+    for command in commands:
+        yield command
+        if isinstance(command, Atomic):
+            yield from command.actions
 
 
 def _now_us() -> int:
@@ -219,7 +229,7 @@ class Shard:
         state = self.state
         cold: dict[str, None] = {}
         keys: dict[Key, None] = {}
-        for command in commands:
+        for command in _flatten(commands):
             if isinstance(command, RecordRefusal):
                 continue
             player_id = command.player_id
@@ -430,6 +440,8 @@ class Shard:
 
     @staticmethod
     def _keys_of(command: Command) -> list[Key]:
+        if isinstance(command, Atomic):
+            return [key for action in command.actions for key in Shard._keys_of(action)]
         keys = []
         scope = getattr(command, "scope", None)
         if getattr(command, "transaction_id", None) is not None:

@@ -7,4 +7,6 @@ the app adds it to its route list as is. See README.md in this directory.
 
 from gateway.providers.hub88.routes import PREFIX, Hub88Adapter, routes
 
-__all__ = ["PREFIX", "Hub88Adapter", "routes"]
+Adapter = Hub88Adapter  # the name gateway.app mounts every provider by
+
+__all__ = ["PREFIX", "Adapter", "Hub88Adapter", "routes"]
