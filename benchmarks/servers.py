@@ -127,7 +127,13 @@ def gateway_server(cmd: str, port: int, database_url: str, redis_url: str) -> Ma
     argv = shlex.split(cmd) if cmd else default_gateway_argv()
     env = {"GATEWAY_DATABASE_URL": database_url, "GATEWAY_REDIS_URL": redis_url,
            "GATEWAY_MIGRATE_ON_START": "1",
-           "GATEWAY_SERVER__PORT": str(port), "GATEWAY_SERVER__HOST": "127.0.0.1"}
+           "GATEWAY_SERVER__PORT": str(port), "GATEWAY_SERVER__HOST": "127.0.0.1",
+           # The limiter stays on (its cost is part of every request) with limits far above
+           # what one machine can offer, so no benchmark request is refused by it.
+           "GATEWAY_RATE_LIMITS__PARTNER_DEFAULT__REQUESTS_PER_S": "1000000",
+           "GATEWAY_RATE_LIMITS__PARTNER_DEFAULT__BURST": "1000000",
+           "GATEWAY_RATE_LIMITS__PROVIDER_DEFAULT__REQUESTS_PER_S": "1000000",
+           "GATEWAY_RATE_LIMITS__PROVIDER_DEFAULT__BURST": "1000000"}
     return ManagedServer("gateway", argv, env, REPO / "benchmarks/results/gateway.log")
 
 

@@ -27,6 +27,7 @@ from gateway.edge.context import EdgeContext
 from gateway.edge.fastpath import FastPath
 from gateway.edge.openapi import build_openapi
 from gateway.edge.problems import problem
+from gateway.edge.ratelimit import RateLimiter
 from gateway.edge.sessions import SessionStore
 from gateway.embedded import EmbeddedServices
 from gateway.ledger.io_thread import DatabaseThread, ThreadedStore
@@ -88,8 +89,11 @@ def create_app(settings: Settings | None = None) -> FastPath:
             socket_timeout=settings.redis.socket_timeout_ms / 1000,
             socket_connect_timeout=settings.redis.socket_timeout_ms / 1000,
         )
+        limiter = RateLimiter(redis_client, settings.rate_limits,
+                              timeout_s=settings.redis.socket_timeout_ms / 1000)
         ctx = EdgeContext(settings=settings, submit=shards.submit,
-                          sessions=SessionStore(redis_client, settings.session.token_ttl_s), edge_id=edge_id)
+                          sessions=SessionStore(redis_client, settings.session.token_ttl_s),
+                          limiter=limiter, edge_id=edge_id)
         holder.update(shards=shards, pool=pool, ctx=ctx)
         closers = _mount(app, fast, ctx, settings)
         log.info("gateway_ready", edge=edge_id, port=settings.server.port)

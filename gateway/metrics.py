@@ -45,3 +45,12 @@ overloaded_total = Counter(
 redis_unavailable_total = Counter(
     "gateway_redis_unavailable_total", "Operations that needed Redis while it was unreachable.", registry=REGISTRY,
 )
+rate_limited_total = Counter(
+    "gateway_rate_limited_total", "Requests refused by a rate limit (retryable answer, not audited).",
+    ("kind", "name"), registry=REGISTRY,
+)
+rate_limit_unavailable_total = Counter(
+    "gateway_rate_limit_unavailable_total",
+    "Requests let through without rate limiting because Redis was unreachable (fail open).",
+    registry=REGISTRY,
+)

@@ -242,7 +242,7 @@ class Api:
         ]
 
     def _wrap(self, route: str, handler: Callable[[Request, str, bytes], Awaitable[Response]]):
-        """Authentication, body limit, refusal auditing, metrics; never a 500 for bad input."""
+        """Authentication, rate limit, body limit, refusal auditing, metrics; never a 500 for bad input."""
         ctx = self.ctx
         is_write = not route.startswith("GET")
 
@@ -252,8 +252,15 @@ class Api:
             partner = "unknown"
             try:
                 partner = self._partner(request)
-                raw = await read_body(request, self.body_bytes_max) if is_write else b""
-                response = await handler(request, partner, raw)
+                # Rate limit per partner (gateway/edge/ratelimit.py): refused before the body
+                # is read, and not audited, so that a flood writes no rows.
+                retry_after_s = await ctx.admit("partner", partner)
+                if retry_after_s is not None:
+                    response = problem("rate_limited", f"partner {partner} is over its rate limit",
+                                       retry_after_s=retry_after_s)
+                else:
+                    raw = await read_body(request, self.body_bytes_max) if is_write else b""
+                    response = await handler(request, partner, raw)
             except Refused as refused:
                 if is_write:
                     await ctx.record_refusal(

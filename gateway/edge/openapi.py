@@ -15,6 +15,7 @@ _PROBLEM_CODES = {
     "409": "idempotency_conflict (names the differing `field`), transaction_rolled_back, transaction_settled, player_exists",
     "413": "payload_too_large",
     "422": "currency_mismatch, limit_reached",
+    "429": "rate_limited (retryable; Retry-After)",
     "503": "overloaded, unavailable, session_store_unavailable (retryable; Retry-After)",
 }
 

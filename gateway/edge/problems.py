@@ -34,6 +34,7 @@ HTTP_STATUS: dict[str, int] = {
     "unknown_provider": 400,
     "not_found": 404,
     "overloaded": 503,
+    "rate_limited": 429,  # with Retry-After; not audited (a flood must not write rows)
     "unavailable": 503,
     "session_store_unavailable": 503,
 }
@@ -55,6 +56,7 @@ TITLES: dict[str, str] = {
     "player_blocked": "Player may not bet",
     "limit_reached": "Limit reached",
     "overloaded": "Overloaded, retry later",
+    "rate_limited": "Rate limit exceeded, retry later",
     "unavailable": "Temporarily unavailable, retry later",
     "session_store_unavailable": "Session store unavailable, retry later",
     "unknown_provider": "Unknown provider",

@@ -146,6 +146,11 @@ class Hub88Adapter:
     async def _answer(
         self, request: Request, route: str, request_type: type, process: Process
     ) -> Hub88Response:
+        # Rate limit first (gateway/edge/ratelimit.py, docs/PROVIDERS.md): over the limit ->
+        # RS_ERROR_UNKNOWN, Hub88's retryable status (shared/specs/providers.md, Hub88
+        # "Statuses"), before the body is read and without an audit record.
+        if await self._ctx.admit("provider", SCOPE) is not None:
+            return Hub88Response(status=RETRYABLE_STATUS)
         body = await read_body_bounded(request, self._body_bytes_max)
         if body is None:
             refusal = Refusal.syntax(f"body exceeds {self._body_bytes_max} bytes")
