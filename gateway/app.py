@@ -169,7 +169,7 @@ def _exit_for_restart(exc: BaseException) -> None:
 #: Provider adapters, each a package ``gateway.providers.<name>`` exporting ``PREFIX``
 #: ("/providers/<name>") and ``Adapter(ctx)`` with ``routes()`` and ``close()``; mounted
 #: when ``[providers.<name>] enabled``. docs/PROVIDERS.md says how to add one.
-PROVIDERS = ("hub88",)
+PROVIDERS = ("hub88", "evolution", "pragmatic", "softswiss")
 
 
 def _mount(app: Starlette, fast: FastPath, ctx: EdgeContext, settings: Settings) -> list:

@@ -45,7 +45,7 @@ from gateway.shards.commands import (
 )
 
 PLAYER_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}\Z")
-KNOWN_PROVIDERS = ("hub88",)
+KNOWN_PROVIDERS = ("hub88", "evolution", "pragmatic", "softswiss")
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+\Z")]
 PlayerId = Annotated[str, msgspec.Meta(pattern=PLAYER_ID_RE.pattern)]

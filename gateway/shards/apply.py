@@ -165,6 +165,7 @@ def _record_result(record: TxRecord, replayed: bool) -> Result:
         bonus_minor=record.bonus_after_minor,
         replayed=replayed,
         ledger_transaction_id=record.txn_id,
+        processed_at_us=record.created_at_us or None,
     )
 
 
@@ -216,7 +217,14 @@ def _replay(state: ShardState, command, kind: str, player: PlayerState | None) -
             detail=f"transaction id reused with a different {conflict}",
         )
         return Applied(command, result, player_id=command.player_id)
-    return Applied(command, _record_result(record, replayed=True), player_id=command.player_id)
+    result = _record_result(record, replayed=True)
+    if record.kind == ROLLBACK and record.amount_minor == 0 and record.reference_id is not None:
+        # A replayed rollback that left a tombstone says so again (Evolution answers
+        # BET_DOES_NOT_EXIST to every cancel of an unknown bet, the first and the retries).
+        ref = _lookup(state, (command.scope, record.reference_id), player)
+        if ref is not None and ref.kind == TOMBSTONE and ref.reference_id == record.transaction_id:
+            result = msgspec.structs.replace(result, tombstoned=True)
+    return Applied(command, result, player_id=command.player_id)
 
 
 def _begin(state: ShardState, command, kind: str) -> tuple[PlayerState | None, Applied | None]:

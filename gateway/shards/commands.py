@@ -235,6 +235,48 @@ class Result(msgspec.Struct, frozen=True, omit_defaults=True):
     country: str | None = None
     results: tuple[Result, ...] = ()  # Atomic: one per action, in order
     tombstoned: bool = False  # Rollback: the reference was unknown; a tombstone now holds its key
+    processed_at_us: int | None = None  # when the stored transaction was applied (replays: the original time)
+
+
+def has_nul(command: msgspec.Struct) -> bool:
+    """True if a text field of ``command`` (or of an Atomic unit's actions) holds U+0000.
+
+    PostgreSQL text columns cannot store NUL; one such value in a batch would fail the whole
+    batch statement, stop the shard and, as providers retry, stop it again after every
+    restart. So the shard refuses such commands before they reach a batch
+    (``Shard.submit``). ``origin`` and a refusal's ``request`` are skipped: they are stored
+    JSON-encoded, where NUL is escaped.
+    """
+    for name in command.__struct_fields__:
+        value = getattr(command, name)
+        if type(value) is str:
+            if "\x00" in value:
+                return True
+        elif type(value) is tuple:
+            for item in value:
+                if (type(item) is str and "\x00" in item) or (
+                    isinstance(item, msgspec.Struct) and has_nul(item)
+                ):
+                    return True
+    return False
+
+
+def without_nul(command: Command) -> RecordRefusal:
+    """The refusal (INVALID_REQUEST) recorded instead of a command for which ``has_nul``."""
+
+    def clean(text: str | None) -> str | None:
+        return None if text is None else text.replace("\x00", "\ufffd")
+
+    if isinstance(command, RecordRefusal):
+        return msgspec.structs.replace(command, scope=clean(command.scope), player_id=clean(command.player_id))
+    return RecordRefusal(
+        scope=clean(getattr(command, "scope", "")) or "",
+        code=Code.INVALID_REQUEST,
+        detail="a text field contains a NUL character (U+0000)",
+        request={"type": type(command).__struct_config__.tag},
+        player_id=clean(getattr(command, "player_id", None)),
+        origin=getattr(command, "origin", None),
+    )
 
 
 class Overloaded(Exception):

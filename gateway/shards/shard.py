@@ -30,14 +30,16 @@ from gateway.logs import get_logger
 from gateway.shards.apply import apply
 from gateway.shards.batch import Batch, Item, make_item
 from gateway.shards.commands import (
-    Command,
     Atomic,
+    Command,
     Credit,
     Overloaded,
     RecordRefusal,
     Result,
     Rollback,
     ShardUnavailable,
+    has_nul,
+    without_nul,
 )
 from gateway.shards.state import BET_OPEN, Key, PlayerState, ShardState, Wallet
 
@@ -162,6 +164,8 @@ class Shard:
         if len(self.inbox) >= self.limits.inbox_depth_max:
             metrics.overloaded_total.labels(self.label).inc()
             raise Overloaded(retry_after_s=1)
+        if has_nul(command):
+            command = without_nul(command)  # PostgreSQL text cannot hold NUL: refuse, audited
         future = asyncio.get_running_loop().create_future()
         self.inbox.append((command, future))
         self._inbox_event.set()

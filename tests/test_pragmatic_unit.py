@@ -1,0 +1,531 @@
+"""Pragmatic Play adapter, pure parts: hash, form parsing, amounts, status table, mappings.
+
+Sources: shared/specs/providers.md ("Pragmatic Play", "Common ground"),
+gateway/providers/pragmatic/README.md (choices). No I/O: see test_pragmatic_http.py for the
+adapter against a running gateway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+
+import pytest
+
+from gateway.edge.sessions import GameSession
+from gateway.providers.pragmatic import adapter as rules
+from gateway.providers.pragmatic.adapter import Refusal
+from gateway.providers.pragmatic.schemas import (
+    FIELDS_MAX,
+    VALUE_CHARS_MAX,
+    AdjustmentRequest,
+    AuthenticateRequest,
+    BadFields,
+    BadForm,
+    BalanceRequest,
+    BetRequest,
+    BonusWinRequest,
+    EndRoundRequest,
+    JackpotWinRequest,
+    PragmaticResponse,
+    PromoWinRequest,
+    RefundRequest,
+    ResultRequest,
+    decode_fields,
+    encode_response,
+    parse_form,
+    split_game_ids,
+)
+from gateway.providers.pragmatic.signature import (
+    PragmaticHasher,
+    canonical_string,
+    compute_hash,
+    verify_hash,
+)
+from gateway.providers.pragmatic.statuses import (
+    ALL_ERRORS,
+    END_ROUND_ERROR,
+    STATUS_BY_CODE,
+    status_for,
+)
+from gateway.shards.commands import (
+    Atomic,
+    Balance,
+    Code,
+    Credit,
+    Debit,
+    GetBalance,
+    Result,
+    Rollback,
+)
+
+SECRET = "testKey"
+MAX = 10_000_000_000  # money.amount_minor_max default
+NOW = 1_700_000_000.0
+
+
+def signed(params: dict[str, str], secret: str = SECRET) -> dict[str, str]:
+    return {**params, "hash": compute_hash(params, secret)}
+
+
+BET = {
+    "providerId": "PragmaticPlay", "userId": "p-1", "token": "tok", "gameId": "vs20doghouse",
+    "roundId": "5103188801", "amount": "1.50", "reference": "5c4c3bd3e71a3e0b",
+    "timestamp": "1571824123456", "roundDetails": "spin", "bonusCode": "", "platform": "WEB",
+}
+
+
+def session(player: str = "p-1", *, currency: str = "EUR", provider: str = "pragmatic",
+            expires: float = NOW + 600, replaced_by: str | None = None) -> GameSession:
+    return GameSession(token="tok", player_id=player, currency=currency, provider=provider,
+                       game_id="vs20doghouse", expires_at_s=int(expires), replaced_by=replaced_by)
+
+
+# ---- hash (providers.md, Pragmatic "Hash") ------------------------------------------------
+
+
+def test_hash_is_md5_of_sorted_params_with_secret_appended():
+    params = {"userId": "421", "amount": "100.00", "providerId": "PragmaticPlay"}
+    expected = hashlib.md5(b"amount=100.00&providerId=PragmaticPlay&userId=421testKey").hexdigest()
+    assert canonical_string(params) == "amount=100.00&providerId=PragmaticPlay&userId=421"
+    assert compute_hash(params, SECRET) == expected
+    assert verify_hash({**params, "hash": expected}, SECRET)
+
+
+def test_hash_excludes_itself_and_sorts_by_code_point():
+    params = {"b": "2", "a": "1", "B": "3", "hash": "ignored"}
+    assert canonical_string(params) == "B=3&a=1&b=2"
+
+
+def test_correct_hash_verifies_and_case_is_ignored():
+    params = signed(BET)
+    assert verify_hash(params, SECRET)
+    assert verify_hash({**params, "hash": params["hash"].upper()}, SECRET)
+    assert PragmaticHasher(SECRET).verify(params)
+    assert PragmaticHasher(SECRET).sign(BET) == params["hash"]
+
+
+def test_wrong_hash_wrong_secret_and_malformed_hash_fail():
+    params = signed(BET)
+    assert not verify_hash(params, "otherKey")
+    assert not verify_hash({**params, "hash": "0" * 32}, SECRET)
+    assert not verify_hash({**params, "hash": params["hash"][:31]}, SECRET)
+    assert not verify_hash({**params, "hash": params["hash"] + "0"}, SECRET)
+    assert not verify_hash({**params, "hash": "z" * 32}, SECRET)
+    assert not verify_hash({**params, "hash": ""}, SECRET)
+
+
+def test_missing_hash_fails():
+    assert not verify_hash(dict(BET), SECRET)
+
+
+@pytest.mark.parametrize("name,value", [("amount", "15.00"), ("userId", "p-2"), ("reference", "x"),
+                                        ("roundDetails", "spin2")])
+def test_params_altered_after_signing_fail(name, value):
+    params = signed(BET)
+    params[name] = value
+    assert not verify_hash(params, SECRET)
+
+
+def test_param_added_or_removed_after_signing_fails():
+    params = signed(BET)
+    assert not verify_hash({**params, "extra": "1"}, SECRET)
+    del params["platform"]
+    assert not verify_hash(params, SECRET)
+
+
+def test_body_altered_after_signing_fails():
+    body = "&".join(f"{k}={v}" for k, v in signed(BET).items())
+    assert verify_hash(parse_form(body.encode()), SECRET)
+    tampered = body.replace("amount=1.50", "amount=0.01")
+    assert not verify_hash(parse_form(tampered.encode()), SECRET)
+
+
+def test_parameter_order_is_irrelevant():
+    params = signed(BET)
+    forward = "&".join(f"{k}={v}" for k, v in params.items())
+    backward = "&".join(f"{k}={v}" for k, v in reversed(list(params.items())))
+    assert verify_hash(parse_form(forward.encode()), SECRET)
+    assert verify_hash(parse_form(backward.encode()), SECRET)
+
+
+def test_hash_is_over_decoded_values():
+    params = {"providerId": "PragmaticPlay", "roundDetails": "a b&c=d/é"}
+    body = "providerId=PragmaticPlay&roundDetails=a+b%26c%3Dd%2F%C3%A9&hash=" + compute_hash(params, SECRET)
+    assert verify_hash(parse_form(body.encode()), SECRET)
+
+
+def test_empty_valued_params_included_or_left_out_both_verify():
+    """README "Choices": the primary string has ``bonusCode=``; the string without empty
+    parameters is accepted too (both need the secret; empty == absent for the adapter)."""
+    with_empty = compute_hash(BET, SECRET, include_empty=True)
+    without = compute_hash(BET, SECRET, include_empty=False)
+    assert with_empty != without
+    assert "bonusCode=&" in canonical_string(BET)
+    assert "bonusCode" not in canonical_string(BET, include_empty=False)
+    assert verify_hash({**BET, "hash": with_empty}, SECRET)
+    assert verify_hash({**BET, "hash": without}, SECRET)
+    # but not a hash that simply ignores a non-empty parameter
+    params = {k: v for k, v in BET.items() if k != "platform"}
+    assert not verify_hash({**BET, "hash": compute_hash(params, SECRET)}, SECRET)
+
+
+def test_empty_secret_is_refused_at_start():
+    with pytest.raises(ValueError):
+        PragmaticHasher("")
+
+
+# ---- form parsing (schemas.parse_form / decode_fields) -------------------------------------
+
+
+def test_parse_form_decodes_plus_and_percent():
+    assert parse_form(b"a=1+2&b=%7E&c=") == {"a": "1 2", "b": "~", "c": ""}
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"a=1&a=2", b"a", b"a=1&&b=2", b"{\"userId\":\"1\"}", b"\xff\xfe=1", b"1a=2",
+    b"a-b=1", b"a=%ff", ("x" * 65 + "=1").encode(), b"a=" + b"v" * (VALUE_CHARS_MAX + 1),
+    "&".join(f"k{i}=1" for i in range(FIELDS_MAX + 1)).encode(),
+])
+def test_parse_form_refuses_malformed_bodies(body):
+    with pytest.raises(BadForm):
+        parse_form(body)
+
+
+def test_parse_form_accepts_the_bounds():
+    assert len(parse_form("&".join(f"k{i}=1" for i in range(FIELDS_MAX)).encode())) == FIELDS_MAX
+    assert parse_form(b"a=" + b"v" * VALUE_CHARS_MAX)["a"] == "v" * VALUE_CHARS_MAX
+
+
+def test_decode_fields_ignores_unknown_and_treats_empty_as_absent():
+    req = decode_fields({**BET, "language": "en", "ipAddress": "1.2.3.4"}, BetRequest)
+    assert req.reference == BET["reference"] and req.bonusCode is None and req.currency is None
+
+
+@pytest.mark.parametrize("drop", ["userId", "token", "gameId", "roundId", "amount", "reference",
+                                  "providerId"])
+def test_decode_fields_missing_required_field(drop):
+    with pytest.raises(BadFields):
+        decode_fields({k: v for k, v in BET.items() if k != drop}, BetRequest)
+    with pytest.raises(BadFields):
+        decode_fields({**BET, drop: ""}, BetRequest)
+
+
+def test_decode_fields_bounds_lengths():
+    with pytest.raises(BadFields):
+        decode_fields({**BET, "reference": "r" * 129}, BetRequest)
+    with pytest.raises(BadFields):
+        decode_fields({**BET, "token": "t" * 257}, BetRequest)
+    with pytest.raises(BadFields):
+        decode_fields({**BET, "amount": "1" * 41}, BetRequest)
+
+
+def test_settlement_requests_need_no_token():
+    base = {"providerId": "PragmaticPlay", "userId": "p-1", "reference": "r1", "amount": "1.00"}
+    decode_fields({**base, "gameId": "g", "roundId": "rd"}, ResultRequest)
+    decode_fields(base, BonusWinRequest)
+    decode_fields(base, JackpotWinRequest)
+    decode_fields(base, PromoWinRequest)
+    decode_fields(base, AdjustmentRequest)
+    decode_fields({"providerId": "P", "userId": "p-1", "reference": "r1"}, RefundRequest)
+    decode_fields({"providerId": "P", "userId": "p-1", "roundId": "rd"}, EndRoundRequest)
+    with pytest.raises(BadFields):
+        decode_fields({"providerId": "P", "userId": "p-1"}, BalanceRequest)  # token required
+
+
+def test_split_game_ids():
+    assert split_game_ids("vs20a, vs25b") == ["vs20a", "vs25b"]
+    assert split_game_ids("a,,b") is None
+    assert split_game_ids(",".join(["g"] * 101)) is None
+    assert split_game_ids("g" * 129) is None
+
+
+# ---- amounts (rules.amount_minor_from_decimal) --------------------------------------------
+
+
+@pytest.mark.parametrize("text,currency,expected", [
+    ("12.50", "EUR", 1250), ("12.5", "EUR", 1250), ("12", "EUR", 1200), ("0.01", "EUR", 1),
+    ("12.500", "EUR", 1250),  # trailing zeros change no value (money.minor_from_decimal_str)
+    ("100", "JPY", 100), ("100.0", "JPY", 100), ("1.234", "KWD", 1234), ("0", "EUR", 0),
+    ("0.00000001", "BTC", 1), ("100000000.00", "EUR", 10_000_000_000),
+])
+def test_amount_exact(text, currency, expected):
+    assert rules.amount_minor_from_decimal(text, currency, amount_minor_max=MAX, allow_zero=True) == expected
+
+
+@pytest.mark.parametrize("text,currency", [
+    ("12.505", "EUR"), ("1.5", "JPY"), ("1.2345", "KWD"),  # more fraction digits than the currency
+    ("1e2", "EUR"), ("1E2", "EUR"), ("NaN", "EUR"), ("Infinity", "EUR"), ("+1.00", "EUR"),
+    (" 1.00", "EUR"), ("1.00 ", "EUR"), ("1_000", "EUR"), (".5", "EUR"), ("5.", "EUR"),
+    ("1,50", "EUR"), ("0x10", "EUR"), ("", "EUR"), ("-1.00", "EUR"), ("١٢", "EUR"),
+    ("100000000.01", "EUR"),  # above amount_minor_max
+    ("9" * 20, "EUR"),
+])
+def test_amount_refused(text, currency):
+    out = rules.amount_minor_from_decimal(text, currency, amount_minor_max=MAX, allow_zero=True)
+    assert isinstance(out, Refusal) and out.code is Code.INVALID_AMOUNT and out.error == 7, out
+
+
+def test_amount_zero_negative_and_unknown_currency():
+    zero = rules.amount_minor_from_decimal("0.00", "EUR", amount_minor_max=MAX, allow_zero=False)
+    assert isinstance(zero, Refusal) and zero.error == 7
+    assert rules.amount_minor_from_decimal("-2.50", "EUR", amount_minor_max=MAX, allow_zero=True,
+                                           allow_negative=True) == -250
+    big = rules.amount_minor_from_decimal("-100000000.01", "EUR", amount_minor_max=MAX,
+                                          allow_zero=True, allow_negative=True)
+    assert isinstance(big, Refusal)
+    unknown = rules.amount_minor_from_decimal("1.00", "XXX", amount_minor_max=MAX, allow_zero=True)
+    assert isinstance(unknown, Refusal) and unknown.code is Code.UNKNOWN_CURRENCY and unknown.error == 7
+
+
+def test_balance_is_exact_decimal_json():
+    body = encode_response(PragmaticResponse(
+        error=0, description="Success", cash=rules.decimal_from_minor(1250, "EUR"),
+        bonus=rules.decimal_from_minor(5, "KWD"), usedPromo=rules.decimal_from_minor(0, "JPY")))
+    assert body == b'{"error":0,"description":"Success","cash":12.50,"bonus":0.005,"usedPromo":0}'
+    big = encode_response(PragmaticResponse(error=0, description="", cash=rules.decimal_from_minor(
+        9_007_199_254_740_993, "EUR")))
+    assert b'"cash":90071992547409.93' in big  # beyond a double's precision, still exact
+
+
+# ---- the status table (statuses.py) --------------------------------------------------------
+
+
+def test_every_code_has_a_status():
+    assert set(STATUS_BY_CODE) == set(Code)
+    for code in Code:
+        assert STATUS_BY_CODE[code] in ALL_ERRORS
+
+
+def test_status_rows():
+    expected = {
+        Code.OK: 0, Code.INSUFFICIENT_FUNDS: 1, Code.UNKNOWN_PLAYER: 2, Code.PLAYER_BLOCKED: 6,
+        Code.INVALID_TOKEN: 4, Code.TOKEN_EXPIRED: 4, Code.INVALID_SIGNATURE: 5,
+        Code.UNAUTHORIZED: 5, Code.INVALID_REQUEST: 7, Code.INVALID_AMOUNT: 7,
+        Code.IDEMPOTENCY_CONFLICT: 7, Code.CURRENCY_MISMATCH: 7, Code.LIMIT_REACHED: 50,
+        Code.TRANSACTION_SETTLED: 120, Code.UNKNOWN_TRANSACTION: 120,
+        Code.TRANSACTION_ROLLED_BACK: 3,
+    }
+    for code, error in expected.items():
+        assert status_for(code) == error, code
+    # refusals are never the success code, and never the retryable one (they are final)
+    for code in Code:
+        if code is not Code.OK:
+            assert status_for(code) not in (0, 100), code
+
+
+def test_end_round_refusals_are_130():
+    assert status_for(Code.OK, end_round=True) == 0
+    for code in Code:
+        if code is not Code.OK:
+            assert status_for(code, end_round=True) == END_ROUND_ERROR
+
+
+# ---- mappings (adapter.py) -----------------------------------------------------------------
+
+
+def bet_req(**over) -> BetRequest:
+    return decode_fields({**BET, **over}, BetRequest)
+
+
+def test_bet_maps_to_debit():
+    cmd = rules.bet_to_command(bet_req(), session(), now_s=NOW, amount_minor_max=MAX)
+    assert cmd == Debit(scope="pragmatic", transaction_id=BET["reference"], player_id="p-1",
+                        currency="EUR", amount_minor=150, round_id=BET["roundId"],
+                        game_id=BET["gameId"])
+
+
+def test_bet_zero_stake_is_accepted():
+    cmd = rules.bet_to_command(bet_req(amount="0.00"), session(), now_s=NOW, amount_minor_max=MAX)
+    assert isinstance(cmd, Debit) and cmd.amount_minor == 0
+
+
+@pytest.mark.parametrize("sess,code", [
+    (None, Code.INVALID_TOKEN),
+    (session(expires=NOW - 1), Code.TOKEN_EXPIRED),
+    (session(player="p-2"), Code.INVALID_TOKEN),
+    (session(provider="hub88"), Code.INVALID_TOKEN),
+    (session(replaced_by="new"), Code.INVALID_TOKEN),
+])
+def test_bet_token_rules(sess, code):
+    out = rules.bet_to_command(bet_req(), sess, now_s=NOW, amount_minor_max=MAX)
+    assert isinstance(out, Refusal) and out.code is code and out.error == 4
+
+
+def test_bet_currency_parameter_must_be_the_sessions():
+    ok = rules.bet_to_command(bet_req(currency="EUR"), session(), now_s=NOW, amount_minor_max=MAX)
+    assert isinstance(ok, Debit)
+    out = rules.bet_to_command(bet_req(currency="USD"), session(), now_s=NOW, amount_minor_max=MAX)
+    assert isinstance(out, Refusal) and out.code is Code.CURRENCY_MISMATCH and out.error == 7
+
+
+def test_bet_amount_checked_in_the_sessions_currency():
+    out = rules.bet_to_command(bet_req(amount="1.50"), session(currency="JPY"), now_s=NOW,
+                               amount_minor_max=MAX)
+    assert isinstance(out, Refusal) and out.code is Code.INVALID_AMOUNT
+
+
+RESULT = {"providerId": "PragmaticPlay", "userId": "p-1", "gameId": "vs20", "roundId": "rd1",
+          "amount": "2.00", "reference": "res1"}
+
+
+def test_result_is_a_round_closing_win_naming_no_bet():
+    cmd = rules.result_to_command(decode_fields(RESULT, ResultRequest), "EUR", amount_minor_max=MAX)
+    assert cmd == Credit(scope="pragmatic", transaction_id="res1", player_id="p-1", currency="EUR",
+                         amount_minor=200, round_id="rd1", game_id="vs20", bet_transaction_id=None,
+                         round_closed=True, credit_type="win")
+
+
+def test_result_with_promo_win_is_atomic():
+    req = decode_fields({**RESULT, "promoWinAmount": "0.50", "promoWinReference": "promo1"}, ResultRequest)
+    cmd = rules.result_to_command(req, "EUR", amount_minor_max=MAX)
+    assert isinstance(cmd, Atomic) and cmd.player_id == "p-1" and cmd.scope == "pragmatic"
+    win, promo = cmd.actions
+    assert (win.transaction_id, win.credit_type, win.amount_minor, win.round_closed) == ("res1", "win", 200, True)
+    assert (promo.transaction_id, promo.credit_type, promo.amount_minor) == ("promo1", "promo", 50)
+
+
+def test_result_promo_edge_cases():
+    zero = decode_fields({**RESULT, "promoWinAmount": "0.00"}, ResultRequest)
+    assert isinstance(rules.result_to_command(zero, "EUR", amount_minor_max=MAX), Credit)
+    no_ref = decode_fields({**RESULT, "promoWinAmount": "1.00"}, ResultRequest)
+    out = rules.result_to_command(no_ref, "EUR", amount_minor_max=MAX)
+    assert isinstance(out, Refusal) and out.error == 7
+    same = decode_fields({**RESULT, "promoWinAmount": "1.00", "promoWinReference": "res1"}, ResultRequest)
+    assert isinstance(rules.result_to_command(same, "EUR", amount_minor_max=MAX), Refusal)
+    bad = decode_fields({**RESULT, "promoWinAmount": "1.001", "promoWinReference": "p"}, ResultRequest)
+    assert isinstance(rules.result_to_command(bad, "EUR", amount_minor_max=MAX), Refusal)
+
+
+@pytest.mark.parametrize("request_type,credit_type", [
+    (BonusWinRequest, "bonus"), (JackpotWinRequest, "jackpot"), (PromoWinRequest, "promo")])
+def test_wins_have_their_credit_type(request_type, credit_type):
+    req = decode_fields({"providerId": "P", "userId": "p-1", "amount": "3.00", "reference": "w1"},
+                        request_type)
+    cmd = rules.win_to_command(req, credit_type, "EUR", amount_minor_max=MAX)
+    assert isinstance(cmd, Credit)
+    assert (cmd.credit_type, cmd.amount_minor, cmd.transaction_id, cmd.round_id, cmd.game_id,
+            cmd.round_closed, cmd.bet_transaction_id) == (credit_type, 300, "w1", "w1", "", False, None)
+
+
+def test_end_round_is_a_zero_round_closing_credit():
+    req = decode_fields({"providerId": "P", "userId": "p-1", "roundId": "rd1", "gameId": "g"}, EndRoundRequest)
+    cmd = rules.end_round_to_command(req, "EUR")
+    assert cmd == Credit(scope="pragmatic", transaction_id="endRound:p-1:rd1", player_id="p-1",
+                         currency="EUR", amount_minor=0, round_id="rd1", game_id="g",
+                         round_closed=True, credit_type="win")
+
+
+def test_refund_is_a_rollback_of_the_bet_reference():
+    req = decode_fields({"providerId": "P", "userId": "p-1", "reference": "b1", "roundId": "rd"}, RefundRequest)
+    assert rules.refund_to_command(req, None) == Rollback(
+        scope="pragmatic", transaction_id="refund:b1", player_id="p-1", reference_transaction_id="b1",
+        currency=None, round_id="rd")
+
+
+def test_adjustment_sign():
+    base = {"providerId": "P", "userId": "p-1", "reference": "adj1", "roundId": "rd", "gameId": "g"}
+    up = rules.adjustment_to_command(decode_fields({**base, "amount": "1.25"}, AdjustmentRequest), "EUR",
+                                     amount_minor_max=MAX)
+    assert isinstance(up, Credit) and up.credit_type == "adjustment" and up.amount_minor == 125
+    down = rules.adjustment_to_command(decode_fields({**base, "amount": "-1.25"}, AdjustmentRequest),
+                                       "EUR", amount_minor_max=MAX)
+    assert isinstance(down, Debit) and down.amount_minor == 125 and down.round_id == "rd"
+    bad = rules.adjustment_to_command(decode_fields({**base, "amount": "-0.001"}, AdjustmentRequest),
+                                      "EUR", amount_minor_max=MAX)
+    assert isinstance(bad, Refusal)
+
+
+def test_settlement_token_rules():
+    assert rules.check_settlement_session(None, "p-1") is None
+    assert rules.check_settlement_session(session(expires=NOW - 10_000), "p-1") is None
+    assert rules.check_settlement_session(session(provider="hub88", player="p-2"), "p-1") is None
+    out = rules.check_settlement_session(session(player="p-2"), "p-1")
+    assert isinstance(out, Refusal) and out.error == 4
+
+
+def test_settlement_currency_order():
+    assert rules.settlement_currency("USD", session()) == "USD"
+    assert rules.settlement_currency(None, session()) == "EUR"
+    assert rules.settlement_currency(None, session(provider="hub88")) is None
+    assert rules.settlement_currency(None, None) is None
+    one = Result(code=Code.OK, balances=(Balance("EUR", 1, 0),))
+    assert rules.only_wallet_currency(one) == "EUR"
+    two = Result(code=Code.OK, balances=(Balance("EUR", 1, 0), Balance("USD", 1, 0)))
+    assert isinstance(rules.only_wallet_currency(two), Refusal)
+    nobody = rules.only_wallet_currency(Result(code=Code.UNKNOWN_PLAYER))
+    assert isinstance(nobody, Refusal) and nobody.error == 2
+
+
+def test_authenticate_and_balance_commands():
+    auth = decode_fields({"providerId": "P", "token": "tok"}, AuthenticateRequest)
+    assert rules.authenticate_to_command(auth, session(), now_s=NOW) == GetBalance("p-1", "EUR")
+    assert isinstance(rules.authenticate_to_command(auth, session(expires=NOW - 1), now_s=NOW), Refusal)
+    bal = decode_fields({"providerId": "P", "token": "tok", "userId": "p-2"}, BalanceRequest)
+    out = rules.balance_to_command(bal, session(), now_s=NOW)
+    assert isinstance(out, Refusal) and out.error == 4
+
+
+# ---- responses --------------------------------------------------------------------------
+
+
+def test_money_response_success_and_replay():
+    result = Result(code=Code.OK, player_id="p-1", currency="EUR", cash_minor=9850, bonus_minor=0,
+                    ledger_transaction_id=77, replayed=True)
+    first = rules.response_for_money(result, used_promo=True)
+    assert (first.error, first.transactionId, first.cash, first.bonus, first.usedPromo) == (
+        0, 77, Decimal("98.50"), Decimal("0.00"), Decimal("0.00"))
+    now = rules.Money("EUR", 5000, 25)
+    replay = rules.response_for_money(result, current=now)
+    assert (replay.transactionId, replay.cash, replay.bonus) == (77, Decimal("50.00"), Decimal("0.25"))
+
+
+def test_money_response_refusals():
+    poor = Result(code=Code.INSUFFICIENT_FUNDS, currency="EUR", cash_minor=100, bonus_minor=5,
+                  ledger_transaction_id=9)
+    out = rules.response_for_money(poor)
+    assert (out.error, out.transactionId, out.cash, out.bonus) == (1, None, Decimal("1.00"), Decimal("0.05"))
+    blocked = rules.response_for_money(Result(code=Code.PLAYER_BLOCKED, currency="EUR", cash_minor=1,
+                                              bonus_minor=0))
+    assert blocked.error == 6
+    end = rules.response_for_money(Result(code=Code.IDEMPOTENCY_CONFLICT), end_round=True)
+    assert end.error == 130
+    ok_end = rules.response_for_money(Result(code=Code.OK, currency="EUR", cash_minor=1, bonus_minor=0,
+                                             ledger_transaction_id=5), end_round=True)
+    assert ok_end.error == 0 and ok_end.transactionId is None
+
+
+def test_atomic_response_names_the_wins_transaction():
+    result = Result(code=Code.OK, currency="EUR", cash_minor=1, bonus_minor=0, results=(
+        Result(code=Code.OK, ledger_transaction_id=41), Result(code=Code.OK, ledger_transaction_id=42)))
+    assert rules.response_for_money(result).transactionId == 41
+
+
+def test_authenticate_response():
+    result = Result(code=Code.OK, player_id="p-1", balances=(Balance("EUR", 1000, 50),), country="MT",
+                    player_status="active")
+    out = rules.response_for_authenticate(result, session())
+    assert (out.error, out.userId, out.currency, out.cash, out.bonus, out.country, out.jurisdiction) == (
+        0, "p-1", "EUR", Decimal("10.00"), Decimal("0.50"), "MT", "MT")
+    frozen = rules.response_for_authenticate(
+        Result(code=Code.OK, balances=(Balance("EUR", 1, 0),), player_status="self_excluded"), session())
+    assert frozen.error == 6 and frozen.cash is None
+    missing = rules.response_for_authenticate(Result(code=Code.OK, balances=()), session())
+    assert missing.error == 7
+
+
+def test_balance_per_game_response():
+    result = Result(code=Code.OK, balances=(Balance("EUR", 1000, 0),))
+    out = rules.response_for_balance_per_game(result, None, ["a", "b"])
+    assert [g.gameID for g in out.gamesBalances] == ["a", "b"]
+    assert out.gamesBalances[0].cash == Decimal("10.00")
+    assert b'"gamesBalances":[{"gameID":"a","cash":10.00,"bonus":0.00}' in encode_response(out)
+
+
+def test_audit_never_copies_token_or_hash():
+    out = rules.audit_request(signed({**BET, "token": "secret-token", "amount": "x" * 500}))
+    assert "secret-token" not in repr(out) and signed(BET)["hash"] not in repr(out)
+    assert out["token_sent"] is True and out["hash_sent"] is True
+    assert len(out["amount"]) == 128
+    assert rules.audit_request(None) == {}
+    assert rules.user_of({"userId": "u" * 300}) == "u" * 128
