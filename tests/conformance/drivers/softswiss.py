@@ -1,0 +1,172 @@
+"""SoftSwiss conformance driver: the wallet scenarios said in SoftSwiss's game-provider protocol.
+
+Source: shared/specs/providers.md, "SoftSwiss game-provider protocol" and "Common ground".
+What it does, per request:
+
+* POST JSON to ``/providers/softswiss/play`` or ``/rollback``, signed in ``X-REQUEST-SIGN``
+  with the hex HMAC-SHA256 of the raw body keyed with the casino's auth token (the sandbox's
+  ``softswiss-demo-auth-token``), as SoftSwiss does ("Signature").
+* A bet is ``/play`` with one ``bet`` action (``game_id`` = the round, ``game`` = the seat's
+  game); a win is ``/play`` with one ``win`` action and ``finished`` = ``round_closed``; a
+  balance request is ``/play`` without actions ("No actions = a balance request"); a rollback
+  is ``/rollback`` with one ``rollback`` action naming the bet by ``original_action_id``.
+* Every request carries the seat's token as ``session_id`` (the gateway's optional session
+  field, checked on bets only): SoftSwiss's own protocol has no token, so this is how an
+  expired game session reaches the wallet.
+* Every answer must be JSON. ``Answer.status`` is ``"200"`` for a success, else
+  ``"<http>:<code>"`` (e.g. ``"412:100"``); the code must be one providers.md lists, and an
+  error body must carry ``message``. Amounts and ``balance`` are integers in the currency's
+  subunits = minor units ("Amounts"); a ``balance`` that is not an integer is a failure.
+
+The ``expect`` table is written from providers.md, not from the adapter's ``statuses.py``.
+providers.md names the status of two situations (insufficient funds: 412 / 100; a bad
+signature: 403) and lists the other codes without meanings; each other row says why its
+code is the one that fits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from typing import Any, Final, Mapping
+
+import httpx
+
+from tests.conformance.driver import Answer, Seat
+
+PREFIX: Final = "/providers/softswiss"
+HEADER: Final = "X-REQUEST-SIGN"
+#: The casino's auth token in the sandbox ([providers.softswiss] auth_token).
+AUTH_TOKEN: Final = b"softswiss-demo-auth-token"
+#: A key that is not the casino's: what ``bet_bad_signature`` signs with.
+OTHER_KEY: Final = b"not-the-casino-auth-token"
+
+#: providers.md, SoftSwiss "Errors": every code an error body may carry.
+CODES: Final = frozenset({100, 101, 105, 106, 107, 110, 153, 154, 155, 400, 403, 404, 405, 406,
+                          500, 502, 503, 504, *range(600, 621), 700})
+
+
+def sign(body: bytes, key: bytes = AUTH_TOKEN) -> str:
+    """``X-REQUEST-SIGN``: hex HMAC-SHA256 of the raw body (providers.md, SoftSwiss)."""
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def _round_trip_id() -> str:
+    return f"ss-{uuid.uuid4().hex[:16]}"
+
+
+class SoftSwissDriver:
+    """SoftSwiss's side of the wire (see the module docstring)."""
+
+    name = "softswiss"
+    #: providers.md: a ``win`` action names only the round (``game_id``), never a bet.
+    wins_reference_bets = False
+    expect: Mapping[str, frozenset[str]] = {
+        "ok": frozenset({"200"}),
+        # "A repeated action_id returns the stored result with HTTP 200."
+        "bet_replay": frozenset({"200"}),
+        # Common ground: the same id with other content is a duplicate error. SoftSwiss has no
+        # duplicate code; of the listed ones only 400 (bad request) is final, not a success
+        # and not about the player.
+        "duplicate": frozenset({"400:400"}),
+        # "insufficient funds is HTTP 412 with {code: 100, message, balance}".
+        "insufficient_funds": frozenset({"412:100"}),
+        # Wins are round-level: a win for a round whose bet the wallet never saw (or whose bet
+        # was rolled back) cannot be told from a legitimate round win; it is paid.
+        "win_unknown_bet": frozenset({"200"}),
+        "win_after_rollback": frozenset({"200"}),
+        # Common ground: refused with the "already settled / rolled back" status; SoftSwiss
+        # has none, so the final bad-request code.
+        "rollback_after_win": frozenset({"400:400"}),
+        # "a later bet with that action id is then not debited": refused, final (400).
+        "bet_after_rollback": frozenset({"400:400"}),
+        # The session vouches for the player's account; an expired one makes the player
+        # invalid for betting (101, "player is invalid", a 412 like code 100).
+        "bet_token_expired": frozenset({"412:101"}),
+        # A blocked / self-excluded player is a disabled player (110).
+        "bet_blocked": frozenset({"412:110"}),
+        # SoftSwiss names an account by user_id + currency: none in that currency = invalid
+        # player (101).
+        "wrong_currency": frozenset({"412:101"}),
+        # "a bad signature is 403".
+        "bad_signature": frozenset({"403:403"}),
+        # "Rollback of an unknown original_action_id stores a zero-effect tombstone and
+        # answers 200".
+        "rollback_unknown": frozenset({"200"}),
+    }
+
+    # ---- transport -----------------------------------------------------------------------
+
+    async def send(self, client: httpx.AsyncClient, endpoint: str, payload: dict[str, Any], *,
+                   key: bytes = AUTH_TOKEN) -> Answer:
+        """Sign ``payload`` with ``key``, POST it, check the envelope, decode the answer."""
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        response = await client.post(PREFIX + endpoint, content=body, headers={
+            "Content-Type": "application/json", HEADER: sign(body, key)})
+        assert response.headers.get("content-type", "").startswith("application/json"), (
+            endpoint, response.status_code, response.headers, response.content[:300])
+        answer = response.json()
+        assert isinstance(answer, dict), answer
+        if response.status_code == 200:
+            status = "200"
+            assert "code" not in answer, f"{endpoint}: a 200 answer with a code: {answer}"
+        else:
+            code = answer.get("code")
+            assert isinstance(code, int) and code in CODES, (
+                f"{endpoint}: HTTP {response.status_code}, code {code!r} is not a SoftSwiss code: {answer}")
+            assert isinstance(answer.get("message"), str), answer
+            status = f"{response.status_code}:{code}"
+        balance = answer.get("balance")
+        if balance is not None:
+            assert type(balance) is int, f"balance {balance!r} is not integer subunits"
+        return Answer(status=status, http_status=response.status_code, balance_minor=balance,
+                      body=answer)
+
+    # ---- the contract ----------------------------------------------------------------------
+
+    async def open(self, client: httpx.AsyncClient, seat: Seat) -> Seat:
+        """SoftSwiss makes no wallet call at game launch; the seat is used as it is."""
+        return seat
+
+    def _play(self, seat: Seat, round_id: str, actions: list[dict[str, Any]], *,
+              finished: bool = False, currency: str | None = None) -> dict[str, Any]:
+        return {"user_id": seat.player_id, "currency": currency or seat.currency,
+                "game": seat.game_id, "game_id": round_id, "finished": finished,
+                "actions": actions, "session_id": seat.token}
+
+    async def balance(self, client: httpx.AsyncClient, seat: Seat) -> Answer:
+        return await self.send(client, "/play", self._play(seat, _round_trip_id(), []))
+
+    async def bet(self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str, round_id: str,
+                  amount_minor: int, currency: str | None = None) -> Answer:
+        return await self.send(client, "/play", self._play(
+            seat, round_id, [{"action": "bet", "amount": amount_minor, "action_id": txn_id}],
+            currency=currency))
+
+    async def win(self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str, round_id: str,
+                  amount_minor: int, bet_txn_id: str, round_closed: bool = False) -> Answer:
+        # A win names no bet (providers.md): ``bet_txn_id`` is not sent.
+        return await self.send(client, "/play", self._play(
+            seat, round_id, [{"action": "win", "amount": amount_minor, "action_id": txn_id}],
+            finished=round_closed))
+
+    async def rollback(self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str,
+                       bet_txn_id: str, round_id: str, amount_minor: int) -> Answer:
+        # A rollback carries no amount (providers.md, SoftSwiss "/rollback").
+        return await self.send(client, "/rollback", {
+            "user_id": seat.player_id, "currency": seat.currency, "game": seat.game_id,
+            "game_id": round_id,
+            "actions": [{"action": "rollback", "action_id": txn_id, "original_action_id": bet_txn_id}],
+        })
+
+    async def bet_bad_signature(self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str,
+                                round_id: str, amount_minor: int) -> Answer:
+        """The same bet, signed with a key that is not the casino's auth token."""
+        return await self.send(client, "/play", self._play(
+            seat, round_id, [{"action": "bet", "amount": amount_minor, "action_id": txn_id}]),
+            key=OTHER_KEY)
+
+
+DRIVER: Final = SoftSwissDriver()
