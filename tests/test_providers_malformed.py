@@ -3,12 +3,21 @@
 Sources: shared/DESIGN.md section 8 ("Bad input gets a clear 4xx ... never a 500, and
 changes nothing but the audit record") and shared/specs/providers.md (each provider's
 transport, endpoints and authentication). For every endpoint of every adapter
-(``ENDPOINTS``), bodies are fuzzed with hypothesis -- raw bytes (``st.binary()``), random
+(``PROTOCOLS``, ``CASES``), bodies are fuzzed with hypothesis -- raw bytes (``st.binary()``), random
 JSON values, random form data, templates with one field replaced by a value of any type,
 invalid amounts on a real player's bet -- and sent both **validly signed** (so the decoder,
 not the signature check, is exercised) and unsigned. Fixed cases add wrong content types,
-wrong methods, huge numbers, deep nesting, and oversize bodies with and without a
-Content-Length.
+wrong methods, huge numbers, deep nesting, oversize bodies with and without a
+Content-Length, and characters PostgreSQL cannot store (NUL, a lone surrogate) in every
+string field -- which once stopped the shard (a batch that fails stops it) and the process.
+
+Templates name nobody (``GHOST``), so a request that happens to be well formed is refused by
+the wallet, not applied; only the invalid-amount and control-character tests use a real
+player with a live session, on fields no reading can accept.
+
+The module runs its own gateway process (``malformed_gateway``): a request that kills it
+fails its own test, and the next test gets a restarted process, so one crash cannot turn
+the rest of the suite red.
 
 Each answer must be:
 
