@@ -14,7 +14,6 @@ import os
 import socket
 
 import asyncpg
-import redis.asyncio as aioredis
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from gateway.edge.fastpath import FastPath
 from gateway.edge.openapi import build_openapi
 from gateway.edge.problems import problem
 from gateway.edge.ratelimit import RateLimiter
+from gateway.edge.redis_client import redis_client
 from gateway.edge.sessions import SessionStore
 from gateway.embedded import EmbeddedServices
 from gateway.ledger.io_thread import DatabaseThread, ThreadedStore
@@ -84,15 +84,12 @@ def create_app(settings: Settings | None = None) -> FastPath:
         shard = Shard(settings, store, claimed_by=edge_id, on_failure=_exit_for_restart)
         await shard.start()
         shards = LocalShards({shard.shard_id: shard}, None, settings.shard.bucket_count)
-        redis_client = aioredis.Redis.from_url(
-            embedded.redis_url,
-            socket_timeout=settings.redis.socket_timeout_ms / 1000,
-            socket_connect_timeout=settings.redis.socket_timeout_ms / 1000,
-        )
-        limiter = RateLimiter(redis_client, settings.rate_limits,
+        redis = redis_client(embedded.redis_url, settings.redis.socket_timeout_ms)
+        limiter = RateLimiter(redis, settings.rate_limits,
                               timeout_s=settings.redis.socket_timeout_ms / 1000)
         ctx = EdgeContext(settings=settings, submit=shards.submit,
-                          sessions=SessionStore(redis_client, settings.session.token_ttl_s),
+                          sessions=SessionStore(redis, settings.session.token_ttl_s,
+                                                settings.session.lookup_batch_size_max),
                           limiter=limiter, edge_id=edge_id)
         holder.update(shards=shards, pool=pool, ctx=ctx)
         closers = _mount(app, fast, ctx, settings)
@@ -103,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastPath:
             await shard.stop()
             for close in closers:
                 close()
-            await redis_client.aclose()
+            await redis.aclose()
             await db_thread.call(pool.close)
             db_thread.stop()
             await embedded.astop()

@@ -8,6 +8,7 @@ the embedded servers under ``data_dir`` are used, so every command works on a fr
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 
 import click
@@ -47,6 +48,8 @@ def serve(config: str | None, host: str | None, port: int | None) -> None:
     # The database thread (gateway/ledger/io_thread.py) needs the GIL briefly per batch; the
     # default 5 ms switch interval would make each of its steps wait behind HTTP work.
     sys.setswitchinterval(0.0005)
+    server = settings.server
+    gc.set_threshold(server.gc_gen0_threshold, server.gc_gen1_threshold, server.gc_gen2_threshold)
     uvicorn.run(
         create_app(settings),
         host=settings.server.host,

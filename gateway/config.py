@@ -29,6 +29,14 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True):
     port: int = 8080
     body_bytes_max: int = 65_536
     edge_id: str = ""  # defaults to "host:pid"
+    # Python's cyclic GC thresholds (gen0 in allocations, gen1 and gen2 in collections of
+    # the younger generation), set by ``gateway serve``. Python's default (700, 10, 10)
+    # collected so often under load that the collector showed as ~10% of the loop's CPU and
+    # in the p99 tail (docs/BENCHMARKS.md, "Adapter overhead"). Higher thresholds only delay
+    # collecting reference cycles: at most gen0 more container objects wait for it.
+    gc_gen0_threshold: int = 50_000
+    gc_gen1_threshold: int = 20
+    gc_gen2_threshold: int = 100
 
 
 class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -66,6 +74,9 @@ class MoneySettings(msgspec.Struct, forbid_unknown_fields=True):
 
 class SessionSettings(msgspec.Struct, forbid_unknown_fields=True):
     token_ttl_s: int = 3_600
+    # Concurrent session lookups share one Redis MGET of at most this many tokens
+    # (gateway/edge/sessions.py).
+    lookup_batch_size_max: int = 256
 
 
 class Hub88Settings(msgspec.Struct, forbid_unknown_fields=True):
@@ -165,8 +176,14 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
             problems.append("money.amount_minor_max must be >= 1")
         if not 256 <= self.server.body_bytes_max <= 10 * 1024 * 1024:
             problems.append("server.body_bytes_max must be within 256..10485760")
+        if not 100 <= self.server.gc_gen0_threshold <= 10_000_000:
+            problems.append("server.gc_gen0_threshold must be within 100..10000000")
+        if not (1 <= self.server.gc_gen1_threshold <= 10_000 and 1 <= self.server.gc_gen2_threshold <= 10_000):
+            problems.append("server.gc_gen1_threshold and gc_gen2_threshold must be within 1..10000")
         if self.session.token_ttl_s < 1:
             problems.append("session.token_ttl_s must be >= 1")
+        if not 1 <= self.session.lookup_batch_size_max <= 10_000:
+            problems.append("session.lookup_batch_size_max must be within 1..10000")
         limits = [("rate_limits.partner_default", self.rate_limits.partner_default),
                   ("rate_limits.provider_default", self.rate_limits.provider_default)]
         limits += [(f"rate_limits.partners.{k}", v) for k, v in self.rate_limits.partners.items()]

@@ -406,6 +406,9 @@ def test_config_file_then_env(tmp_path):
     ({"GATEWAY_SERVER__BODY_BYTES_MAX": "255"}, ["server.body_bytes_max"]),
     ({"GATEWAY_SERVER__BODY_BYTES_MAX": "10485761"}, ["server.body_bytes_max"]),
     ({"GATEWAY_SESSION__TOKEN_TTL_S": "0"}, ["session.token_ttl_s"]),
+    ({"GATEWAY_SESSION__LOOKUP_BATCH_SIZE_MAX": "0"}, ["session.lookup_batch_size_max"]),
+    ({"GATEWAY_SERVER__GC_GEN0_THRESHOLD": "99"}, ["server.gc_gen0_threshold"]),
+    ({"GATEWAY_SERVER__GC_GEN2_THRESHOLD": "0"}, ["server.gc_gen1_threshold and gc_gen2_threshold"]),
     ({"GATEWAY_SHARD__BATCH_SIZE_MAX": "30000", "GATEWAY_MONEY__IDEMPOTENCY_RETENTION_DAYS": "30"},
      ["shard.inbox_depth_max", "money.idempotency_retention_days"]),
 ])

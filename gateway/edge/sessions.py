@@ -6,10 +6,20 @@ passed, but it stays readable in Redis for ``grace_s`` more so that an adapter c
 "expired" (wins and rollbacks still accepted, providers.md "Common ground") from "never
 issued" (refused). Redis holds nothing that cannot be rebuilt: losing it logs players out of
 open games, never loses money.
+
+Lookups are coalesced: every provider wallet call reads its session, and redis-py spends
+about 60 us of CPU per command in its own layers (profile in docs/BENCHMARKS.md,
+"Adapter overhead"), more than the rest of an Evolution request's parsing. So ``get`` queues
+the token and one task at a time sends the queued tokens as one ``MGET`` of at most
+``lookup_batch_size_max`` keys; tokens queued while an ``MGET`` is in flight go in the next.
+Redis stays the only copy: nothing is cached, so an expiry or rotation written by anyone is
+seen by the next lookup. The queue is bounded by the requests in flight, which uvicorn bounds
+(``limit_concurrency``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 
@@ -45,12 +55,21 @@ _decoder = msgspec.json.Decoder(GameSession)
 
 
 class SessionStore:
-    """Create and look up game sessions. All methods raise SessionStoreUnavailable on Redis errors."""
+    """Create and look up game sessions. All methods raise SessionStoreUnavailable on Redis errors.
 
-    def __init__(self, client: aioredis.Redis, ttl_s: int) -> None:
+    ``ttl_s``: how long a new token is live, in seconds. ``lookup_batch_size_max``: the most
+    tokens one coalesced ``MGET`` carries (see the module docstring).
+    """
+
+    def __init__(self, client: aioredis.Redis, ttl_s: int, lookup_batch_size_max: int = 256) -> None:
         assert ttl_s > 0
+        assert lookup_batch_size_max >= 1
         self._redis = client
         self._ttl_s = ttl_s
+        self._lookup_batch_size_max = lookup_batch_size_max
+        # Queued lookups: (redis key, future of the raw value). One drain task at a time.
+        self._lookups: list[tuple[str, asyncio.Future[bytes | None]]] = []
+        self._drain: asyncio.Task[None] | None = None
 
     async def create(
         self, player_id: str, currency: str, provider: str, game_id: str, now_s: float | None = None
@@ -76,11 +95,42 @@ class SessionStore:
         """The session for ``token``, expired or not; None if it was never issued (or long gone)."""
         if not token or len(token) > 256:
             return None
-        try:
-            raw = await self._redis.get(KEY_PREFIX + token)
-        except (RedisError, OSError) as exc:
-            raise SessionStoreUnavailable(str(exc)) from exc
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._lookups.append((KEY_PREFIX + token, future))
+        if self._drain is None:
+            self._drain = asyncio.create_task(self._drain_lookups())
+        raw = await future
         return None if raw is None else _decoder.decode(raw)
+
+    async def _drain_lookups(self) -> None:
+        """Answer queued lookups with one MGET per batch until the queue is empty.
+
+        A Redis error fails that batch's lookups with SessionStoreUnavailable; later batches
+        are tried afresh. A waiter that went away (cancelled) is skipped.
+        """
+        try:
+            while self._lookups:
+                batch = self._lookups[: self._lookup_batch_size_max]
+                del self._lookups[: len(batch)]
+                try:
+                    values = await self._redis.mget([key for key, _ in batch])
+                except (RedisError, OSError) as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(SessionStoreUnavailable(str(exc)))
+                    continue
+                except BaseException as exc:  # cancelled or a bug: nobody may wait forever
+                    for _, future in batch + self._lookups:
+                        if not future.done():
+                            future.set_exception(SessionStoreUnavailable(repr(exc)))
+                    self._lookups.clear()
+                    raise
+                assert len(values) == len(batch)
+                for (_, future), value in zip(batch, values):
+                    if not future.done():
+                        future.set_result(value)
+        finally:
+            self._drain = None
 
     async def rotate(self, token: str, now_s: float | None = None) -> GameSession | None:
         """Issue a new token for the session of ``token``; the old one is marked replaced.
