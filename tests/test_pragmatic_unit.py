@@ -8,9 +8,14 @@ adapter against a running gateway.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from decimal import Decimal
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.edge.sessions import GameSession
 from gateway.providers.pragmatic import adapter as rules
@@ -190,6 +195,42 @@ def test_parse_form_decodes_plus_and_percent():
 def test_parse_form_refuses_malformed_bodies(body):
     with pytest.raises(BadForm):
         parse_form(body)
+
+
+def _reference_parse(body: bytes) -> dict[str, str] | None:
+    """The model: what ``parse_qsl(strict_parsing=True)`` plus the adapter's rules accept."""
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True,
+                          encoding="utf-8", errors="strict", max_num_fields=FIELDS_MAX)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    names = [n for n, _ in pairs]
+    if (not pairs or len(set(names)) != len(names)
+            or any(not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", n) for n in names)
+            or any(len(v) > VALUE_CHARS_MAX for _, v in pairs)):
+        return None
+    return dict(pairs)
+
+
+_FORM_ALPHABET = st.sampled_from(list("aAz09_=&+%-. ~") + ["%2B", "%26", "%3D", "%C3%A9", "%ff", "%41", "%5F", "é", "\x00"])
+
+
+@settings(max_examples=500, deadline=None, derandomize=os.environ.get("CI") == "true")
+@given(st.one_of(
+    st.binary(max_size=64),
+    st.lists(_FORM_ALPHABET, max_size=30).map(lambda parts: "".join(parts).encode()),
+    st.dictionaries(st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,8}", fullmatch=True), st.text(max_size=12),
+                    min_size=1, max_size=8).map(lambda d: urlencode(d).encode()),
+))
+def test_parse_form_agrees_with_parse_qsl(body):
+    """The hand-written parser accepts exactly what parse_qsl and the adapter's rules accept,
+    with the same fields (schemas.parse_form's docstring)."""
+    expected = _reference_parse(body)
+    if expected is None:
+        with pytest.raises(BadForm):
+            parse_form(body)
+    else:
+        assert parse_form(body) == expected
 
 
 def test_parse_form_accepts_the_bounds():
