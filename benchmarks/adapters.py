@@ -3,12 +3,14 @@
     python -m benchmarks.adapters --start-gateway
 
 Seeds ``--players`` players through the generic API, opens a game session per player and
-provider, then runs the closed-loop ``uniform`` rounds (as ``benchmarks.run``) once per
-protocol in ``--protocols`` against the same gateway process, and prints throughput,
-latency percentiles, CPU and the ratio of each protocol's throughput to the generic API's
-in the same run (issue "Provider protocols", target: >= 70% for the HMAC, MD5 and token
-protocols). A final ``mixed`` phase runs generic traffic at a constant rate alone and then
-beside saturating Hub88 traffic, to show whether Hub88's RSA signing delays other traffic.
+provider, then runs the closed-loop ``uniform`` rounds (as ``benchmarks.run``, 256
+connections by default) through each protocol in ``--protocols`` against the same gateway
+process, ``--rounds`` times (every other round in reverse order, since a run on a fresher
+database is faster), and prints throughput, latency percentiles, CPU and the ratio of each
+protocol's mean throughput to the generic API's in the same run (issue "Provider
+protocols", target: >= 70% for the HMAC, MD5 and token protocols). A final ``mixed`` phase
+runs generic traffic at a constant rate alone, beside generic traffic and beside Hub88
+traffic, to show how much Hub88's RSA signing delays other traffic.
 
 Success is judged in each protocol's terms (``benchmarks.protocols``): an HTTP 200 carrying
 a refusal status is an error, listed by status.
@@ -96,11 +98,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", choices=("auto", "always", "never"), default="auto")
     p.add_argument("--seed-connections", type=int, default=64)
     p.add_argument("--seed-timeout-s", type=float, default=900.0)
-    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--connections", type=int, default=256)
     p.add_argument("--duration-s", type=float, default=15.0)
     p.add_argument("--warmup-s", type=float, default=2.0)
     p.add_argument("--drain-s", type=float, default=10.0)
     p.add_argument("--pause-s", type=float, default=2.0)
+    p.add_argument("--rounds", type=int, default=2,
+                   help="times the protocol list is run, every other round in reverse order "
+                        "(so no protocol always runs on the freshest database); ratios use "
+                        "the mean ok ops/s over the rounds")
     p.add_argument("--hub88-rounds", type=int, default=30_000,
                    help="Hub88 rounds signed ahead (must outlast the window)")
     p.add_argument("--mixed-rate", type=float, default=500.0,
@@ -221,6 +227,24 @@ def table(results: list[Summary]) -> str:
     return "\n".join(rows)
 
 
+def summary_table(rounds: list[list[Summary]]) -> str:
+    """Per protocol: ok ops/s of each round, their mean, the mean's ratio to the generic
+    API's mean, the worst p99 and the errors over all rounds."""
+    names = [s.target for s in rounds[0]]
+    means = {n: sum(r[i].ops_per_s for r in rounds) / len(rounds) for i, n in enumerate(names)}
+    generic = means.get("generic")
+    heads = " | ".join(f"round {k + 1} ops/s" for k in range(len(rounds)))
+    rows = [f"| protocol | {heads} | mean ops/s | vs generic | worst p99 ms | errors |",
+            "|---|" + "---|" * (len(rounds) + 4)]
+    for i, n in enumerate(names):
+        per = " | ".join(f"{r[i].ops_per_s:.0f}" for r in rounds)
+        ratio = f"{means[n] / generic:.0%}" if generic else "n/a"
+        worst = max(r[i].p99_ms for r in rounds)
+        errors = sum(r[i].error_count for r in rounds)
+        rows.append(f"| {n} | {per} | {means[n]:.0f} | {ratio} | {worst} | {errors} |")
+    return "\n".join(rows)
+
+
 async def main_async(args) -> int:
     target = Target(args.gateway_url, args.api_key)
     server = None
@@ -238,11 +262,16 @@ async def main_async(args) -> int:
                                        seed_timeout_s=args.seed_timeout_s)
         await seed(target, "gateway", players, hot, seed_args)
         seats = await open_sessions(target, players, args)
-        results = []
-        for i, name in enumerate(args.protocol_list):
-            if i:
-                await asyncio.sleep(args.pause_s)
-            results.append(await run_protocol(name, target, seats, args, pid, db))
+        rounds: list[list[Summary]] = []
+        for r in range(args.rounds):
+            order = args.protocol_list if r % 2 == 0 else args.protocol_list[::-1]
+            print(f"[round {r + 1}/{args.rounds}] {', '.join(order)}", flush=True)
+            done: dict[str, Summary] = {}
+            for i, name in enumerate(order):
+                if i or r:
+                    await asyncio.sleep(args.pause_s)
+                done[name] = await run_protocol(name, target, seats, args, pid, db)
+            rounds.append([done[name] for name in args.protocol_list])
         mixed = await run_mixed(target, seats, args, pid) if args.mixed_rate > 0 else []
     finally:
         if server:
@@ -251,7 +280,12 @@ async def main_async(args) -> int:
     print(f"adapter overhead: {args.players} players (deposit {PLAYER_DEPOSIT_MINOR} minor each), "
           f"{args.connections} connections, {args.duration_s:.0f}s per protocol, closed loop")
     print()
-    print(table(results))
+    for r, results in enumerate(rounds):
+        print(f"round {r + 1}:\n")
+        print(table(results))
+        print()
+    print(f"over {len(rounds)} rounds:\n")
+    print(summary_table(rounds))
     if mixed:
         print()
         print(f"generic traffic at {args.mixed_rate:.0f}/s, beside {args.mixed_background_rate:.0f}/s of other traffic:")
@@ -264,7 +298,7 @@ async def main_async(args) -> int:
     out = REPO / "benchmarks/results/adapters.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps({"args": {k: v for k, v in vars(args).items()},
-                                  "results": [r.to_dict() for r in results],
+                                  "rounds": [[r.to_dict() for r in results] for results in rounds],
                                   "mixed": [{"label": l, **s.to_dict()} for l, s in mixed]},
                                  option=orjson.OPT_INDENT_2))
     print(f"\nwrote {out}")
