@@ -22,7 +22,7 @@ with warnings.catch_warnings():  # starlette's TestClient warns about its httpx 
 
 from gateway.config import Settings
 from gateway.edge.context import EdgeContext
-from gateway.edge.sessions import GameSession, SessionStoreUnavailable
+from gateway.edge.sessions import GameSession, SessionStore, SessionStoreUnavailable
 from gateway.providers.hub88 import PREFIX, routes
 from gateway.providers.hub88.signature import HEADER, load_private_key, load_public_key, sign_body, verify_signature
 from gateway.shards.commands import (
@@ -59,6 +59,9 @@ class FakeSessions:
         if self.down:
             raise SessionStoreUnavailable("redis down")
         return self.sessions.get(token)
+
+    # The real settlement policy (settle without the session when Redis is down) over this get.
+    get_for_settlement = SessionStore.get_for_settlement
 
 
 class FakeWallet:

@@ -135,3 +135,16 @@ async def test_sessions_live_under_their_key_prefix_with_a_ttl(counting_redis):
     ttl_s = await counting_redis.ttl(KEY_PREFIX + session.token)
 
     assert 60 < ttl_s <= 60 + 7 * 24 * 3600
+
+
+async def test_a_settlement_reads_its_session_or_settles_without_it(counting_redis, services):
+    """Wins and rollbacks do not need Redis (DESIGN.md section 7): no token, an unknown token
+    and Redis down all give None, never an error; a known token gives its session."""
+    store = SessionStore(counting_redis, ttl_s=3600)
+    session = await store.create("sess-settle", "EUR", "hub88", "g1")
+    down = SessionStore(redis_client(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_ms=200), ttl_s=3600)
+
+    assert await store.get_for_settlement(session.token, "hub88") == session
+    assert await store.get_for_settlement("never-issued", "hub88") is None
+    assert await store.get_for_settlement(None, "hub88") is None
+    assert await down.get_for_settlement(session.token, "hub88") is None

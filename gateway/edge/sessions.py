@@ -27,6 +27,10 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
+from gateway.logs import get_logger
+
+log = get_logger("gateway.sessions")
+
 KEY_PREFIX = "gw:session:"
 GRACE_S = 7 * 24 * 3600  # how long an expired token stays recognisable as "expired"
 
@@ -101,6 +105,23 @@ class SessionStore:
             self._drain = asyncio.create_task(self._drain_lookups())
         raw = await future
         return None if raw is None else _decoder.decode(raw)
+
+    async def get_for_settlement(self, token: str | None, scope: str) -> GameSession | None:
+        """The session of a win, rollback or promo payout; None if ``token`` is absent,
+        unknown, or Redis is down (logged as ``session_store_unavailable`` with ``scope``).
+
+        Settlements must not depend on Redis (DESIGN.md section 7; providers.md "Common
+        ground": wins and rollbacks are accepted after the session ended), so an adapter
+        settles without the session rather than refuse.
+        """
+        if token is None:
+            return None
+        try:
+            return await self.get(token)
+        except SessionStoreUnavailable as exc:
+            log.warning("session_store_unavailable", scope=scope,
+                        action="settling without the session", error=repr(exc))
+            return None
 
     async def _drain_lookups(self) -> None:
         """Answer queued lookups with one MGET per batch until the queue is empty.

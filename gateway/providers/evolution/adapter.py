@@ -45,6 +45,7 @@ import msgspec
 
 from gateway import money
 from gateway.edge.sessions import GameSession
+from gateway.providers.audit import AUDIT_STR_CHARS_MAX, bounded_value
 from gateway.providers.evolution.schemas import (
     BalanceRequest,
     CancelRequest,
@@ -75,9 +76,7 @@ PROMO_KEY_PREFIX: Final = "promo "
 _ADJUSTED_MIN: Final = -18
 _ADJUSTED_MAX: Final = 18
 
-# Bounds of the audit ``request`` dict (DESIGN.md section 4).
-_AUDIT_STR_CHARS_MAX: Final = 128
-_AUDIT_INT_ABS_MAX: Final = 10**30
+# Fields copied into the audit ``request`` dict (DESIGN.md section 4; bounds: providers/audit.py).
 _AUDIT_FIELDS: Final = (
     ("uuid",),
     ("userId",),
@@ -471,18 +470,6 @@ def response_for_new_sid(session: GameSession, *, uuid: str | None) -> SidRespon
 # ---- audit --------------------------------------------------------------------------------
 
 
-def _bounded(value: object) -> object:
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return value if -_AUDIT_INT_ABS_MAX < value < _AUDIT_INT_ABS_MAX else "<out of range>"
-    if isinstance(value, Decimal):
-        return str(value)[:_AUDIT_STR_CHARS_MAX]
-    if isinstance(value, str):
-        return value[:_AUDIT_STR_CHARS_MAX]
-    return f"<{type(value).__name__}>"
-
-
 def _wire_dict(source: object) -> dict | None:
     """A decoded request struct as a dict with wire (camelCase) names, or a JSON dict as is."""
     if isinstance(source, dict):
@@ -509,7 +496,7 @@ def audit_request(source: object) -> dict:
         for name in path:
             value = value.get(name) if isinstance(value, dict) else None
         if value is not None:
-            out[".".join(path)] = _bounded(value)
+            out[".".join(path)] = bounded_value(value)
     out["sid_sent"] = data.get("sid") is not None
     return out
 
@@ -518,7 +505,7 @@ def str_field(source: object, wire_name: str) -> str | None:
     """A top-level string field (wire name, e.g. ``uuid``) of a struct or JSON dict, bounded."""
     data = _wire_dict(source)
     value = data.get(wire_name) if data is not None else None
-    return value[:_AUDIT_STR_CHARS_MAX] if isinstance(value, str) else None
+    return value[:AUDIT_STR_CHARS_MAX] if isinstance(value, str) else None
 
 
 def player_id_of(source: object) -> str | None:

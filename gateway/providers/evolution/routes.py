@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from gateway.edge.body import read_body_bounded
 from gateway.edge.context import EdgeContext
-from gateway.edge.sessions import GameSession, SessionStoreUnavailable
+from gateway.providers.audit import peek_json
 from gateway.providers.evolution.adapter import (
     SCOPE,
     Refusal,
@@ -83,16 +83,7 @@ JSON_MEDIA_TYPE: Final = "application/json"
 
 Process = Callable[[Any, Origin], Awaitable[EvolutionAnswer]]
 
-_peek_decoder: Final = msgspec.json.Decoder(float_hook=Decimal)
-
-
-def _peek(body: bytes) -> dict | None:
-    """Best-effort generic parse of a refused body, for the audit (numbers as Decimal)."""
-    try:
-        value = _peek_decoder.decode(body)
-    except Exception:  # noqa: BLE001 - any garbage is simply "nothing readable"
-        return None
-    return value if isinstance(value, dict) else None
+_peek_decoder: Final = msgspec.json.Decoder(float_hook=Decimal)  # audit: numbers as Decimal
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -185,18 +176,18 @@ class EvolutionAdapter:
             return await self._refuse(route, refusal, None, audit=audit)
         if not self._auth.verify(request.query_params.getlist(PARAM)):
             refusal = Refusal.of(Code.UNAUTHORIZED, f"wrong or missing {PARAM}")
-            return await self._refuse(route, refusal, _peek(body))
+            return await self._refuse(route, refusal, peek_json(body, _peek_decoder))
         content_type = request.headers.get("content-type")
         if not _is_json(content_type):
             refusal = Refusal.of(
                 Code.INVALID_REQUEST, f"content type {(content_type or '')[:64]!r} is not JSON"
             )
-            return await self._refuse(route, refusal, _peek(body))
+            return await self._refuse(route, refusal, peek_json(body, _peek_decoder))
         try:
             req = decode_request(body, request_type)
         except BadRequest as exc:
             refusal = Refusal.of(Code.INVALID_REQUEST, f"bad request: {exc}")
-            return await self._refuse(route, refusal, _peek(body))
+            return await self._refuse(route, refusal, peek_json(body, _peek_decoder))
         origin = self._ctx.origin(route, request_id_for(req))
         try:
             return await process(req, origin)
@@ -229,16 +220,6 @@ class EvolutionAdapter:
         except Exception:  # noqa: BLE001 - failing to audit a refusal must not fail the answer
             log.exception("evolution: could not record a refusal on %s", route)
         return response_for_refusal(refusal, uuid=uuid)
-
-    async def _settlement_session(self, sid: str | None) -> GameSession | None:
-        """Session for a credit/cancel/promo sid; None if absent, unknown, or Redis is down."""
-        if sid is None:
-            return None
-        try:
-            return await self._ctx.sessions.get(sid)
-        except SessionStoreUnavailable as exc:
-            log.warning("evolution: session store unavailable, settling without sid: %r", exc)
-            return None
 
     async def _submit(
         self, command: Command | Refusal, req, origin: Origin, *, cancel: bool = False
@@ -281,21 +262,21 @@ class EvolutionAdapter:
         return await self._submit(command, req, origin)
 
     async def _credit(self, req: CreditRequest, origin: Origin) -> EvolutionAnswer:
-        session = await self._settlement_session(req.sid)
+        session = await self._ctx.sessions.get_for_settlement(req.sid, SCOPE)
         command = credit_to_command(
             req, session, amount_minor_max=self._amount_minor_max, origin=origin
         )
         return await self._submit(command, req, origin)
 
     async def _cancel(self, req: CancelRequest, origin: Origin) -> EvolutionAnswer:
-        session = await self._settlement_session(req.sid)
+        session = await self._ctx.sessions.get_for_settlement(req.sid, SCOPE)
         command = cancel_to_command(
             req, session, amount_minor_max=self._amount_minor_max, origin=origin
         )
         return await self._submit(command, req, origin, cancel=True)
 
     async def _promo(self, req: PromoPayoutRequest, origin: Origin) -> EvolutionAnswer:
-        session = await self._settlement_session(req.sid)
+        session = await self._ctx.sessions.get_for_settlement(req.sid, SCOPE)
         command = promo_to_command(
             req, session, amount_minor_max=self._amount_minor_max, origin=origin
         )

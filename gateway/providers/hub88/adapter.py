@@ -32,6 +32,7 @@ from typing import Final
 
 from gateway import money
 from gateway.edge.sessions import GameSession
+from gateway.providers.audit import AUDIT_STR_CHARS_MAX, bounded_value
 from gateway.providers.hub88.schemas import (
     AMOUNT_SCALE,
     BalanceRequest,
@@ -51,9 +52,7 @@ from gateway.shards.commands import Code, Credit, Debit, GetBalance, Origin, Res
 
 SCOPE: Final = "hub88"
 
-# Bounds of the audit ``request`` dict built from what could be parsed (DESIGN.md section 4).
-_AUDIT_STR_CHARS_MAX: Final = 128
-_AUDIT_INT_ABS_MAX: Final = 10**30
+# Fields copied into the audit ``request`` dict (DESIGN.md section 4; bounds: providers/audit.py).
 _AUDIT_FIELDS: Final = (
     "request_uuid",
     "user",
@@ -363,16 +362,6 @@ def response_for_refusal(
 # ---- audit --------------------------------------------------------------------------
 
 
-def _bounded(value: object) -> object:
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return value if -_AUDIT_INT_ABS_MAX < value < _AUDIT_INT_ABS_MAX else "<out of range>"
-    if isinstance(value, str):
-        return value[:_AUDIT_STR_CHARS_MAX]
-    return f"<{type(value).__name__}>"
-
-
 def audit_request(source: object) -> dict:
     """A small, bounded dict of what could be read from a request, for ``record_refusal``.
 
@@ -390,7 +379,7 @@ def audit_request(source: object) -> dict:
     for name in _AUDIT_FIELDS:
         value = get(name, None)
         if value is not None:
-            out[name] = _bounded(value)
+            out[name] = bounded_value(value)
     out["token_sent"] = get("token", None) is not None
     return out
 
@@ -398,4 +387,4 @@ def audit_request(source: object) -> dict:
 def str_field(source: object, name: str) -> str | None:
     """A string field of a request struct or generic JSON dict, bounded, else None."""
     value = source.get(name) if isinstance(source, dict) else getattr(source, name, None)
-    return value[:_AUDIT_STR_CHARS_MAX] if isinstance(value, str) else None
+    return value[:AUDIT_STR_CHARS_MAX] if isinstance(value, str) else None

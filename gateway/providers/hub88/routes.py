@@ -26,14 +26,13 @@ import logging
 import time
 from typing import Any, Awaitable, Callable, Final
 
-import msgspec
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from gateway.edge.body import read_body_bounded
 from gateway.edge.context import EdgeContext
-from gateway.edge.sessions import GameSession, SessionStoreUnavailable
+from gateway.providers.audit import peek_json
 from gateway.providers.hub88.adapter import (
     SCOPE,
     Refusal,
@@ -70,15 +69,6 @@ log = logging.getLogger("gateway.providers.hub88")
 PREFIX: Final = "/providers/hub88"
 
 Process = Callable[[Any, Origin], Awaitable[Hub88Response]]
-
-
-def _peek(body: bytes) -> dict | None:
-    """Best-effort generic parse of a body that failed verification or typing, for audit."""
-    try:
-        value = msgspec.json.decode(body)
-    except Exception:  # noqa: BLE001 - any garbage is simply "nothing readable"
-        return None
-    return value if isinstance(value, dict) else None
 
 
 class Hub88Adapter:
@@ -161,12 +151,12 @@ class Hub88Adapter:
             return await self._refuse(route, refusal, None, audit=audit)
         if self._verify and not self._signer.verify(body, request.headers.get(HEADER)):
             refusal = Refusal.of(Code.INVALID_SIGNATURE, f"bad or missing {HEADER}")
-            return await self._refuse(route, refusal, _peek(body))
+            return await self._refuse(route, refusal, peek_json(body))
         try:
             req = decode_request(body, request_type)
         except WrongTypes as exc:
             refusal = Refusal.of(Code.INVALID_REQUEST, f"wrong types: {exc}")
-            return await self._refuse(route, refusal, _peek(body))
+            return await self._refuse(route, refusal, peek_json(body))
         except WrongSyntax as exc:
             return await self._refuse(route, Refusal.syntax(f"not JSON: {exc}"), None)
         origin = self._ctx.origin(route, req.request_uuid)
@@ -208,16 +198,6 @@ class Hub88Adapter:
             refusal, user=user, request_uuid=request_uuid, currency=currency
         )
 
-    async def _settlement_session(self, token: str | None) -> GameSession | None:
-        """Session for a win/rollback token; None if absent, unknown, or Redis is down."""
-        if token is None:
-            return None
-        try:
-            return await self._ctx.sessions.get(token)
-        except SessionStoreUnavailable as exc:
-            log.warning("hub88: session store unavailable, settling without token: %r", exc)
-            return None
-
     # ---- processors (decoded request -> answer) ---------------------------------------
 
     async def _submit_money(
@@ -242,14 +222,14 @@ class Hub88Adapter:
         return await self._submit_money(command, req, origin, req.currency)
 
     async def _win(self, req: WinRequest, origin: Origin) -> Hub88Response:
-        session = await self._settlement_session(req.token)
+        session = await self._ctx.sessions.get_for_settlement(req.token, SCOPE)
         command = win_to_command(
             req, session, amount_minor_max=self._amount_minor_max, origin=origin
         )
         return await self._submit_money(command, req, origin, req.currency)
 
     async def _rollback(self, req: RollbackRequest, origin: Origin) -> Hub88Response:
-        session = await self._settlement_session(req.token)
+        session = await self._ctx.sessions.get_for_settlement(req.token, SCOPE)
         command = rollback_to_command(req, session, origin=origin)
         return await self._submit_money(command, req, origin, None)
 

@@ -33,6 +33,7 @@ from typing import Final, Literal
 
 from gateway import money
 from gateway.edge.sessions import GameSession
+from gateway.providers.audit import AUDIT_STR_CHARS_MAX
 from gateway.providers.pragmatic.schemas import (
     AdjustmentRequest,
     AuthenticateRequest,
@@ -79,7 +80,6 @@ REFUND_KEY_PREFIX: Final = "refund:"
 # leading "-" (only adjustments may be negative). No exponent, no "+", no blanks, no "_".
 _DECIMAL_TEXT_RE: Final = re.compile(r"-?[0-9]{1,20}(?:\.[0-9]{1,18})?")
 
-_AUDIT_STR_CHARS_MAX: Final = 128
 _AUDIT_FIELDS: Final = (
     "providerId", "userId", "gameId", "roundId", "amount", "reference", "timestamp",
     "bonusCode", "jackpotId", "promoWinAmount", "promoWinReference", "promoCampaignID",
@@ -610,7 +610,7 @@ def audit_request(fields: dict[str, str] | None) -> dict:
     for name in _AUDIT_FIELDS:
         value = fields.get(name)
         if isinstance(value, str) and value != "":
-            out[name] = value[:_AUDIT_STR_CHARS_MAX]
+            out[name] = value[:AUDIT_STR_CHARS_MAX]
     out["token_sent"] = bool(fields.get("token"))
     out["hash_sent"] = bool(fields.get("hash"))
     out["names"] = sorted(fields)[:_AUDIT_NAMES_MAX]
@@ -622,4 +622,4 @@ def user_of(fields: dict[str, str] | None) -> str | None:
     if not fields:
         return None
     value = fields.get("userId")
-    return value[:_AUDIT_STR_CHARS_MAX] if isinstance(value, str) and value else None
+    return value[:AUDIT_STR_CHARS_MAX] if isinstance(value, str) and value else None

@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from gateway.edge.body import read_body_bounded
 from gateway.edge.context import EdgeContext
-from gateway.edge.sessions import GameSession, SessionStoreUnavailable
+from gateway.edge.sessions import GameSession
 from gateway.providers.pragmatic import adapter as rules
 from gateway.providers.pragmatic.adapter import SCOPE, Refusal
 from gateway.providers.pragmatic.schemas import (
@@ -206,16 +206,6 @@ class PragmaticAdapter:
 
     # ---- shared steps -----------------------------------------------------------------
 
-    async def _settlement_session(self, token: str | None) -> GameSession | None:
-        """Session for a settlement token; None if absent, unknown, or Redis is down."""
-        if token is None:
-            return None
-        try:
-            return await self._ctx.sessions.get(token)
-        except SessionStoreUnavailable as exc:
-            log.warning("pragmatic: session store unavailable, settling without token: %r", exc)
-            return None
-
     async def _settlement_currency(
         self, req: Any, session: GameSession | None
     ) -> str | Refusal:
@@ -265,7 +255,7 @@ class PragmaticAdapter:
         end_round: bool = False,
     ) -> PragmaticResponse:
         """result, wins, endRound, adjustment: token check, currency, then ``build(currency)``."""
-        session = await self._settlement_session(req.token)
+        session = await self._ctx.sessions.get_for_settlement(req.token, SCOPE)
         refusal = rules.check_settlement_session(session, req.userId)
         if refusal is not None:
             return await self._refuse(origin.route, refusal, fields, origin=origin)
@@ -380,7 +370,7 @@ class PragmaticAdapter:
     async def _refund(
         self, req: RefundRequest, fields: dict[str, str], origin: Origin
     ) -> PragmaticResponse:
-        session = await self._settlement_session(req.token)
+        session = await self._ctx.sessions.get_for_settlement(req.token, SCOPE)
         refusal = rules.check_settlement_session(session, req.userId)
         if refusal is not None:
             return await self._refuse(origin.route, refusal, fields, origin=origin)

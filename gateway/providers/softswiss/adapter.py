@@ -43,6 +43,7 @@ from typing import Callable, Final
 
 from gateway import money
 from gateway.edge.sessions import GameSession
+from gateway.providers.audit import AUDIT_STR_CHARS_MAX, bounded_value
 from gateway.providers.softswiss.schemas import (
     BetAction,
     ErrorResponse,
@@ -72,9 +73,7 @@ RESERVED_PREFIX: Final = "~"
 CLOSE_PREFIX: Final = "~close:"
 FREESPINS_PREFIX: Final = "~freespins:"
 
-# Bounds of the audit ``request`` dict built from what could be parsed (DESIGN.md section 4).
-_AUDIT_STR_CHARS_MAX: Final = 128
-_AUDIT_INT_ABS_MAX: Final = 10**30
+# Fields copied into the audit ``request`` dict (DESIGN.md section 4; bounds: providers/audit.py).
 _AUDIT_ACTIONS_MAX: Final = 10
 _AUDIT_FIELDS: Final = (
     "user_id", "currency", "game", "game_id", "finished", "issue_id", "status", "total_amount",
@@ -388,13 +387,9 @@ def freespins_answer(
 
 
 def _bounded(value: object) -> object:
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return value if -_AUDIT_INT_ABS_MAX < value < _AUDIT_INT_ABS_MAX else "<out of range>"
-    if isinstance(value, str):
-        return _storable(value[:_AUDIT_STR_CHARS_MAX])
-    return f"<{type(value).__name__}>"
+    """``audit.bounded_value``, with NUL in strings shown as U+FFFD (``_storable``)."""
+    value = bounded_value(value)
+    return _storable(value) if isinstance(value, str) else value
 
 
 def _storable(text: str) -> str:
@@ -459,4 +454,4 @@ def str_field(source: object, name: str) -> str | None:
     value = source.get(name) if isinstance(source, dict) else getattr(source, name, None)
     if not isinstance(value, str) or "\x00" in value:
         return None
-    return value[:_AUDIT_STR_CHARS_MAX]
+    return value[:AUDIT_STR_CHARS_MAX]

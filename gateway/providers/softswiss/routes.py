@@ -30,7 +30,6 @@ from __future__ import annotations
 import time
 from typing import Any, Awaitable, Callable, Final
 
-import msgspec
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -38,6 +37,7 @@ from starlette.routing import Route
 from gateway.edge.body import read_body_bounded
 from gateway.edge.context import EdgeContext
 from gateway.logs import get_logger
+from gateway.providers.audit import peek_json
 from gateway.providers.softswiss.adapter import (
     SCOPE,
     Refusal,
@@ -82,15 +82,6 @@ class _Retry(Exception):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__("retry")
         self.retry_after_s = retry_after_s
-
-
-def _peek(body: bytes) -> dict | None:
-    """Best-effort generic parse of a body that failed verification or typing, for audit."""
-    try:
-        value = msgspec.json.decode(body)
-    except Exception:  # noqa: BLE001 - any garbage is simply "nothing readable"
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _json_content_type(value: str | None) -> bool:
@@ -176,16 +167,16 @@ class SoftSwissAdapter:
             return await self._refuse(route, refusal, None, audit=audit)
         if not self._signer.verify(body, request.headers.get(HEADER)):
             refusal = Refusal.of(Code.INVALID_SIGNATURE, f"bad or missing {HEADER}")
-            return await self._refuse(route, refusal, _peek(body))
+            return await self._refuse(route, refusal, peek_json(body))
         content_type = request.headers.get("content-type")
         if not _json_content_type(content_type):
             refusal = Refusal.of(Code.INVALID_REQUEST, f"content type {content_type[:64]!r} is not JSON")
-            return await self._refuse(route, refusal, _peek(body))
+            return await self._refuse(route, refusal, peek_json(body))
         try:
             req = decode_request(body, request_type)
         except WrongTypes as exc:
             return await self._refuse(route, Refusal.of(Code.INVALID_REQUEST, f"wrong types: {exc}"),
-                                      _peek(body))
+                                      peek_json(body))
         except WrongSyntax as exc:
             return await self._refuse(route, Refusal.of(Code.INVALID_REQUEST, f"not JSON: {exc}"), None)
         return await process(req, self._ctx.origin(route))
