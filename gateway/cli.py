@@ -121,7 +121,7 @@ def prune_keys_cmd(config: str | None) -> None:
     Run it daily (cron, a Kubernetes CronJob). A retry older than the retention is then
     treated as new, which is what the retention promises providers.
     """
-    from gateway.ledger.store import prune_idempotency_keys
+    from gateway.ledger.retention import prune_idempotency_keys
 
     settings = _settings(config)
     days = settings.money.idempotency_retention_days

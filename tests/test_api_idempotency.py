@@ -653,7 +653,7 @@ async def test_refusal_for_unknown_player_is_not_stored(client, gateway, path):
 
 async def test_prune_keeps_recent_keys_and_open_bets_and_drops_old_ones(client, gateway):
     """Retention (DESIGN.md section 5): only outcomes older than the retention go; open bets stay."""
-    from gateway.ledger.store import prune_idempotency_keys
+    from gateway.ledger.retention import prune_idempotency_keys
 
     player = await new_player(client, deposit_minor=1_000)
     old_settled, old_open, recent = new_id("bet"), new_id("bet"), new_id("bet")

@@ -236,6 +236,8 @@ def make_chain(n: int = 5) -> list[tuple[int, bytes, bytes, str]]:
 def test_batch_audit_rows_chain_and_carry_inputs():
     from gateway.config import ShardSettings
     from gateway.shards.apply import apply
+    from gateway.ledger.audit import chain_batch
+    from gateway.ledger.store import ts
     from gateway.shards.batch import Batch, make_item
     from gateway.shards.state import PlayerState, ShardState, Wallet
 
@@ -246,11 +248,11 @@ def test_batch_audit_rows_chain_and_carry_inputs():
     for i, amount in enumerate((100, 5_000)):  # the second is refused: insufficient funds
         command = Debit(scope="demo", transaction_id=f"t{i}", player_id="p1", currency="EUR",
                         amount_minor=amount, round_id="r", game_id="g", origin=origin)
-        batch.items.append(make_item(apply(state, command, 1_000 + i), None, 0))
-    payload, last_seq, last_hash = batch.payload(0, 0, GENESIS_HASH, 2_000)
-    rows = [(r[1], r[10], r[11], r[9]) for r in payload.audit_rows]
+        batch.items.append(make_item(apply(state, command, 1_000 + i), None))
+    audit_rows, last_seq, last_hash = chain_batch(0, 0, GENESIS_HASH, batch.write(2_000), ts(2_000))
+    rows = [(r.seq, r.prev_hash, r.hash, r.record) for r in audit_rows]
     assert verify_chain(rows) == (True, None, 2)
-    assert (last_seq, last_hash) == (2, payload.audit_rows[-1][11])
+    assert (last_seq, last_hash) == (2, audit_rows[-1].hash)
     first, second = (orjson.loads(r[3]) for r in rows)
     assert first["request"]["origin"] == {"edge": "e1", "route": "POST /v1/wallet/debit",
                                           "request_id": "rq", "received_at_us": 7}

@@ -8,7 +8,7 @@ every answer, every balance and every stored outcome.
 The harness plays the parts of the shard loop and of PostgreSQL around ``apply``:
 
 - before every group of commands it runs the loop's real prefetch preparation
-  (``Shard._needed`` + ``Shard._install``) against ``FakeDB``, a dict of what *committed*
+  (``keys.prefetch_needs`` + ``keys.install``) against ``FakeDB``, a dict of what *committed*
   batches wrote, returned the way ``LedgerStore.prefetch`` returns it (fresh row copies,
   wallets ordered by currency). Because the harness does not simulate the unique
   constraint + re-apply path (``Shard._repair``), it also prefetches the command's own key
@@ -52,8 +52,9 @@ from hypothesis.stateful import (
     rule,
 )
 
-from gateway.config import ShardSettings
-from gateway.ledger.store import PrefetchResult
+from gateway.config import Settings, ShardSettings
+from gateway.shards import keys as shard_keys
+from gateway.shards.port import PrefetchResult
 from gateway.shards.apply import apply, player_account
 from gateway.shards.commands import (
     Atomic,
@@ -534,7 +535,6 @@ class ShardModelMachine(RuleBasedStateMachine):
     def _setup(self, limits: ShardSettings, spend_order: str) -> None:
         self.limits = limits
         self.state = ShardState(shard_id=SHARD_ID, limits=limits)
-        self.shim = types.SimpleNamespace(state=self.state)  # what Shard._needed/_install use
         self.model = RefModel(spend_order, limits.open_bets_per_player_max)
         self.model_sealed = copy.deepcopy(self.model)
         self.model_committed = copy.deepcopy(self.model)
@@ -560,7 +560,7 @@ class ShardModelMachine(RuleBasedStateMachine):
 
     def _run_group(self, commands: list) -> None:
         state = self.state
-        cold, keys = Shard._needed(self.shim, commands)
+        cold, keys = shard_keys.prefetch_needs(state, commands)
         # Own keys not in memory: in production a resident player's retry after its key was
         # evicted is caught by the unique constraint and re-applied (Shard._repair); the
         # harness fetches them up front instead.
@@ -572,7 +572,7 @@ class ShardModelMachine(RuleBasedStateMachine):
                 if key not in state.keys and key not in keys:
                     keys.append(key)
         if cold or keys:
-            Shard._install(self.shim, cold, keys, self.db.prefetch(cold, keys))
+            shard_keys.install(state, cold, keys, self.db.prefetch(cold, keys))
         for command in commands:
             self._apply_one(command)
         state.absent_keys.clear()
@@ -790,7 +790,6 @@ class ShardModelMachine(RuleBasedStateMachine):
         self.entries = [(seq, e) for seq, e in self.entries if seq <= committed]
         self.state = ShardState(shard_id=SHARD_ID, limits=self.limits, committed_seq=committed,
                                 open_seq=committed + 1, txn_seq=self.db.max_txn_seq)
-        self.shim = types.SimpleNamespace(state=self.state)
         self.model = copy.deepcopy(self.model_committed)
         self.model_sealed = copy.deepcopy(self.model)
         self._check_db()
@@ -898,7 +897,7 @@ def test_evicted_key_of_a_just_settled_bet_is_not_reopened():
 
 def test_reloaded_player_keeps_its_open_bets():
     """A clean player was evicted while its open bet's key stayed in state.keys; on reload
-    Shard._install skipped the open bet ("record.key not in state.keys"), so the player's
+    keys.install skipped the open bet ("record.key not in state.keys"), so the player's
     open_bets lost it: round_closed did not settle it and a later rollback refunded it."""
     loop = Loop(players_resident_max=0)
     loop.flush()
@@ -923,11 +922,11 @@ def test_repair_keeps_the_win_of_a_bet_settled_in_memory():
 
     from gateway.shards.batch import Batch, make_item
 
-    state = ShardState(shard_id=0, limits=ShardSettings(keys_resident_max=1))
     db = FakeDB()
-    shim = types.SimpleNamespace(state=state, shard_id=0, _keys_of=Shard._keys_of, _open=Batch(seq=3))
-    shim._install = lambda *a: Shard._install(shim, *a)
-    shim.store = types.SimpleNamespace(prefetch=lambda players, keys: asyncio.sleep(0, db.prefetch(players, keys)))
+    store = types.SimpleNamespace(prefetch=lambda players, keys: asyncio.sleep(0, db.prefetch(players, keys)))
+    shard = Shard(Settings(shard=ShardSettings(keys_resident_max=1)), store, claimed_by="test")  # type: ignore[arg-type]
+    shard._open = Batch(seq=3)
+    state = shard.state
 
     state.players["p1"] = None
     first = [apply(state, c, 1) for c in (CreatePlayer("op", "p1", ("EUR",), "MT"),
@@ -949,8 +948,8 @@ def test_repair_keeps_the_win_of_a_bet_settled_in_memory():
     batch = Batch(seq=2)
     for c in (Deposit("op", "d1", "p1", "EUR", 100),  # a retry whose key was evicted: applied again
               Credit("op", "w1", "p1", "EUR", 5, "r1", "g", bet_transaction_id="b1")):  # settles b1
-        batch.items.append(make_item(apply(state, c, 2), None, 0))
-    asyncio.run(Shard._repair(shim, batch, [("op", "d1")]))  # the commit hit the constraint on d1
+        batch.items.append(make_item(apply(state, c, 2), None))
+    asyncio.run(shard._repair(batch, [("op", "d1")]))  # the commit hit the constraint on d1
 
     results = {item.command.transaction_id: item.result for item in batch.items}
     assert (results["d1"].code, results["d1"].replayed, results["d1"].cash_minor) == (Code.OK, True, 100)

@@ -7,18 +7,23 @@ each: measured, 18 of 28 ms of a flush were spent queued behind HTTP work while 
 itself took 10. Here the asyncpg pool lives on a private loop, so the whole round trip runs
 there and the shard's loop is involved once, when the result comes back.
 
-``ThreadedStore`` has the same coroutine methods as ``LedgerStore`` and forwards each call.
+``ThreadedStore`` implements the storage port (``gateway/shards/port.py``) by forwarding
+each call to a ``LedgerStore`` on the database thread; the store's state (the audit head)
+is only ever touched there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import uvloop
 
 from gateway.ledger.store import LedgerStore
+from gateway.shards.port import BatchWrite, Heads, PrefetchResult
+from gateway.shards.state import Key
 
 T = TypeVar("T")
 
@@ -37,7 +42,7 @@ class DatabaseThread:
 
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``fn(*args)`` on the database loop; await its result from the caller's loop."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(fn(*args), self.loop))
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(fn(*args), self.loop))  # type: ignore[arg-type]  # fn(*args) is a coroutine
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -45,24 +50,24 @@ class DatabaseThread:
 
 
 class ThreadedStore:
-    """``LedgerStore`` whose every call runs on a ``DatabaseThread``."""
+    """``port.Storage``: a ``LedgerStore`` whose every call runs on a ``DatabaseThread``."""
 
     def __init__(self, store: LedgerStore, thread: DatabaseThread) -> None:
         self.store = store
         self.thread = thread
         self.shard_id = store.shard_id
 
-    async def claim(self, *args):
-        return await self.thread.call(self.store.claim, *args)
+    async def claim(self, bucket_count: int, claimed_by: str, now_us: int) -> int:
+        return await self.thread.call(self.store.claim, bucket_count, claimed_by, now_us)
 
-    async def load_heads(self):
+    async def load_heads(self) -> Heads:
         return await self.thread.call(self.store.load_heads)
 
-    async def prefetch(self, *args):
-        return await self.thread.call(self.store.prefetch, *args)
+    async def prefetch(self, player_ids: list[str], keys: list[Key]) -> PrefetchResult:
+        return await self.thread.call(self.store.prefetch, player_ids, keys)
 
-    async def write_batch(self, *args):
-        return await self.thread.call(self.store.write_batch, *args)
+    async def write_batch(self, batch: BatchWrite, epoch: int) -> None:
+        await self.thread.call(self.store.write_batch, batch, epoch)
 
-    async def batch_committed(self, *args):
-        return await self.thread.call(self.store.batch_committed, *args)
+    async def batch_committed(self, batch_id: int) -> bool:
+        return await self.thread.call(self.store.batch_committed, batch_id)

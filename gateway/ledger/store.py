@@ -1,41 +1,68 @@
-"""PostgreSQL I/O of a shard: claim its lease, prefetch cold state, commit a batch.
+"""PostgreSQL implementation of the shard's storage port (``gateway/shards/port.py``).
 
-Protocol state lives in the shard (``gateway/shards``); this module only moves rows. A batch
-is ONE statement, ``SELECT gateway_write_batch(...)`` (migration 0002), with every row passed
-as arrays, sent outside an explicit transaction so that its implicit transaction commits
-before the one reply. Inside, in order:
+Protocol state lives in the shard; this module only moves rows, and owns what they become
+in SQL: column order, the audit record's encoding and the audit hash chain head. A batch is
+ONE statement, ``SELECT gateway_write_batch(p_shard_id => $1, ...)`` (migration 0003, with
+named arguments), every row passed column-wise as arrays, sent outside an explicit
+transaction so that its implicit transaction commits before the one reply. Inside, in order:
 
 1. fence: ``SELECT epoch FROM shard_leases WHERE shard_id = $1 FOR SHARE`` must equal the
-   epoch the shard claimed, else SQLSTATE GW001 -> ``FenceError`` (DESIGN.md section 6);
+   epoch the shard claimed, else SQLSTATE GW001 -> ``FenceLost`` (docs/DESIGN.md section 6);
 2. transactions: ``INSERT .. ON CONFLICT (scope, transaction_id) DO NOTHING``; if a key
    already existed the statement aborts with GW002 -> ``KeyConflict`` naming the keys, so the
-   shard can re-apply with the stored outcomes (DESIGN.md section 5, "let the unique
+   shard can re-apply with the stored outcomes (docs/DESIGN.md section 5, "let the unique
    constraint catch it and re-apply the batch");
-3. new players, account balances (players absolute, house accounts by delta), entries,
-   bet-state updates, round closes, audit rows.
+3. new players, status changes, account balances (players absolute, house accounts by
+   delta), entries, bet-state updates, round closes, audit rows.
+
+Driver and server faults after which the same request may be sent again are raised as
+``StorageUnavailable``; anything else is a bug or a broken invariant and propagates.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from typing import Any
 
 import asyncpg
 import orjson
 
-from gateway.shards.state import ROW_CREATED_AT, TXN_COLUMNS, Key, TxRecord
+from gateway.ledger.audit import GENESIS_HASH, AuditRow, chain_batch
+from gateway.shards.port import (
+    BatchWrite,
+    FenceLost,
+    Heads,
+    KeyConflict,
+    PrefetchResult,
+    StorageUnavailable,
+    TxnRow,
+)
+from gateway.shards.state import Key, TxRecord
 
-
-class FenceError(Exception):
-    """The shard's lease epoch moved: another owner holds its buckets. Fatal for the shard."""
-
-
-class KeyConflict(Exception):
-    """Some idempotency keys of the batch already exist in the database."""
-
-    def __init__(self, keys: list[Key]) -> None:
-        super().__init__(f"{len(keys)} idempotency keys already stored")
-        self.keys = keys
+# Database errors after which the same request may be retried: the connection or server
+# went away, or the statement was cancelled. Anything else is a bug or a broken invariant.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.QueryCanceledError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.LockNotAvailableError,
+    # asyncpg's client state after the server dropped the connection mid-COPY (asyncpg #784);
+    # raised by pool.release() and masking the original AdminShutdownError.
+    asyncpg.exceptions.InternalClientError,
+    # "database is not currently accepting connections" (SQLSTATE 55000) at connect time.
+    asyncpg.exceptions.ObjectNotInPrerequisiteStateError,
+)
 
 
 def ts(us: int) -> datetime:
@@ -47,26 +74,30 @@ def ts(us: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micros)
 
 
-@dataclass
-class BatchPayload:
-    """Rows of one batch, column-wise where they go through unnest."""
+# transactions columns as stored, in the order of the SELECT lists below.
+TXN_COLUMNS = (
+    "txn_id", "shard_id", "scope", "transaction_id", "kind", "player_id", "currency",
+    "amount_minor", "code", "cash_after_minor", "bonus_after_minor", "cash_delta_minor",
+    "bonus_delta_minor", "round_id", "game_id", "reference_id", "bet_state", "credit_type",
+    "created_at",
+)
+_TXN_SELECT = ", ".join(TXN_COLUMNS)
 
-    batch_id: int
-    txns: list[tuple] = field(default_factory=list)  # TxRecord.row() snapshots
-    new_players: list[tuple[str, str, str, str, datetime]] = field(default_factory=list)  # id, country, status, by, at
-    status_changes: dict[str, str] = field(default_factory=dict)  # player_id -> status, applied after new_players
-    player_accounts: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # (account, cur) -> (player, balance)
-    house_deltas: dict[tuple[str, str], int] = field(default_factory=dict)  # (account, cur) -> delta
-    entries: list[tuple[int, str, str, int]] = field(default_factory=list)
-    bet_updates: dict[Key, str] = field(default_factory=dict)  # key -> bet_state
-    round_closes: set[tuple[str, str, str]] = field(default_factory=set)  # (player, scope, round)
-    audit_rows: list[tuple] = field(default_factory=list)
-
-
-_TXN_COLUMNS = ", ".join(TXN_COLUMNS)
+# gateway_write_batch parameter of each TxnRow field (migration 0003).
+_TXN_PARAMETERS = {
+    "txn_id": "t_txn_id", "scope": "t_scope", "transaction_id": "t_transaction_id",
+    "kind": "t_kind", "player_id": "t_player_id", "currency": "t_currency",
+    "amount_minor": "t_amount_minor", "code": "t_code", "cash_after_minor": "t_cash_after",
+    "bonus_after_minor": "t_bonus_after", "cash_delta_minor": "t_cash_delta",
+    "bonus_delta_minor": "t_bonus_delta", "round_id": "t_round_id", "game_id": "t_game_id",
+    "reference_id": "t_reference_id", "bet_state": "t_bet_state",
+    "credit_type": "t_credit_type", "created_at_us": "t_created_at",
+}
+assert set(_TXN_PARAMETERS) == set(TxnRow._fields)
 
 
 def record_from_row(row: asyncpg.Record) -> TxRecord:
+    """A transactions row as the shard's TxRecord (``batch_seq`` 0: committed)."""
     return TxRecord(
         txn_id=row["txn_id"], scope=row["scope"], transaction_id=row["transaction_id"],
         kind=row["kind"], player_id=row["player_id"], currency=row["currency"],
@@ -78,20 +109,30 @@ def record_from_row(row: asyncpg.Record) -> TxRecord:
     )
 
 
-@dataclass
-class PrefetchResult:
-    players: dict[str, tuple[str, str]]  # player_id -> (country, status)
-    wallets: dict[str, dict[str, list[int]]]  # player_id -> currency -> [cash, bonus]
-    open_bets: list[TxRecord]
-    records: list[TxRecord]  # looked-up keys that exist
+@asynccontextmanager
+async def _transient_as_unavailable() -> AsyncIterator[None]:
+    """Raise the driver's transient faults as the port's StorageUnavailable."""
+    try:
+        yield
+    except TRANSIENT_ERRORS as exc:
+        raise StorageUnavailable(repr(exc)) from exc
 
 
 class LedgerStore:
-    """Reads and writes of one shard. Every method may raise asyncpg / OSError on I/O faults."""
+    """``port.Storage`` for one shard on an asyncpg pool.
+
+    Holds the shard's audit chain head (seq, hash): restored by ``load_heads``, advanced
+    when a batch commits (``write_batch``, or ``batch_committed`` after an ambiguous
+    commit). Not safe for concurrent ``write_batch`` calls: the shard sends one at a time.
+    """
 
     def __init__(self, pool: asyncpg.Pool, shard_id: int) -> None:
         self.pool = pool
         self.shard_id = shard_id
+        self.audit_seq = 0
+        self.audit_hash = GENESIS_HASH
+        # (batch id, audit seq, audit hash) of the last batch sent and not known committed.
+        self._pending: tuple[int, int, bytes] | None = None
 
     async def claim(self, bucket_count: int, claimed_by: str, now_us: int) -> int:
         """Take this shard's lease (epoch + 1) and every bucket it should own; returns the epoch.
@@ -99,8 +140,8 @@ class LedgerStore:
         With one shard process all buckets belong to shard 0. Buckets assigned to another
         shard are left alone.
         """
-        async with self.pool.acquire() as conn, conn.transaction():
-            epoch = await conn.fetchval(
+        async with _transient_as_unavailable(), self.pool.acquire() as conn, conn.transaction():
+            epoch: int = await conn.fetchval(
                 """INSERT INTO shard_leases (shard_id, epoch, claimed_at, claimed_by)
                    VALUES ($1, 1, $2, $3)
                    ON CONFLICT (shard_id) DO UPDATE
@@ -117,9 +158,9 @@ class LedgerStore:
             )
         return epoch
 
-    async def load_heads(self) -> tuple[int, int, bytes | None, int]:
-        """(last txn seq, last audit seq, last audit hash, last batch id) of this shard."""
-        async with self.pool.acquire() as conn:
+    async def load_heads(self) -> Heads:
+        """The shard's last txn seq, last committed batch id and audit head (kept here)."""
+        async with _transient_as_unavailable(), self.pool.acquire() as conn:
             txn_max = await conn.fetchval(
                 "SELECT max(txn_id) FROM transactions WHERE txn_id >= $1 AND txn_id < $2",
                 self.shard_id << 40, (self.shard_id + 1) << 40,
@@ -129,14 +170,17 @@ class LedgerStore:
                 self.shard_id,
             )
         txn_seq = (txn_max - (self.shard_id << 40)) if txn_max is not None else 0
+        self._pending = None
         if row is None:
-            return txn_seq, 0, None, 0
-        return txn_seq, row["seq"], bytes(row["hash"]), row["batch_id"]
+            self.audit_seq, self.audit_hash = 0, GENESIS_HASH
+            return Heads(txn_seq=txn_seq, batch_id=0, audit_seq=0)
+        self.audit_seq, self.audit_hash = row["seq"], bytes(row["hash"])
+        return Heads(txn_seq=txn_seq, batch_id=row["batch_id"], audit_seq=row["seq"])
 
     async def prefetch(self, player_ids: list[str], keys: list[Key]) -> PrefetchResult:
         """One round trip's worth of reads for cold players and unknown keys."""
-        result = PrefetchResult({}, {}, [], [])
-        async with self.pool.acquire() as conn:
+        result = PrefetchResult()
+        async with _transient_as_unavailable(), self.pool.acquire() as conn:
             if player_ids:
                 for row in await conn.fetch(
                     "SELECT player_id, country, status FROM players WHERE player_id = ANY($1::text[])",
@@ -154,7 +198,7 @@ class LedgerStore:
                     wallet[0 if kind == "cash" else 1] = row["balance_minor"]
                 result.open_bets = [
                     record_from_row(r) for r in await conn.fetch(
-                        f"""SELECT {_TXN_COLUMNS} FROM transactions
+                        f"""SELECT {_TXN_SELECT} FROM transactions
                             WHERE player_id = ANY($1::text[]) AND bet_state = 'open'""",
                         player_ids,
                     )
@@ -162,7 +206,7 @@ class LedgerStore:
             if keys:
                 result.records = [
                     record_from_row(r) for r in await conn.fetch(
-                        f"""SELECT {_TXN_COLUMNS} FROM transactions
+                        f"""SELECT {_TXN_SELECT} FROM transactions
                             WHERE (scope, transaction_id) IN
                                   (SELECT * FROM unnest($1::text[], $2::text[]))""",
                         [k[0] for k in keys], [k[1] for k in keys],
@@ -171,76 +215,95 @@ class LedgerStore:
         return result
 
     async def batch_committed(self, batch_id: int) -> bool:
-        """Did batch ``batch_id`` of this shard commit? (Its audit rows exist.)"""
-        async with self.pool.acquire() as conn:
-            return bool(await conn.fetchval(
+        """Did batch ``batch_id`` of this shard commit? (Its audit rows exist.) If it did and
+        it is the batch last sent, its audit head becomes the chain head."""
+        async with _transient_as_unavailable(), self.pool.acquire() as conn:
+            committed = bool(await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM audit_log WHERE shard_id = $1 AND batch_id = $2)",
                 self.shard_id, batch_id,
             ))
+        if committed and self._pending is not None and self._pending[0] == batch_id:
+            _, self.audit_seq, self.audit_hash = self._pending
+            self._pending = None
+        return committed
 
-    async def write_batch(self, payload: BatchPayload, epoch: int) -> None:
+    async def write_batch(self, batch: BatchWrite, epoch: int) -> None:
         """Commit one batch: ONE statement, its implicit transaction commits before the reply.
 
-        Raises FenceError, KeyConflict, or the driver's I/O / server errors. The statement
-        timeout is the pool's (``database.statement_timeout_ms``).
+        Raises FenceLost, KeyConflict or StorageUnavailable (port.py). The statement timeout
+        is the pool's (``database.statement_timeout_ms``).
         """
-        t = payload.txns
-        txn_columns = [list(c) for c in zip(*t)] if t else [[] for _ in TXN_COLUMNS]
-        txn_columns[ROW_CREATED_AT] = [ts(us) for us in txn_columns[ROW_CREATED_AT]]
-        del txn_columns[1]  # shard_id: the function's own parameter
-        p = payload.new_players
-        accounts = sorted(payload.player_accounts.items())
-        house = sorted(payload.house_deltas.items())
-        e = payload.entries
-        bets = list(payload.bet_updates.items())
-        rounds = sorted(payload.round_closes)
-        a = payload.audit_rows
-        args = [
-            self.shard_id, epoch, *txn_columns,
-            [x[0] for x in p], [x[1] for x in p], [x[2] for x in p], [x[3] for x in p], [x[4] for x in p],
-            [k[0] for k, _ in accounts], [k[1] for k, _ in accounts], [v[0] for _, v in accounts], [v[1] for _, v in accounts],
-            [k[0] for k, _ in house], [k[1] for k, _ in house], [v for _, v in house],
-            [x[0] for x in e], [x[1] for x in e], [x[2] for x in e], [x[3] for x in e],
-            [k[0] for k, _ in bets], [k[1] for k, _ in bets], [v for _, v in bets],
-            [x[0] for x in rounds], [x[1] for x in rounds], [x[2] for x in rounds],
-            *([x[i] for x in a] for i in range(1, 12)),
-            list(payload.status_changes), list(payload.status_changes.values()),
-        ]
+        arguments, audit_seq, audit_hash = self._arguments(batch, epoch)
+        self._pending = (batch.batch_id, audit_seq, audit_hash)
         try:
-            async with self.pool.acquire() as conn:
-                await conn.fetchval(_WRITE_BATCH, *args)
+            async with _transient_as_unavailable(), self.pool.acquire() as conn:
+                await conn.fetchval(_WRITE_BATCH, *(arguments[name] for name in WRITE_BATCH_PARAMETERS))
         except asyncpg.PostgresError as exc:
+            self._pending = None
             if exc.sqlstate == "GW001":
-                raise FenceError(exc.args[0] if exc.args else "lease epoch moved") from None
+                raise FenceLost(exc.args[0] if exc.args else "lease epoch moved") from None
             if exc.sqlstate == "GW002":
                 raise KeyConflict([tuple(k) for k in orjson.loads(exc.detail or "[]")]) from None
             raise
+        self._pending = None
+        self.audit_seq, self.audit_hash = audit_seq, audit_hash
 
-
-_WRITE_BATCH = "SELECT gateway_write_batch(" + ", ".join(f"${i}" for i in range(1, 56)) + ")"
-
-
-async def prune_idempotency_keys(conn: asyncpg.Connection, retention_days: int, batch_rows_max: int = 10_000) -> int:
-    """Delete stored outcomes older than ``retention_days`` (DESIGN.md section 5); returns rows deleted.
-
-    Open bets are kept whatever their age (a win or rollback may still come). Ledger entries
-    and audit records are history and are never deleted. Deletes in chunks of
-    ``batch_rows_max`` so no long lock is held on a live table.
-    """
-    assert retention_days >= 1 and batch_rows_max >= 1
-    total = 0
-    while True:
-        deleted = await conn.fetchval(
-            """WITH doomed AS (
-                   SELECT txn_id FROM transactions
-                   WHERE created_at < now() - make_interval(days => $1)
-                     AND bet_state IS DISTINCT FROM 'open'
-                   LIMIT $2)
-               , gone AS (DELETE FROM transactions t USING doomed d WHERE t.txn_id = d.txn_id RETURNING 1)
-               SELECT count(*) FROM gone""",
-            retention_days, batch_rows_max,
+    def _arguments(self, batch: BatchWrite, epoch: int) -> tuple[dict[str, Any], int, bytes]:
+        """The function's arguments by parameter name, and the audit head after the batch."""
+        args: dict[str, Any] = {"p_shard_id": self.shard_id, "p_epoch": epoch}
+        txns = batch.txns
+        columns: Sequence[Sequence[Any]] = list(zip(*txns)) if txns else [() for _ in TxnRow._fields]
+        for name, column in zip(TxnRow._fields, columns):
+            args[_TXN_PARAMETERS[name]] = [ts(us) for us in column] if name == "created_at_us" else list(column)
+        p = batch.new_players
+        args.update(
+            n_player_id=[x.player_id for x in p], n_country=[x.country for x in p],
+            n_status=[x.status for x in p], n_created_by=[x.created_by for x in p],
+            n_created_at=[ts(x.created_at_us) for x in p],
         )
-        total += deleted
-        if deleted < batch_rows_max:
-            return total
+        accounts = sorted(batch.player_balances.items())
+        args.update(
+            a_account=[k[0] for k, _ in accounts], a_currency=[k[1] for k, _ in accounts],
+            a_player_id=[v.player_id for _, v in accounts], a_balance=[v.balance_minor for _, v in accounts],
+        )
+        house = sorted(batch.house_deltas.items())
+        args.update(h_account=[k[0] for k, _ in house], h_currency=[k[1] for k, _ in house],
+                    h_delta=[v for _, v in house])
+        e = batch.entries
+        args.update(e_txn_id=[x.txn_id for x in e], e_account=[x.account for x in e],
+                    e_currency=[x.currency for x in e], e_delta=[x.delta_minor for x in e])
+        bets = list(batch.bet_updates.items())
+        args.update(b_scope=[k[0] for k, _ in bets], b_transaction_id=[k[1] for k, _ in bets],
+                    b_state=[v for _, v in bets])
+        rounds = sorted(batch.round_closes)
+        args.update(r_player_id=[x.player_id for x in rounds], r_scope=[x.scope for x in rounds],
+                    r_round_id=[x.round_id for x in rounds])
+        rows, seq, head = chain_batch(self.shard_id, self.audit_seq, self.audit_hash, batch,
+                                      ts(batch.flushed_at_us))
+        audit_columns: Sequence[Sequence[Any]] = list(zip(*rows)) if rows else [() for _ in AuditRow._fields]
+        for name, column in zip(_AUDIT_PARAMETERS, audit_columns):
+            args[name] = list(column)
+        args.update(s_player_id=list(batch.status_changes), s_status=list(batch.status_changes.values()))
+        return args, seq, head
 
+
+# gateway_write_batch parameter of each AuditRow field, in AuditRow order.
+_AUDIT_PARAMETERS = ("l_seq", "l_batch_id", "l_recorded_at", "l_kind", "l_scope", "l_transaction_id",
+                     "l_player_id", "l_code", "l_record", "l_prev_hash", "l_hash")
+
+assert len(_AUDIT_PARAMETERS) == len(AuditRow._fields)
+
+#: gateway_write_batch's parameters (migration 0003), passed by name.
+WRITE_BATCH_PARAMETERS = (
+    "p_shard_id", "p_epoch", *_TXN_PARAMETERS.values(),
+    "n_player_id", "n_country", "n_status", "n_created_by", "n_created_at",
+    "a_account", "a_currency", "a_player_id", "a_balance",
+    "h_account", "h_currency", "h_delta",
+    "e_txn_id", "e_account", "e_currency", "e_delta",
+    "b_scope", "b_transaction_id", "b_state",
+    "r_player_id", "r_scope", "r_round_id",
+    *_AUDIT_PARAMETERS,
+    "s_player_id", "s_status",
+)
+_WRITE_BATCH = "SELECT gateway_write_batch(" + ", ".join(
+    f"{name} => ${i}" for i, name in enumerate(WRITE_BATCH_PARAMETERS, start=1)) + ")"

@@ -39,6 +39,7 @@ from gateway.shards.commands import (
     Atomic,
     Balance,
     Code,
+    Command,
     CreatePlayer,
     Credit,
     Debit,
@@ -50,6 +51,8 @@ from gateway.shards.commands import (
     SetPlayerStatus,
     Withdraw,
 )
+from gateway.shards.keys import MoneyAction, conflict_field
+from gateway.shards.rows import EntryRow, RoundClose
 from gateway.shards.state import (
     BET_OPEN,
     BET_ROLLED_BACK,
@@ -68,12 +71,8 @@ from gateway.shards.state import (
     Wallet,
 )
 
-STORED_REFUSALS = frozenset({Code.INSUFFICIENT_FUNDS.value, Code.LIMIT_REACHED.value, Code.PLAYER_BLOCKED.value})
-
-
-# One ledger posting: (txn_id, account, currency, delta_minor). A plain tuple: it goes
-# straight into COPY.
-Entry = tuple[int, str, str, int]
+# Commands that carry a balance in their answer.
+BalanceCommand = MoneyAction | GetBalance
 
 
 @dataclass(slots=True)
@@ -84,13 +83,13 @@ class Applied:
     player with nothing pending, which may be answered at once.
     """
 
-    command: object
+    command: Command
     result: Result
     player_id: str | None = None
     txns: list[TxRecord] = field(default_factory=list)
-    entries: list[Entry] = field(default_factory=list)
+    entries: list[EntryRow] = field(default_factory=list)
     bet_updates: list[TxRecord] = field(default_factory=list)  # debits whose bet_state changed
-    round_closes: list[tuple[str, str, str]] = field(default_factory=list)  # (player, scope, round)
+    round_closes: list[RoundClose] = field(default_factory=list)
     new_player: PlayerState | None = None
     status_change: tuple[str, str] | None = None  # (player_id, new status)
     audit: bool = True
@@ -112,12 +111,45 @@ def house_account(purpose: str, scope: str, shard_id: int) -> str:
     return f"house:{purpose}:{scope}:s{shard_id}"
 
 
-def apply(state: ShardState, command: object, now_us: int) -> Applied:
-    """Apply one command to ``state``; returns the Applied record. Never raises for input."""
-    handler = _HANDLERS[type(command)]
-    applied = handler(state, command, now_us)
+def apply(state: ShardState, command: Command, now_us: int) -> Applied:
+    """Apply one command to ``state``; returns the Applied record. Never raises for input.
+
+    ``now_us`` is the time of the apply step (microseconds since the Unix epoch). The
+    result's ``code`` is ``Code.OK`` or the refusal (module docstring); ``AssertionError``
+    only for a broken invariant (the shard then stops).
+    """
+    match command:
+        case Debit() | Credit() | Rollback():
+            applied = _apply_action(state, command, now_us)
+        case GetBalance():
+            applied = _get_balance(state, command, now_us)
+        case Deposit():
+            applied = _deposit(state, command, now_us)
+        case Withdraw():
+            applied = _withdraw(state, command, now_us)
+        case Atomic():
+            applied = _atomic(state, command, now_us)
+        case CreatePlayer():
+            applied = _create_player(state, command, now_us)
+        case SetPlayerStatus():
+            applied = _set_player_status(state, command, now_us)
+        case RecordRefusal():
+            applied = _refusal(state, command, now_us)
+        case _:
+            raise AssertionError(f"not a shard command: {type(command).__name__}")
     applied.applied_at_us = now_us
     return applied
+
+
+def _apply_action(state: ShardState, action: Debit | Credit | Rollback, now_us: int) -> Applied:
+    """A bet, win or rollback: alone or as one action of an Atomic unit."""
+    match action:
+        case Debit():
+            return _debit(state, action, now_us)
+        case Credit():
+            return _credit(state, action, now_us)
+        case Rollback():
+            return _rollback(state, action, now_us)
 
 
 # ---- helpers --------------------------------------------------------------------------
@@ -138,13 +170,14 @@ def _lookup(state: ShardState, key: Key, player: PlayerState | None) -> TxRecord
 
 
 def _balance_result(
-    code: Code, command, player: PlayerState | None, currency: str | None, **extra
+    code: Code, command: BalanceCommand, player: PlayerState | None, currency: str | None, **extra
 ) -> Result:
+    """A refusal's Result carrying the player's current balance in ``currency`` (if any)."""
     wallet = player.wallets.get(currency) if (player is not None and currency) else None
     return Result(
         code=code,
-        player_id=getattr(command, "player_id", None),
-        transaction_id=getattr(command, "transaction_id", None),
+        player_id=command.player_id,
+        transaction_id=None if isinstance(command, GetBalance) else command.transaction_id,
         currency=currency if wallet is not None else None,
         cash_minor=wallet.cash_minor if wallet is not None else None,
         bonus_minor=wallet.bonus_minor if wallet is not None else None,
@@ -169,35 +202,7 @@ def _record_result(record: TxRecord, replayed: bool) -> Result:
     )
 
 
-def _conflict_field(record: TxRecord, kind: str, command) -> str | None:
-    """First field in which ``command`` differs from the stored ``record``, else None."""
-    if record.kind != kind:
-        return "type"
-    if record.player_id != command.player_id:
-        return "player_id"
-    if kind == ROLLBACK:
-        if record.reference_id != command.reference_transaction_id:
-            return "reference_transaction_id"
-        return None
-    if record.currency != command.currency:
-        return "currency"
-    if record.amount_minor != command.amount_minor:
-        return "amount_minor"
-    if kind == DEPOSIT and (record.bonus_delta_minor > 0) != command.bonus:
-        return "bonus"
-    if kind in (DEBIT, CREDIT):
-        if record.round_id != command.round_id:
-            return "round_id"
-        # providers.md "Common ground" counts the game too; DESIGN.md section 5 does not name
-        # it. The safer reading wins: a different game is a different transaction.
-        if record.game_id != command.game_id:
-            return "game_id"
-        if kind == CREDIT and record.reference_id != command.bet_transaction_id:
-            return "bet_transaction_id"
-    return None
-
-
-def _replay(state: ShardState, command, kind: str, player: PlayerState | None) -> Applied | None:
+def _replay(state: ShardState, command: MoneyAction, kind: str, player: PlayerState | None) -> Applied | None:
     """Answer a repeated key from its stored outcome; None if the key is new."""
     key = (command.scope, command.transaction_id)
     record = _lookup(state, key, player)
@@ -205,14 +210,14 @@ def _replay(state: ShardState, command, kind: str, player: PlayerState | None) -
         return None
     if record.kind == TOMBSTONE:
         result = _balance_result(
-            Code.TRANSACTION_ROLLED_BACK, command, player, getattr(command, "currency", None),
+            Code.TRANSACTION_ROLLED_BACK, command, player, command.currency,
             detail="this transaction id was rolled back before it arrived",
         )
         return Applied(command, result, player_id=command.player_id)
-    conflict = _conflict_field(record, kind, command)
+    conflict = conflict_field(record, kind, command)
     if conflict is not None:
         result = _balance_result(
-            Code.IDEMPOTENCY_CONFLICT, command, player, getattr(command, "currency", None) or record.currency,
+            Code.IDEMPOTENCY_CONFLICT, command, player, command.currency or record.currency,
             conflict_field=conflict,
             detail=f"transaction id reused with a different {conflict}",
         )
@@ -227,29 +232,33 @@ def _replay(state: ShardState, command, kind: str, player: PlayerState | None) -
     return Applied(command, result, player_id=command.player_id)
 
 
-def _begin(state: ShardState, command, kind: str) -> tuple[PlayerState | None, Applied | None]:
-    """Common start of a money command: the player, and the early answer if there is one
+def _begin(state: ShardState, command: MoneyAction, kind: str) -> PlayerState | Applied:
+    """Common start of a money command: the player, or the early answer if there is one
     (a replay or conflict of a known key, an unknown player, a currency the player lacks)."""
     player = _player(state, command.player_id)
     early = _replay(state, command, kind, player)
     if early is None:
         early = _common_refusal(state, command, player)
-    return player, early
+    if early is not None:
+        return early
+    assert player is not None  # _common_refusal answers an unknown player
+    return player
 
 
 def _mark_dirty(state: ShardState, player: PlayerState) -> None:
     player.dirty_seq = state.open_seq
 
 
-def _new_record(state: ShardState, command, kind: str, wallet: Wallet, now_us: int, **fields) -> TxRecord:
+def _new_record(state: ShardState, command: MoneyAction, kind: str, wallet: Wallet, now_us: int, **fields) -> TxRecord:
+    """A new stored outcome under the command's key, with the wallet's balances after it."""
     record = TxRecord(
         txn_id=state.next_txn_id(),
         scope=command.scope,
         transaction_id=command.transaction_id,
         kind=kind,
         player_id=command.player_id,
-        currency=fields.pop("currency", getattr(command, "currency", None)),
-        amount_minor=fields.pop("amount_minor", getattr(command, "amount_minor", 0)),
+        currency=fields.pop("currency", command.currency),
+        amount_minor=fields.pop("amount_minor", 0 if isinstance(command, Rollback) else command.amount_minor),
         code=fields.pop("code", Code.OK.value),
         cash_after_minor=wallet.cash_minor,
         bonus_after_minor=wallet.bonus_minor,
@@ -266,12 +275,13 @@ def _store(state: ShardState, applied: Applied, player: PlayerState, record: TxR
     _mark_dirty(state, player)
 
 
-def _common_refusal(state: ShardState, command, player: PlayerState | None) -> Applied | None:
+def _common_refusal(state: ShardState, command: BalanceCommand, player: PlayerState | None) -> Applied | None:
+    """UNKNOWN_PLAYER or CURRENCY_MISMATCH (not stored: they do not change for the key)."""
     if player is None:
         return Applied(command, Result(code=Code.UNKNOWN_PLAYER, player_id=command.player_id,
-                                       transaction_id=getattr(command, "transaction_id", None),
+                                       transaction_id=None if isinstance(command, GetBalance) else command.transaction_id,
                                        detail="no such player"), player_id=command.player_id)
-    currency = getattr(command, "currency", None)
+    currency = command.currency
     if currency is not None and currency not in player.wallets:
         return Applied(command, _balance_result(
             Code.CURRENCY_MISMATCH, command, player, None,
@@ -280,12 +290,14 @@ def _common_refusal(state: ShardState, command, player: PlayerState | None) -> A
     return None
 
 
-def _stored_refusal(state, command, kind, player, code: Code, detail: str, now_us: int) -> Applied:
+def _stored_refusal(state: ShardState, command: Debit | Withdraw, kind: str, player: PlayerState, code: Code,
+                    detail: str, now_us: int) -> Applied:
+    """A refusal stored under the key (keys.STORED_REFUSALS): a retry gets it again."""
     wallet = player.wallets[command.currency]
     applied = Applied(command, Result(code=Code.OK), player_id=command.player_id)
     record = _new_record(state, command, kind, wallet, now_us, code=code.value,
-                         round_id=getattr(command, "round_id", None),
-                         game_id=getattr(command, "game_id", None))
+                         round_id=command.round_id if isinstance(command, Debit) else None,
+                         game_id=command.game_id if isinstance(command, Debit) else None)
     _store(state, applied, player, record)
     applied.result = Result(
         code=code, player_id=command.player_id, transaction_id=command.transaction_id,
@@ -334,7 +346,8 @@ def _balances(player: PlayerState) -> tuple[Balance, ...]:
 def _get_balance(state: ShardState, command: GetBalance, now_us: int) -> Applied:
     player = _player(state, command.player_id)
     refusal = _common_refusal(state, command, player)
-    if refusal is not None:
+    if refusal is not None or player is None:
+        assert refusal is not None
         refusal.audit = False
         refusal.wait_for_commit = False
         return refusal
@@ -356,9 +369,10 @@ def _get_balance(state: ShardState, command: GetBalance, now_us: int) -> Applied
 
 
 def _deposit(state: ShardState, command: Deposit, now_us: int) -> Applied:
-    player, early = _begin(state, command, DEPOSIT)
-    if early is not None:
-        return early
+    begun = _begin(state, command, DEPOSIT)
+    if isinstance(begun, Applied):
+        return begun
+    player = begun
     wallet = player.wallets[command.currency]
     applied = Applied(command, Result(code=Code.OK), player_id=player.player_id)
     if command.bonus:
@@ -376,9 +390,10 @@ def _deposit(state: ShardState, command: Deposit, now_us: int) -> Applied:
 
 
 def _withdraw(state: ShardState, command: Withdraw, now_us: int) -> Applied:
-    player, early = _begin(state, command, WITHDRAW)
-    if early is not None:
-        return early
+    begun = _begin(state, command, WITHDRAW)
+    if isinstance(begun, Applied):
+        return begun
+    player = begun
     wallet = player.wallets[command.currency]
     if wallet.cash_minor < command.amount_minor:
         return _stored_refusal(state, command, WITHDRAW, player, Code.INSUFFICIENT_FUNDS,
@@ -393,9 +408,10 @@ def _withdraw(state: ShardState, command: Withdraw, now_us: int) -> Applied:
 
 
 def _debit(state: ShardState, command: Debit, now_us: int) -> Applied:
-    player, early = _begin(state, command, DEBIT)
-    if early is not None:
-        return early
+    begun = _begin(state, command, DEBIT)
+    if isinstance(begun, Applied):
+        return begun
+    player = begun
     if player.status != PLAYER_ACTIVE:
         return _stored_refusal(state, command, DEBIT, player, Code.PLAYER_BLOCKED,
                                f"player is {player.status}", now_us)
@@ -428,9 +444,10 @@ def _debit(state: ShardState, command: Debit, now_us: int) -> Applied:
 
 
 def _credit(state: ShardState, command: Credit, now_us: int) -> Applied:
-    player, early = _begin(state, command, CREDIT)
-    if early is not None:
-        return early
+    begun = _begin(state, command, CREDIT)
+    if isinstance(begun, Applied):
+        return begun
+    player = begun
     if command.credit_type not in CREDIT_TYPES:
         return Applied(command, _balance_result(
             Code.INVALID_REQUEST, command, player, command.currency,
@@ -457,7 +474,7 @@ def _credit(state: ShardState, command: Credit, now_us: int) -> Applied:
         for open_bet in [b for b in player.open_bets.values()
                          if b.scope == command.scope and b.round_id == command.round_id]:
             _finish_bet(state, applied, player, open_bet, BET_SETTLED)
-        applied.round_closes.append((player.player_id, command.scope, command.round_id))
+        applied.round_closes.append(RoundClose(player.player_id, command.scope, command.round_id))
     purpose = "game" if command.credit_type == "win" else command.credit_type
     _post(applied, record, player.player_id, house_account(purpose, command.scope, state.shard_id))
     applied.result = _record_result(record, replayed=False)
@@ -465,9 +482,10 @@ def _credit(state: ShardState, command: Credit, now_us: int) -> Applied:
 
 
 def _rollback(state: ShardState, command: Rollback, now_us: int) -> Applied:
-    player, early = _begin(state, command, ROLLBACK)
-    if early is not None:
-        return early
+    begun = _begin(state, command, ROLLBACK)
+    if isinstance(begun, Applied):
+        return begun
+    player = begun
     if command.reference_transaction_id == command.transaction_id:
         # It would store the rollback and its tombstone under one key.
         return Applied(command, _balance_result(
@@ -531,7 +549,7 @@ def _rollback(state: ShardState, command: Rollback, now_us: int) -> Applied:
     return applied
 
 
-def _reference_refusal(command, player: PlayerState, bet: TxRecord | None, currency: str) -> Applied | None:
+def _reference_refusal(command: Credit | Rollback, player: PlayerState, bet: TxRecord | None, currency: str) -> Applied | None:
     """Refusal for a credit/rollback whose referenced bet is unknown or already finished."""
     if bet is None or bet.player_id != player.player_id or bet.kind not in (DEBIT, TOMBSTONE):
         if bet is not None and bet.player_id == player.player_id and isinstance(command, Rollback):
@@ -565,16 +583,21 @@ def _finish_bet(state: ShardState, applied: Applied, player: PlayerState, bet: T
 
 
 def _post(applied: Applied, record: TxRecord, player_id: str, house: str) -> None:
-    """Double entry: the player's cash/bonus deltas against one house account; sums to zero."""
+    """Double entry (docs/DESIGN.md section 4): the player's cash/bonus deltas against one
+    house account, in the record's currency. The postings of a transaction sum to zero."""
     total = 0
+    posted = len(applied.entries)
     if record.cash_delta_minor:
-        applied.entries.append((record.txn_id, player_account(player_id, "cash"), record.currency, record.cash_delta_minor))
+        applied.entries.append(EntryRow(record.txn_id, player_account(player_id, "cash"), record.currency, record.cash_delta_minor))
         total += record.cash_delta_minor
     if record.bonus_delta_minor:
-        applied.entries.append((record.txn_id, player_account(player_id, "bonus"), record.currency, record.bonus_delta_minor))
+        applied.entries.append(EntryRow(record.txn_id, player_account(player_id, "bonus"), record.currency, record.bonus_delta_minor))
         total += record.bonus_delta_minor
     if total:
-        applied.entries.append((record.txn_id, house, record.currency, -total))
+        applied.entries.append(EntryRow(record.txn_id, house, record.currency, -total))
+    postings = applied.entries[posted:]
+    assert sum(e.delta_minor for e in postings) == 0, f"postings of txn {record.txn_id} do not sum to zero"
+    assert all(e.delta_minor != 0 and e.currency == record.currency for e in postings)
 
 
 def _set_player_status(state: ShardState, command: SetPlayerStatus, now_us: int) -> Applied:
@@ -638,7 +661,7 @@ def _atomic(state: ShardState, command: Atomic, now_us: int) -> Applied:
     unit = Applied(command, Result(code=Code.OK), player_id=player.player_id)
     results: list[Result] = []
     for index, action in enumerate(command.actions):
-        applied = _HANDLERS[type(action)](state, action, now_us)
+        applied = _apply_action(state, action, now_us)
         results.append(applied.result)
         unit.txns.extend(applied.txns)
         unit.entries.extend(applied.entries)
@@ -647,11 +670,11 @@ def _atomic(state: ShardState, command: Atomic, now_us: int) -> Applied:
         if applied.result.code is not Code.OK:
             _undo(state, player, snapshot, unit)
             refused = applied.result
-            currency = refused.currency or getattr(action, "currency", None)
+            currency = refused.currency or action.currency
             wallet = player.wallets.get(currency) if currency else None
             unit.result = Result(
                 code=refused.code, player_id=player.player_id,
-                transaction_id=getattr(action, "transaction_id", None),
+                transaction_id=action.transaction_id,
                 currency=currency if wallet is not None else None,
                 cash_minor=wallet.cash_minor if wallet is not None else None,
                 bonus_minor=wallet.bonus_minor if wallet is not None else None,
@@ -719,17 +742,3 @@ def _undo(state: ShardState, player: PlayerState, snapshot: _Snapshot, unit: App
 def _refusal(state: ShardState, command: RecordRefusal, now_us: int) -> Applied:
     result = Result(code=command.code, player_id=command.player_id, detail=command.detail)
     return Applied(command, result, player_id=command.player_id)
-
-
-_HANDLERS = {
-    CreatePlayer: _create_player,
-    GetBalance: _get_balance,
-    Deposit: _deposit,
-    Withdraw: _withdraw,
-    Debit: _debit,
-    Credit: _credit,
-    Rollback: _rollback,
-    Atomic: _atomic,
-    SetPlayerStatus: _set_player_status,
-    RecordRefusal: _refusal,
-}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.config import ShardSettings
+from gateway.shards.rows import TxnRow
 
 # Transaction kinds, as stored in transactions.kind.
 DEPOSIT = "deposit"
@@ -74,25 +75,14 @@ class TxRecord:
     def key(self) -> Key:
         return (self.scope, self.transaction_id)
 
-    def row(self, shard_id: int) -> tuple:
-        """Snapshot as a transactions row, in ``TXN_COLUMNS`` order (bet_state as of now)."""
-        return (
-            self.txn_id, shard_id, self.scope, self.transaction_id, self.kind, self.player_id,
+    def row(self) -> TxnRow:
+        """Snapshot as a transactions row (bet_state as of now)."""
+        return TxnRow(
+            self.txn_id, self.scope, self.transaction_id, self.kind, self.player_id,
             self.currency, self.amount_minor, self.code, self.cash_after_minor,
             self.bonus_after_minor, self.cash_delta_minor, self.bonus_delta_minor, self.round_id,
             self.game_id, self.reference_id, self.bet_state, self.credit_type, self.created_at_us,
         )
-
-
-# Column order of TxRecord.row(); created_at is microseconds there, timestamptz in SQL.
-TXN_COLUMNS = (
-    "txn_id", "shard_id", "scope", "transaction_id", "kind", "player_id", "currency",
-    "amount_minor", "code", "cash_after_minor", "bonus_after_minor", "cash_delta_minor",
-    "bonus_delta_minor", "round_id", "game_id", "reference_id", "bet_state", "credit_type",
-    "created_at",
-)
-ROW_SCOPE, ROW_TRANSACTION_ID, ROW_PLAYER_ID, ROW_CURRENCY = 2, 3, 5, 6
-ROW_CASH_AFTER, ROW_BONUS_AFTER, ROW_CASH_DELTA, ROW_BONUS_DELTA, ROW_CREATED_AT = 9, 10, 11, 12, 18
 
 
 @dataclass(slots=True)

@@ -1,0 +1,257 @@
+"""Idempotency keys: which keys a command needs, what a prefetch installs, what a conflict
+means and how a key conflict at commit is repaired (docs/DESIGN.md section 5).
+
+A key is (scope, transaction_id): who sent it and their id. The rules, used alike by the
+shard loop (``shard.py``), ``apply()`` and the tests:
+
+- **Needed before apply** (``prefetch_needs``): a cold player (not resident) is loaded with
+  its open bets, and its commands' own keys are looked up too, so a retry after a restart or
+  an eviction finds its stored outcome at once. A referenced bet (a credit's
+  ``bet_transaction_id``, a rollback's ``reference_transaction_id``) not in memory is always
+  looked up; a resident player's credit/rollback whose bet is not open in memory also has
+  its own key looked up (a retry of an old win must replay, not be refused as settled).
+  Everything else is *assumed new*: the steady state reads nothing.
+- **Installed** (``install``): fetched rows enter the hot state unless memory already holds
+  something newer; looked-up keys that do not exist go to ``state.absent_keys``, which
+  ``apply()`` trusts for the group it was fetched for.
+- **A conflict** (``conflict_field``): the same key with different content names the first
+  differing field; nothing is applied.
+- **Stored refusals** (``STORED_REFUSALS``): refusals that depend on the balance or on
+  limits are stored under the key, so a retry gets the same refusal.
+- **Repair** (``repair_scope`` + ``discard_for_repair``): a key assumed new that existed in
+  storage aborts the batch (``port.KeyConflict``). Every uncommitted command of the players
+  involved is then taken out, those players and the keys they touched are reloaded, and the
+  commands are applied again in order, now seeing the stored outcomes. Nobody was answered
+  yet, so this is invisible to callers except for latency.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+from gateway.shards.commands import (
+    Atomic,
+    Code,
+    Command,
+    Credit,
+    Debit,
+    Deposit,
+    RecordRefusal,
+    Rollback,
+    Withdraw,
+)
+from gateway.shards.port import PrefetchResult
+from gateway.shards.state import (
+    BET_OPEN,
+    CREDIT,
+    DEBIT,
+    DEPOSIT,
+    ROLLBACK,
+    Key,
+    PlayerState,
+    ShardState,
+    TxRecord,
+    Wallet,
+)
+
+#: Refusals stored under the key (they depend on the balance or limits; section 5, row 4).
+STORED_REFUSALS = frozenset({Code.INSUFFICIENT_FUNDS.value, Code.LIMIT_REACHED.value, Code.PLAYER_BLOCKED.value})
+
+MoneyAction = Deposit | Withdraw | Debit | Credit | Rollback
+
+
+def flatten(commands: Iterable[Command]) -> Iterator[Command]:
+    """The commands, each Atomic unit followed by its actions. The unit itself names the
+    player, so an empty unit still loads it for its refusal."""
+    for command in commands:
+        yield command
+        if isinstance(command, Atomic):
+            yield from command.actions
+
+
+def own_key(command: Command) -> Key | None:
+    """The key a command is stored under, if it has one."""
+    if isinstance(command, (Deposit, Withdraw, Debit, Credit, Rollback)):
+        return (command.scope, command.transaction_id)
+    return None
+
+
+def reference_key(command: Command) -> Key | None:
+    """The key of the bet a credit or rollback names, if it names one."""
+    if isinstance(command, Credit):
+        return None if command.bet_transaction_id is None else (command.scope, command.bet_transaction_id)
+    if isinstance(command, Rollback):
+        return (command.scope, command.reference_transaction_id)
+    return None
+
+
+def keys_named(command: Command) -> list[Key]:
+    """Every key a command (or an Atomic unit's actions) names: its own and its reference."""
+    if isinstance(command, Atomic):
+        return [key for action in command.actions for key in keys_named(action)]
+    keys = []
+    own = own_key(command)
+    if own is not None:
+        keys.append(own)
+    ref = reference_key(command)
+    if ref is not None:
+        keys.append(ref)
+    return keys
+
+
+def prefetch_needs(state: ShardState, commands: list[Command]) -> tuple[list[str], list[Key]]:
+    """(cold players, unknown keys) that ``commands`` need loaded before ``apply()``."""
+    cold: dict[str, None] = {}
+    keys: dict[Key, None] = {}
+    for command in flatten(commands):
+        if isinstance(command, RecordRefusal) or command.player_id is None:
+            continue
+        player_id = command.player_id
+        resident = player_id in state.players  # not "or in cold": every cold command's key
+        if not resident:
+            cold[player_id] = None
+        own = own_key(command)
+        ref = reference_key(command)
+        player = state.players.get(player_id)
+        # A credit/rollback whose bet is not open in memory may be a retry whose own outcome
+        # was evicted or predates a restart: its reference check would refuse it (settled /
+        # rolled back) before the unique constraint could catch it.
+        ref_finished = resident and ref is not None and (player is None or ref not in player.open_bets)
+        if own is not None and (not resident or ref_finished) and own not in state.keys:
+            keys[own] = None
+        if ref is not None and ref not in state.keys and (player is None or ref not in player.open_bets):
+            keys[ref] = None
+    return list(cold), list(keys)
+
+
+def install(state: ShardState, cold: list[str], keys: list[Key], fetched: PrefetchResult) -> None:
+    """Put prefetched rows into the hot state (synchronous: no apply interleaves).
+
+    Memory wins over storage wherever it already holds an entry: it is newer.
+    """
+    for player_id in cold:
+        if player_id in state.players:
+            continue  # created or loaded while we awaited
+        if player_id not in fetched.players:
+            state.players[player_id] = None
+            continue
+        country, status = fetched.players[player_id]
+        # Interned: a million resident players share a handful of these strings.
+        wallets = {sys.intern(c): Wallet(v[0], v[1]) for c, v in fetched.wallets[player_id].items()}
+        state.players[player_id] = PlayerState(player_id, sys.intern(country), sys.intern(status), wallets)
+    for record in fetched.open_bets:
+        loaded = state.players.get(record.player_id)
+        if loaded is None or record.key in loaded.open_bets:
+            continue
+        resident = state.keys.get(record.key)
+        if resident is None:
+            loaded.open_bets[record.key] = record
+            state.remember(record)
+        elif resident.bet_state == BET_OPEN:
+            loaded.open_bets[record.key] = resident  # memory is newer than the database
+    found = set()
+    for record in fetched.records:
+        found.add(record.key)
+        if record.key in state.keys:
+            continue  # memory is newer than the database
+        state.remember(record)
+        owner = state.players.get(record.player_id)
+        if record.bet_state == BET_OPEN and owner is not None:
+            owner.open_bets.setdefault(record.key, record)
+    for key in keys:
+        if key not in found and key not in state.keys:
+            state.absent_keys.add(key)
+
+
+def conflict_field(record: TxRecord, kind: str, command: MoneyAction) -> str | None:
+    """First field in which ``command`` differs from the stored ``record``, else None.
+
+    Order: type, player_id, then for a rollback its reference; for the others currency,
+    amount_minor, (deposit) bonus, (debit/credit) round_id, game_id and (credit)
+    bet_transaction_id.
+    """
+    if record.kind != kind:
+        return "type"
+    if record.player_id != command.player_id:
+        return "player_id"
+    if isinstance(command, Rollback):
+        if record.reference_id != command.reference_transaction_id:
+            return "reference_transaction_id"
+        return None
+    if record.currency != command.currency:
+        return "currency"
+    if record.amount_minor != command.amount_minor:
+        return "amount_minor"
+    if kind == DEPOSIT and isinstance(command, Deposit) and (record.bonus_delta_minor > 0) != command.bonus:
+        return "bonus"
+    if isinstance(command, (Debit, Credit)) and kind in (DEBIT, CREDIT):
+        if record.round_id != command.round_id:
+            return "round_id"
+        # providers' common ground counts the game too; docs/DESIGN.md section 5 does not
+        # name it. The safer reading wins: a different game is a different transaction.
+        if record.game_id != command.game_id:
+            return "game_id"
+        if isinstance(command, Credit) and record.reference_id != command.bet_transaction_id:
+            return "bet_transaction_id"
+    return None
+
+
+assert ROLLBACK != DEBIT  # kinds are distinct strings (state.py)
+
+
+# ---- repair after a key conflict ------------------------------------------------------
+
+
+class Pending(Protocol):
+    """An applied, uncommitted command as the repair sees it (``batch.Item``)."""
+
+    @property
+    def player_id(self) -> str | None: ...
+
+    @property
+    def command(self) -> Command: ...
+
+    @property
+    def keys(self) -> list[Key]: ...
+
+    @property
+    def bet_updates(self) -> list[tuple[Key, str]]: ...
+
+
+def repair_scope(
+    conflict_keys: list[Key], in_flight: Sequence[Pending], open_items: Sequence[Pending]
+) -> tuple[set[str], set[Key]]:
+    """(players affected, keys to reload) for a batch whose commit hit ``conflict_keys``.
+
+    Affected: every player with a conflicting key in the batch. To reload: the conflicting
+    keys and every key named by an uncommitted command of an affected player.
+    """
+    conflict = set(conflict_keys)
+    affected = {item.player_id for item in in_flight
+                if item.player_id is not None and conflict.intersection(item.keys)}
+    assert affected, "conflicting keys belong to no item"
+    refs = set(conflict)
+    for item in [*in_flight, *open_items]:
+        if item.player_id in affected:
+            refs.update(keys_named(item.command))
+    return affected, refs
+
+
+def discard_for_repair(state: ShardState, moved: Sequence[Pending], affected: set[str]) -> None:
+    """Forget what the ``moved`` (to be re-applied) commands did to memory, and the affected
+    players, so that ``install`` reloads them from storage.
+
+    Bets whose state a discarded apply changed (settled / rolled back in memory) are taken
+    back from storage too, or the re-apply would see the discarded change.
+    """
+    for item in moved:
+        for key in item.keys:
+            state.keys.pop(key, None)
+        for key, _ in item.bet_updates:
+            record = state.keys.get(key)
+            if record is not None and record.player_id in affected:
+                del state.keys[key]
+    for player_id in affected:
+        state.players.pop(player_id, None)

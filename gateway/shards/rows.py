@@ -1,0 +1,66 @@
+"""Rows of a write-behind batch, named; part of the storage port (``port.py``).
+
+Plain named tuples: built once per write at apply time (cheap, immutable snapshots) and read
+by field name on the storage side, which alone decides their SQL column order.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class TxnRow(NamedTuple):
+    """One ``transactions`` row: the stored outcome of one idempotency key."""
+
+    txn_id: int
+    scope: str
+    transaction_id: str
+    kind: str
+    player_id: str
+    currency: str
+    amount_minor: int
+    code: str
+    cash_after_minor: int
+    bonus_after_minor: int
+    cash_delta_minor: int
+    bonus_delta_minor: int
+    round_id: str | None
+    game_id: str | None
+    reference_id: str | None
+    bet_state: str | None
+    credit_type: str | None
+    created_at_us: int  # microseconds since the Unix epoch
+
+
+class EntryRow(NamedTuple):
+    """One ledger posting; a transaction's postings sum to zero per currency."""
+
+    txn_id: int
+    account: str
+    currency: str
+    delta_minor: int
+
+
+class NewPlayerRow(NamedTuple):
+    player_id: str
+    country: str
+    status: str
+    created_by: str  # the scope that created it
+    created_at_us: int
+
+
+class PlayerBalance(NamedTuple):
+    """The absolute balance of a player account after the batch (the shard knows it)."""
+
+    player_id: str
+    balance_minor: int
+
+
+class RoundClose(NamedTuple):
+    """Every open bet of (player, scope, round) becomes settled."""
+
+    player_id: str
+    scope: str
+    round_id: str
+
+
