@@ -325,7 +325,8 @@ class Api:
 
         200 with the player; 404 unknown_player; 400 invalid_request for another status.
         Bets are then refused (``player_blocked``, each protocol's own status); wins and
-        rollbacks are still accepted (shared/specs/providers.md, "Common ground").
+        rollbacks are still accepted (docs/specs/responsible_gaming.md, RTS 14; each
+        adapter's README, gateway/providers/<name>/README.md).
         """
         player_id = request.path_params["player_id"]
         if not PLAYER_ID_RE.fullmatch(player_id):

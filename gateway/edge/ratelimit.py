@@ -1,6 +1,6 @@
 """Per-partner and per-provider rate limits: token buckets in Redis, leased in chunks.
 
-Source: issue "Per-partner and per-provider rate limits in Redis"; shared/DESIGN.md section 7
+Source: issue "Per-partner and per-provider rate limits in Redis"; docs/DESIGN.md section 7
 (Redis holds rate limits; without Redis, money operations that do not need it keep working)
 and section 9 (every limit configured, unit in the name); settings ``[rate_limits]``
 (``gateway.config.RateLimitSettings``: ``requests_per_s`` sustained, ``burst`` at once).

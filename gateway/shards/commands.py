@@ -139,7 +139,7 @@ class Rollback(msgspec.Struct, tag="rollback", frozen=True):
 class Atomic(msgspec.Struct, tag="atomic", frozen=True):
     """Several bets, wins and rollbacks of one player applied as one unit: all or none.
 
-    SoftSwiss ``/play`` (shared/specs/providers.md, SoftSwiss: "Several actions in one
+    SoftSwiss ``/play`` (gateway/providers/softswiss/README.md: "Several actions in one
     request are one atomic unit"). Each action keeps its own idempotency key; the result's
     ``results`` holds one Result per action, in order. If any action is refused, every
     action of the unit is undone, nothing is stored, and ``code`` is the first refusal's
