@@ -299,7 +299,7 @@ async def main_async(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps({"args": {k: v for k, v in vars(args).items()},
                                   "rounds": [[r.to_dict() for r in results] for results in rounds],
-                                  "mixed": [{"label": l, **s.to_dict()} for l, s in mixed]},
+                                  "mixed": [{"label": label, **s.to_dict()} for label, s in mixed]},
                                  option=orjson.OPT_INDENT_2))
     print(f"\nwrote {out}")
     return 0

@@ -17,7 +17,7 @@ import uvloop
 from benchmarks.cpu import CpuMeter
 from benchmarks.drivers import run_closed, run_open
 from benchmarks.httpload import Target, open_conns
-from benchmarks.servers import VENV_BIN, ManagedServer, REPO, wait_ready
+from benchmarks.servers import REPO, VENV_BIN, ManagedServer, wait_ready
 from benchmarks.stats import Recorder, summarize
 from benchmarks.workloads import Rounds, new_run_id, player_ids
 
@@ -43,7 +43,7 @@ async def main_async(a: argparse.Namespace) -> None:
             rec, meter = Recorder(), CpuMeter(server.pid)
             wl = Rounds(target, players, run_id=new_run_id())
 
-            async def window() -> None:
+            async def window(meter: CpuMeter = meter) -> None:
                 await asyncio.sleep(1.05)
                 meter.start()
                 await asyncio.sleep(a.duration_s)

@@ -121,7 +121,7 @@ def _serves(pid: int, database: str | None) -> bool:
     except OSError:
         return False
     words = title.split()
-    client = any(w.endswith(")") and "(" in w or w == "[local]" for w in words)
+    client = any((w.endswith(")") and "(" in w) or w == "[local]" for w in words)
     return not client or database in words
 
 

@@ -16,9 +16,10 @@ anything still in flight ``drain_s`` later is aborted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from benchmarks.httpload import HttpConn, Target
 from benchmarks.stats import Recorder
@@ -139,10 +140,8 @@ async def run_closed(
     for conn in list(conns):
         fire(conn)
     timeout = max(0.0, window_end - perf()) + drain_s
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(finished), timeout)
-    except asyncio.TimeoutError:
-        pass
     exhausted_early = finished.done() and last_done < window_end
     pool.abort()
     return max(1e-6, last_done - window_start) if exhausted_early else duration_s
@@ -250,10 +249,8 @@ async def run_open(
 
     loop.call_later(max(0.0, t0 - perf()), tick)
     timeout = (t0 - perf()) + warmup_s + duration_s + drain_s
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(all_done), timeout)
-    except asyncio.TimeoutError:
-        pass
     # whatever is still queued (never sent) inside the window is incomplete too
     rec.incomplete += sum(1 for s in backlog if s >= window_start)
     rec.incomplete += max(0, total - next_k)  # never even scheduled (cannot happen normally)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Callable, cast
+from collections.abc import Callable
+from typing import cast
 from urllib.parse import urlsplit
 
 Callback = Callable[[int, bytes], None]
@@ -217,6 +218,6 @@ async def request(conn: HttpConn, data: bytes, timeout_s: float = 10.0) -> tuple
     conn.send(data, done)
     try:
         return await asyncio.wait_for(fut, timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         conn.close()
         return 0, b"timeout"

@@ -150,7 +150,7 @@ class Hub88Wire:
             jobs.append(("/providers/hub88/transaction/win",
                          self._win_body(seat, tx + "w", tx, round_id)))
         with ProcessPoolExecutor(workers) as pool:
-            for (path, body), signed in zip(jobs, pool.map(_hub88_signed, jobs, chunksize=512)):
+            for (path, body), signed in zip(jobs, pool.map(_hub88_signed, jobs, chunksize=512), strict=True):
                 _, signature, _ = signed.split(b"\n", 2)
                 head = _head(self._target, path, b"application/json",
                              b"X-Hub88-Signature: " + signature + b"\r\n")

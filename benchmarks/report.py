@@ -52,7 +52,7 @@ def _git_rev(repo: Path) -> str | None:
 
 async def machine_info(pg_dsn: str, repo: Path) -> dict[str, object]:
     info: dict[str, object] = {
-        "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu_model": _cpu_model(),
         "cpus": os.cpu_count(),
         "mem_gib": _mem_gib(),

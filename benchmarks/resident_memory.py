@@ -18,7 +18,7 @@ import gc
 import os
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 import psutil
@@ -39,7 +39,7 @@ def _with_db(dsn: str, name: str) -> str:
 
 async def seed(conn: asyncpg.Connection, players: int) -> None:
     chunk = 100_000
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for start in range(0, players, chunk):
         ids = [f"mem-{i:08d}" for i in range(start, min(players, start + chunk))]
         await conn.copy_records_to_table(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import signal
@@ -36,13 +37,12 @@ class ManagedServer:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
         print(f"[{self.name}] starting: {shlex.join(self.argv)} (log: {self.log_path})",
               flush=True)
-        self.proc = subprocess.Popen(
-            self.argv, cwd=REPO, env={**os.environ, **self.env}, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the fd
+            self.proc = subprocess.Popen(
+                self.argv, cwd=REPO, env={**os.environ, **self.env}, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -52,17 +52,13 @@ class ManagedServer:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 self.proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.proc.wait(5)
         print(f"[{self.name}] stopped (exit {self.proc.returncode})", flush=True)
         self.proc = None

@@ -22,7 +22,7 @@ KIND_NAMES = {DEBIT: "debit", CREDIT: "credit", CREATE: "create", DEPOSIT: "depo
 
 
 class Op:
-    __slots__ = ("kind", "player", "tx", "round", "amount", "data")
+    __slots__ = ("amount", "data", "kind", "player", "round", "tx")
 
     def __init__(
         self, kind: int, player: bytes, tx: bytes, round_: bytes, amount: int, data: bytes

@@ -1,2 +1,3 @@
 from gateway.cli import main
+
 main()

@@ -61,7 +61,7 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 from gateway.config import Settings
@@ -93,7 +93,7 @@ class _DirLock:
         self._timeout_s = timeout_s
         self._fd: int | None = None
 
-    def __enter__(self) -> "_DirLock":
+    def __enter__(self) -> Self:
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + self._timeout_s
         while True:
@@ -309,7 +309,7 @@ class EmbeddedServices:
     def started(self) -> bool:
         return self._started
 
-    def start(self) -> "EmbeddedServices":
+    def start(self) -> Self:
         with self._mutex:
             if self._started:
                 return self
@@ -354,20 +354,20 @@ class EmbeddedServices:
             self.database_url = self.admin_database_url = self._settings.database.url
             self.redis_url = self._settings.redis.url
 
-    async def astart(self) -> "EmbeddedServices":
+    async def astart(self) -> Self:
         """``start()`` in a worker thread, for use inside a running event loop."""
         return await asyncio.to_thread(self.start)
 
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)
 
-    def __enter__(self) -> "EmbeddedServices":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    async def __aenter__(self) -> "EmbeddedServices":
+    async def __aenter__(self) -> Self:
         return await self.astart()
 
     async def __aexit__(self, *exc: object) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import orjson
@@ -40,24 +41,23 @@ def _dumps(obj: Any, **_kw: Any) -> str:
     return orjson.dumps(obj, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _order_keys(_logger: Any, _name: str, event_dict: dict) -> dict:
+def _order_keys(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Put timestamp, level, event, logger first so that lines read well in a terminal."""
     ordered = {k: event_dict.pop(k) for k in _FIRST_KEYS if k in event_dict}
     ordered.update(event_dict)
     return ordered
 
 
-def _uvicorn_access_fields(_logger: Any, _name: str, event_dict: dict) -> dict:
+def _uvicorn_access_fields(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Turn uvicorn's access-log arguments into key-values; drop raw args and ANSI copies."""
     args = event_dict.pop("positional_args", None)
     event_dict.pop("color_message", None)  # uvicorn's coloured duplicate of the message
     record = event_dict.get("_record")
-    if record is not None and record.name == "uvicorn.access":
-        if isinstance(args, tuple) and len(args) == 5:
-            client, method, path, http_version, status = args
-            event_dict.update(
-                client=client, method=method, path=path, http_version=http_version, status=status
-            )
+    if record is not None and record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
+        client, method, path, http_version, status = args
+        event_dict.update(
+            client=client, method=method, path=path, http_version=http_version, status=status
+        )
     return event_dict
 
 
@@ -77,7 +77,7 @@ class _NamedWriteLoggerFactory:
         return _NamedWriteLogger(self._file, args[0] if args and isinstance(args[0], str) else None)
 
 
-def _add_logger_name(logger: Any, _name: str, event_dict: dict) -> dict:
+def _add_logger_name(logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     name = getattr(logger, "name", None)
     if name and "logger" not in event_dict:
         event_dict["logger"] = name
@@ -92,7 +92,7 @@ def _parse_level(level: str | int) -> int:
         name = "WARNING"
     value = logging.getLevelName(name)
     if not isinstance(value, int):
-        raise ValueError(f"unknown log level {level!r} (use debug, info, warning, error, critical)")
+        raise ValueError(f"unknown log level {level!r} (use debug, info, warning, error, critical)")  # noqa: TRY004 - a bad value, not a bad type
     return value
 
 

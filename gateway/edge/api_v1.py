@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Annotated, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 import msgspec
 from starlette.requests import Request

@@ -7,12 +7,14 @@ wire format into a ``Command``, calls ``ctx.submit(command)`` and encodes the ``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Protocol
+from typing import Protocol
 
 from gateway.config import Settings
 from gateway.edge.sessions import SessionStore
@@ -88,7 +90,5 @@ class EdgeContext:
             player_id=player_id[:128] if isinstance(player_id, str) else None,
             origin=origin,
         )
-        try:
+        with contextlib.suppress(Overloaded, ShardUnavailable):
             await self.submit(command)
-        except (Overloaded, ShardUnavailable):
-            pass

@@ -12,7 +12,7 @@ Starlette ``Request`` directly; everything else (GET routes with parameters, 404
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response

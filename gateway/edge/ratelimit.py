@@ -54,8 +54,9 @@ import asyncio
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Final
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -294,7 +295,7 @@ class RateLimiter:
             except _REDIS_ERRORS as exc:
                 self._redis_failed(now, exc)
                 return
-            except Exception as exc:  # noqa: BLE001 - a limiter bug must not stop wallet traffic
+            except Exception as exc:
                 log.error("rate_limit_error", key=bucket.key, error=repr(exc)[:300], exc_info=exc)
                 self._redis_failed(now, exc)
                 return

@@ -147,9 +147,9 @@ class SessionStore:
                     self._lookups.clear()
                     raise
                 assert len(values) == len(batch)
-                for (_, future), value in zip(batch, values):
+                for (_, future), value in zip(batch, values, strict=True):
                     if not future.done():
-                        future.set_result(value)
+                        future.set_result(value)  # type: ignore[arg-type]  # the client returns bytes (decode_responses off)
         finally:
             self._drain = None
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -71,7 +71,7 @@ def ts(us: int) -> datetime:
     Integer arithmetic only: no float rounding of the microseconds.
     """
     seconds, micros = divmod(us, 1_000_000)
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micros)
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=micros)
 
 
 # transactions columns as stored, in the order of the SELECT lists below.
@@ -252,8 +252,8 @@ class LedgerStore:
         """The function's arguments by parameter name, and the audit head after the batch."""
         args: dict[str, Any] = {"p_shard_id": self.shard_id, "p_epoch": epoch}
         txns = batch.txns
-        columns: Sequence[Sequence[Any]] = list(zip(*txns)) if txns else [() for _ in TxnRow._fields]
-        for name, column in zip(TxnRow._fields, columns):
+        columns: Sequence[Sequence[Any]] = list(zip(*txns, strict=True)) if txns else [() for _ in TxnRow._fields]
+        for name, column in zip(TxnRow._fields, columns, strict=True):
             args[_TXN_PARAMETERS[name]] = [ts(us) for us in column] if name == "created_at_us" else list(column)
         p = batch.new_players
         args.update(
@@ -280,8 +280,8 @@ class LedgerStore:
                     r_round_id=[x.round_id for x in rounds])
         rows, seq, head = chain_batch(self.shard_id, self.audit_seq, self.audit_hash, batch,
                                       ts(batch.flushed_at_us))
-        audit_columns: Sequence[Sequence[Any]] = list(zip(*rows)) if rows else [() for _ in AuditRow._fields]
-        for name, column in zip(_AUDIT_PARAMETERS, audit_columns):
+        audit_columns: Sequence[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [() for _ in AuditRow._fields]
+        for name, column in zip(_AUDIT_PARAMETERS, audit_columns, strict=True):
             args[name] = list(column)
         args.update(s_player_id=list(batch.status_changes), s_status=list(batch.status_changes.values()))
         return args, seq, head

@@ -17,7 +17,7 @@ import enum
 import msgspec
 
 
-class Code(str, enum.Enum):
+class Code(str, enum.Enum):  # noqa: UP042 - str() of a StrEnum differs; codes are matched by .value
     """Result codes of shard operations. Stable: partners and adapters map these."""
 
     OK = "ok"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 
-from gateway.shards.commands import Command, RecordRefusal, Result, ShardUnavailable
+from gateway.shards.commands import Command, Result, ShardUnavailable
 from gateway.shards.shard import Shard
 
 
@@ -43,8 +43,7 @@ class LocalShards:
 
     async def submit(self, command: Command) -> Result:
         """Submit to the owning shard and wait for the durable result."""
-        player_id = command.player_id if not isinstance(command, RecordRefusal) else command.player_id
-        return await self.shard_for(player_id).submit(command)
+        return await self.shard_for(command.player_id).submit(command)
 
     @property
     def ready(self) -> bool:

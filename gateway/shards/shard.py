@@ -159,7 +159,7 @@ class Shard:
                 await asyncio.sleep(0)  # let the flusher and the HTTP handlers run
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # a bug in apply or prefetch: stop loudly
+        except BaseException as exc:  # noqa: BLE001 - a bug in apply or prefetch: stop loudly
             self._die(exc)
 
     def _apply_group(self, group: list[tuple[Command, asyncio.Future[Result]]]) -> None:
@@ -240,7 +240,7 @@ class Shard:
                     self._flush_event.set()
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - fence lost or a bug: stop loudly
             self._die(exc)
 
     async def _commit(self, batch: Batch) -> None:
