@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from gateway.config import ProviderSettings
-from gateway.edge.sessions import GameSession
+from gateway.edge.game_session import GameSession
 from gateway.providers.evolution import PREFIX, Adapter
 from gateway.providers.evolution.adapter import (
     SCOPE,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.edge.sessions import GameSession
+from gateway.edge.game_session import GameSession
 from gateway.providers.hub88.adapter import (
     SCOPE,
     Refusal,

@@ -31,7 +31,7 @@ from gateway.providers.hub88.statuses import (
     SYNTAX_STATUS,
     status_for,
 )
-from gateway.edge.sessions import SessionStoreUnavailable
+from gateway.edge.game_session import SessionStoreUnavailable
 from gateway.shards.commands import Code, Overloaded, ShardUnavailable
 
 MAX = 10_000_000_000

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.edge.sessions import GameSession
+from gateway.edge.game_session import GameSession
 from gateway.providers.pragmatic import adapter as rules
 from gateway.providers.pragmatic.adapter import Refusal
 from gateway.providers.pragmatic.schemas import (

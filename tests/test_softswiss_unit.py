@@ -21,7 +21,7 @@ from starlette.routing import Mount
 
 from gateway.config import Settings
 from gateway.edge.context import EdgeContext
-from gateway.edge.sessions import GameSession, SessionStoreUnavailable
+from gateway.edge.game_session import GameSession, SessionStoreUnavailable
 from gateway.providers.softswiss import PREFIX, Adapter
 from gateway.providers.softswiss.adapter import (
     CLOSE_PREFIX,

@@ -44,7 +44,7 @@ from typing import Final
 import msgspec
 
 from gateway import money
-from gateway.edge.sessions import GameSession
+from gateway.edge.game_session import GameSession
 from gateway.providers.audit import AUDIT_STR_CHARS_MAX, bounded_value
 from gateway.providers.evolution.schemas import (
     BalanceRequest,

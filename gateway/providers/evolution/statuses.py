@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from gateway.edge.sessions import SessionStoreUnavailable
+from gateway.edge.game_session import SessionStoreUnavailable
 from gateway.shards.commands import Code, Overloaded, ShardUnavailable
 
 OK: Final = "OK"

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from gateway import money
-from gateway.edge.sessions import GameSession
+from gateway.edge.game_session import GameSession
 from gateway.providers.audit import AUDIT_STR_CHARS_MAX, bounded_value
 from gateway.providers.hub88.schemas import (
     AMOUNT_SCALE,

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from gateway.edge.sessions import SessionStoreUnavailable
+from gateway.edge.game_session import SessionStoreUnavailable
 from gateway.shards.commands import Code, Overloaded, ShardUnavailable
 
 RS_OK: Final = "RS_OK"

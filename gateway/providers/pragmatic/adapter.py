@@ -32,7 +32,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Final, Literal
 
 from gateway import money
-from gateway.edge.sessions import GameSession
+from gateway.edge.game_session import GameSession
 from gateway.providers.audit import AUDIT_STR_CHARS_MAX
 from gateway.providers.pragmatic.schemas import (
     AdjustmentRequest,

@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from gateway.edge.body import read_body_bounded
 from gateway.edge.context import EdgeContext
-from gateway.edge.sessions import GameSession
+from gateway.edge.game_session import GameSession
 from gateway.providers.pragmatic import adapter as rules
 from gateway.providers.pragmatic.adapter import SCOPE, Refusal
 from gateway.providers.pragmatic.schemas import (

@@ -42,7 +42,7 @@ from datetime import datetime, timezone
 from typing import Callable, Final
 
 from gateway import money
-from gateway.edge.sessions import GameSession
+from gateway.edge.game_session import GameSession
 from gateway.providers.audit import AUDIT_STR_CHARS_MAX, bounded_value
 from gateway.providers.softswiss.schemas import (
     BetAction,

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple
 
-from gateway.edge.sessions import SessionStoreUnavailable
+from gateway.edge.game_session import SessionStoreUnavailable
 from gateway.shards.commands import Code, Overloaded, ShardUnavailable
 
 
