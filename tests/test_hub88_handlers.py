@@ -38,7 +38,7 @@ from gateway.shards.commands import (
     Rollback,
 )
 
-VECTORS = Path(__file__).parents[2] / "shared" / "vectors" / "hub88"
+VECTORS = Path(__file__).parent / "vectors" / "hub88"  # README.md there: source and license
 PRIVATE = load_private_key((VECTORS / "private.pem").read_bytes())
 PUBLIC = load_public_key((VECTORS / "public.pem").read_bytes())
 BODY_MAX = 1024
