@@ -25,12 +25,11 @@ import asyncpg
 import httpx
 import msgspec
 import pytest
-import redis.asyncio as aioredis
 
 from gateway.config import load_settings
-from gateway.edge.sessions import KEY_PREFIX, SessionStore
 from gateway.embedded import EmbeddedServices
 from tests.conftest import check_ledger, free_port, new_id, new_player
+from tests.helpers import cash, expire
 
 PREFIX = "/providers/evolution"
 AUTH_TOKEN = load_settings(environ={}).providers.evolution.auth_token  # config/default.toml
@@ -166,23 +165,6 @@ async def open_sid(client, player: str, currency: str = "EUR", provider: str = "
 async def seated(client, deposit_minor: int = 10_000, currencies=("EUR",)) -> tuple[str, str]:
     player = await new_player(client, currencies=currencies, deposit_minor=deposit_minor)
     return player, await open_sid(client, player, currencies[0])
-
-
-async def expire(gateway, sid: str) -> None:
-    r = aioredis.from_url(gateway.redis_url)
-    try:
-        await SessionStore(r, 3600).expire_now(sid)
-        assert await r.exists(KEY_PREFIX + sid) == 1  # expired, still recognisable
-    finally:
-        await r.aclose()
-
-
-async def cash(client, player: str, currency: str = "EUR") -> int:
-    """cash_minor + bonus_minor of ``player``, over the generic API."""
-    r = await client.get(f"/v1/players/{player}/balance")
-    assert r.status_code == 200, r.text
-    (row,) = [b for b in r.json()["balances"] if b["currency"] == currency]
-    return row["cash_minor"] + row["bonus_minor"]
 
 
 async def fetch(gateway, sql: str, *args):
@@ -504,7 +486,7 @@ async def test_expired_sid_refuses_debit_accepts_credit_cancel_promo(client, gat
     rd, paid, cancelled = new_id("rd"), new_id("ref"), new_id("ref")
     assert (await evo.post("/debit", debit_body(player, sid, paid, "10", round_id=rd)))["status"] == "OK"
     assert (await evo.post("/debit", debit_body(player, sid, cancelled, "20", round_id=rd)))["status"] == "OK"
-    await expire(gateway, sid)
+    assert await expire(gateway.redis_url, sid)  # expired, still recognisable
     before = await player_txn_count(gateway, player)
 
     refused = debit_body(player, sid, new_id("ref"), "1", round_id=rd)

@@ -21,13 +21,12 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from gateway.edge.sessions import KEY_PREFIX, SessionStore
 from tests.conftest import ROOT, new_id, new_player
+from tests.helpers import cash, expire
 
 PREFIX = "/providers/hub88"
 HEADER = "X-Hub88-Signature"
@@ -191,24 +190,6 @@ async def open_session(client, player: str, currency: str = "EUR", game: str = "
 async def player_with_session(client, deposit_minor: int = 10_000, currencies=("EUR",)) -> tuple[str, str]:
     player = await new_player(client, currencies=currencies, deposit_minor=deposit_minor)
     return player, await open_session(client, player, currencies[0])
-
-
-async def expire(gateway, token: str) -> None:
-    r = aioredis.from_url(gateway.redis_url)
-    try:
-        await SessionStore(r, 3600).expire_now(token)
-        assert await r.exists(KEY_PREFIX + token) == 1  # expired, still recognisable
-    finally:
-        await r.aclose()
-
-
-async def cash(client, player: str, currency: str = "EUR") -> int:
-    """cash_minor + bonus_minor of ``player`` in ``currency``, read over the generic API."""
-    r = await client.get(f"/v1/players/{player}/balance")
-    assert r.status_code == 200, r.text
-    rows = [b for b in r.json()["balances"] if b["currency"] == currency]
-    assert len(rows) == 1, r.json()
-    return rows[0]["cash_minor"] + rows[0]["bonus_minor"]
 
 
 async def fetch(gateway, sql: str, *args):
@@ -528,7 +509,7 @@ async def test_expired_token_refuses_bet_accepts_win_and_rollback(client, gatewa
     bet2 = bet_body(player, token, new_id("tx"), 2_000_000, round_id=rd)
     assert await hub.post("/transaction/bet", bet1) == ok(bet1, 9_000_000)
     assert await hub.post("/transaction/bet", bet2) == ok(bet2, 7_000_000)
-    await expire(gateway, token)
+    assert await expire(gateway.redis_url, token)  # expired, still recognisable
     txns_before = await player_txn_count(gateway, player)
 
     bet3 = bet_body(player, token, new_id("tx"), 1_000_000, round_id=rd)
@@ -627,7 +608,7 @@ async def test_user_info(client, gateway, hub):
     assert await hub.post("/user/info", with_token) == {
         "user": player, "status": RS_OK, "request_uuid": with_token["request_uuid"], "currency": "EUR",
         "balance": 5_000_000, "country": "SE"}
-    await expire(gateway, token)
+    assert await expire(gateway.redis_url, token)  # expired, still recognisable
     assert (await hub.post("/user/info", again(with_token)))["status"] == "RS_ERROR_TOKEN_EXPIRED"
     nobody = {"request_uuid": new_id("rq"), "user": new_id("p")}
     assert await hub.post("/user/info", nobody) == {

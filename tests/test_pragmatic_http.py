@@ -26,10 +26,9 @@ from urllib.parse import urlencode
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
-from gateway.edge.sessions import SessionStore
 from tests.conftest import new_id, new_player
+from tests.helpers import cash, expire
 
 PREFIX = "/providers/pragmatic"
 SECRET = "pragmatic-demo-secret"  # config/default.toml [providers.pragmatic] secret_key
@@ -99,27 +98,6 @@ async def open_session(client, player: str, currency: str = "EUR", provider: str
 async def seat(client, deposit_minor: int = 10_000, currency: str = "EUR") -> tuple[str, str]:
     player = await new_player(client, currencies=(currency,), deposit_minor=deposit_minor)
     return player, await open_session(client, player, currency)
-
-
-async def expire(redis_url: str, token: str) -> None:
-    r = aioredis.from_url(redis_url)
-    try:
-        await SessionStore(r, 3600).expire_now(token)
-    finally:
-        await r.aclose()
-
-
-async def balance(client, player: str, currency: str = "EUR") -> tuple[int, int]:
-    r = await client.get(f"/v1/players/{player}/balance")
-    assert r.status_code == 200, r.text
-    rows = [b for b in r.json()["balances"] if b["currency"] == currency]
-    assert len(rows) == 1, r.json()
-    return rows[0]["cash_minor"], rows[0]["bonus_minor"]
-
-
-async def cash(client, player: str) -> int:
-    c, b = await balance(client, player)
-    return c + b
 
 
 async def fetch(gateway, sql: str, *args):

@@ -32,6 +32,7 @@ from gateway.config import load_settings
 from gateway.embedded import EmbeddedServices
 from tests.conftest import check_ledger, free_port, new_id
 from tests.faultlib import log_grep, metric
+from tests.helpers import wallet_of
 from tests.test_hub88_http import HEADER, PREFIX, again, assert_signed_by_operator, bet_body, encode, sign
 
 PROBLEM_JSON = "application/problem+json"
@@ -99,10 +100,9 @@ async def new_funded_player(http: httpx.AsyncClient, deposit_minor: int = 0) -> 
 
 
 async def cash(http: httpx.AsyncClient, player: str) -> int:
-    r = await admitted(http, "GET", f"/v1/players/{player}/balance")
-    assert r.status_code == 200, r.text
-    (eur,) = [b for b in r.json()["balances"] if b["currency"] == "EUR"]
-    return eur["cash_minor"] + eur["bonus_minor"]
+    """cash + bonus minor units of the EUR wallet, read as a rate-limited partner reads it."""
+    cash_minor, bonus_minor = wallet_of(await admitted(http, "GET", f"/v1/players/{player}/balance"))
+    return cash_minor + bonus_minor
 
 
 async def limited_metric(http: httpx.AsyncClient, kind: str, name: str) -> float:

@@ -31,6 +31,7 @@ from gateway.config import load_settings
 from gateway.edge.sessions import SessionStore
 from gateway.embedded import EmbeddedServices
 from tests.conftest import new_id, new_player
+from tests.helpers import cash
 
 PREFIX = "/providers/softswiss"
 HEADER = "X-REQUEST-SIGN"
@@ -133,13 +134,6 @@ async def db(gateway):
         await conn.close()
 
 
-async def balance(client: httpx.AsyncClient, player: str, currency: str = "EUR") -> int:
-    r = await client.get(f"/v1/players/{player}/balance")
-    assert r.status_code == 200, r.text
-    (row,) = [b for b in r.json()["balances"] if b["currency"] == currency]
-    return row["cash_minor"] + row["bonus_minor"]
-
-
 async def rows(db: asyncpg.Connection, *action_ids: str) -> dict[str, dict]:
     """transactions rows of scope "softswiss" by transaction_id."""
     found = await db.fetch(
@@ -179,7 +173,7 @@ async def test_bet_and_win_in_one_play(client, ss, db):
 
     assert r.status_code == 200, r.text
     answer = r.json()
-    assert answer["balance"] == 11_500 == await balance(client, player)
+    assert answer["balance"] == 11_500 == await cash(client, player)
     assert answer["game_id"] == rd
     stored = await rows(db, a1, a2)
     assert [t["action_id"] for t in answer["transactions"]] == [a1, a2]
@@ -204,14 +198,14 @@ async def test_second_bet_over_the_balance_moves_nothing(client, ss, db, gateway
 
     assert error(r) == (412, 100)
     assert r.json() == {"code": 100, "message": NO_FUNDS, "balance": 1_000}
-    assert await balance(client, player) == 1_000
+    assert await cash(client, player) == 1_000
     assert await rows(db, a1, a2) == {}
     t, e, a = await counts(db)
     assert (t, e) == before[:2] and a > before[2]  # only the audit record of the refusal
 
     r = await ss.play(player, [bet(a1, 600)], round_id=rd)
     assert r.status_code == 200, r.text
-    assert r.json()["balance"] == 400 == await balance(client, player)
+    assert r.json()["balance"] == 400 == await cash(client, player)
 
 
 async def test_replay_returns_the_stored_transactions(client, ss, db):
@@ -227,7 +221,7 @@ async def test_replay_returns_the_stored_transactions(client, ss, db):
     assert again.status_code == 200, again.text
     assert [(t["action_id"], t["tx_id"]) for t in again.json()["transactions"]] == [
         (t["action_id"], t["tx_id"]) for t in first.json()["transactions"]]
-    assert again.json()["balance"] == first.json()["balance"] == 4_600 == await balance(client, player)
+    assert again.json()["balance"] == first.json()["balance"] == 4_600 == await cash(client, player)
     assert len(await rows(db, *(a["action_id"] for a in payload["actions"]))) == 2
 
 
@@ -240,7 +234,7 @@ async def test_same_action_id_with_other_content_is_refused(client, ss, db):
     r = await ss.play(player, [bet(a1, 900)], round_id=rd)
 
     assert error(r) == (400, 400)
-    assert r.json()["balance"] == 4_500 == await balance(client, player)
+    assert r.json()["balance"] == 4_500 == await cash(client, player)
     assert (await rows(db, a1))[a1]["amount_minor"] == 500
 
 
@@ -271,7 +265,7 @@ async def test_finished_true_settles_the_rounds_bets(client, ss, db):
     r = await ss.rollback(player, [(new_id("rb"), b1)], round_id=rd)
 
     assert error(r) == (400, 400)
-    assert r.json()["balance"] == 9_300 == await balance(client, player)
+    assert r.json()["balance"] == 9_300 == await cash(client, player)
     assert (await rows(db, b1))[b1]["bet_state"] == "settled"
 
 
@@ -289,7 +283,7 @@ async def test_finished_without_a_win_closes_the_round_with_a_zero_win(client, s
     assert stored[b1]["bet_state"] == "settled"
     assert (stored["~close:" + rd]["kind"], stored["~close:" + rd]["amount_minor"]) == ("credit", 0)
     assert error(await ss.rollback(player, [(new_id("rb"), b1)], round_id=rd)) == (400, 400)
-    assert await balance(client, player) == 9_200
+    assert await cash(client, player) == 9_200
 
 
 async def test_reserved_and_repeated_ids_are_refused(client, ss, db):
@@ -298,7 +292,7 @@ async def test_reserved_and_repeated_ids_are_refused(client, ss, db):
     assert error(await ss.play(player, [bet("~close:x", 100)])) == (400, 400)
     assert error(await ss.play(player, [bet(a1, 100), win(a1, 100)])) == (400, 400)
     assert await rows(db, a1, "~close:x") == {}
-    assert await balance(client, player) == 1_000
+    assert await cash(client, player) == 1_000
 
 
 # ==== /rollback ================================================================================
@@ -312,7 +306,7 @@ async def test_rollback_returns_the_stake(client, ss, db):
     r = await ss.rollback(player, [(rb, b1)], round_id=rd)
 
     assert r.status_code == 200, r.text
-    assert r.json()["balance"] == 5_000 == await balance(client, player)
+    assert r.json()["balance"] == 5_000 == await cash(client, player)
     stored = await rows(db, b1, rb)
     assert [(t["action_id"], t["tx_id"]) for t in r.json()["transactions"]] == [(rb, str(stored[rb]["txn_id"]))]
     assert stored[b1]["bet_state"] == "rolled_back" and stored[rb]["delta"] == 700
@@ -321,7 +315,7 @@ async def test_rollback_returns_the_stake(client, ss, db):
     assert again.status_code == 200, again.text
     assert [(t["action_id"], t["tx_id"]) for t in again.json()["transactions"]] == [
         (rb, str(stored[rb]["txn_id"]))]
-    assert await balance(client, player) == 5_000
+    assert await cash(client, player) == 5_000
 
 
 async def test_rollback_of_unknown_action_then_late_bet(client, ss, db):
@@ -339,7 +333,7 @@ async def test_rollback_of_unknown_action_then_late_bet(client, ss, db):
     for _ in range(2):  # the refusal is final
         r = await ss.play(player, [bet(late, 400)], round_id=rd)
         assert error(r) == (400, 400)
-        assert r.json()["balance"] == 5_000 == await balance(client, player)
+        assert r.json()["balance"] == 5_000 == await cash(client, player)
     assert (await rows(db, late))[late]["kind"] == "tombstone"
 
 
@@ -355,7 +349,7 @@ async def test_several_rollbacks_are_one_unit(client, ss, db):
     r = await ss.rollback(player, [(rb1, b1), (rb2, b2)])
 
     assert error(r) == (400, 400)
-    assert await balance(client, player) == 7_000
+    assert await cash(client, player) == 7_000
     assert (await rows(db, b1))[b1]["bet_state"] == "open"
     assert await rows(db, rb1, rb2) == {}
     r = await ss.rollback(player, [(rb1, b1)])
@@ -377,7 +371,7 @@ async def test_freespins_credit_in_its_own_house_account(client, ss, db):
 
     assert r.status_code == 200, r.text
     answer = r.json()
-    assert answer["balance"] == 1_500 == await balance(client, player)
+    assert answer["balance"] == 1_500 == await cash(client, player)
     assert answer["issue_id"] == issue and ISO_UTC.fullmatch(answer["processed_at"])
     stored = (await rows(db, "~freespins:" + issue))["~freespins:" + issue]
     assert (stored["kind"], stored["credit_type"], stored["amount_minor"]) == ("credit", "freespins", 500)
@@ -390,7 +384,7 @@ async def test_freespins_credit_in_its_own_house_account(client, ss, db):
 
     again = await ss.post("/freespins", payload)
     assert again.status_code == 200 and again.json()["tx_id"] == answer["tx_id"]
-    assert await balance(client, player) == 1_500
+    assert await cash(client, player) == 1_500
     r = await ss.post("/freespins", {**payload, "total_amount": 900})
     assert error(r) == (400, 400)  # same issue, other amount: a duplicate
     r = await ss.post("/freespins", {**payload, "issue_id": new_id("fs"), "total_amount": 0,
@@ -415,7 +409,7 @@ async def test_blocked_player_cannot_bet_but_is_paid(client, ss, db, status):
     refused = new_id("a")
     r = await ss.play(player, [bet(refused, 100)])
     assert error(r) == (412, 110)
-    assert r.json()["balance"] == 8_500 == await balance(client, player)
+    assert r.json()["balance"] == 8_500 == await cash(client, player)
     assert await rows(db, refused) == {}
 
     r = await ss.play(player, [win(new_id("a"), 3_000)], round_id=rd1, finished=True)
@@ -449,7 +443,7 @@ async def test_session_id_checked_on_bets_only(client, ss, services):
     late = new_id("a")
     assert error(await ss.play(player, [bet(late, 100)], session_id=token)) == (412, 101)
     r = await ss.play(player, [win(new_id("a"), 700)], round_id=rd, finished=True, session_id=token)
-    assert r.status_code == 200 and r.json()["balance"] == 10_600 == await balance(client, player)
+    assert r.status_code == 200 and r.json()["balance"] == 10_600 == await cash(client, player)
 
 
 # ==== refusals of bad input ========================================================================
@@ -470,7 +464,7 @@ async def test_signature_is_checked_before_anything(client, ss, db):
     t, e, a = await counts(db)
     assert (t, e) == before[:2] and a >= before[2] + 5
     assert (await ss.send("/play", body)).status_code == 200
-    assert await balance(client, player) == 900
+    assert await cash(client, player) == 900
 
 
 async def test_wrong_content_type_oversize_and_bad_amounts_are_400(client, ss, db):
@@ -488,7 +482,7 @@ async def test_wrong_content_type_oversize_and_bad_amounts_are_400(client, ss, d
     r = await ss.play(player, [bet(new_id("a"), 100)], currency="XYZ")
     assert error(r) == (400, 400)
     assert (await counts(db))[:2] == before[:2]
-    assert await balance(client, player) == 1_000
+    assert await cash(client, player) == 1_000
 
 
 async def test_unstorable_characters_are_refused_and_the_gateway_keeps_serving(client, ss, db):
@@ -575,7 +569,7 @@ async def test_fuzzed_fields_of_a_real_player_never_500_no_ledger_write(client, 
     assert r.status_code in (400, 412) or (r.status_code == 200 and not payload.get("actions")), (
         payload, r.text)
     assert (await counts(db))[:2] == before[:2], payload
-    assert await balance(client, player) == 1_000
+    assert await cash(client, player) == 1_000
 
 
 # ==== retryable answers ==============================================================================

@@ -35,12 +35,11 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
-from gateway.edge.sessions import SessionStore
 from tests.conformance import drivers
 from tests.conformance.driver import FALLBACKS, SITUATIONS, Answer, Driver, Seat, expected
 from tests.conftest import new_id, new_player
+from tests.helpers import cash, expire
 
 DEPOSIT = 10_000  # EUR 100.00
 CURRENCY = "EUR"
@@ -60,15 +59,6 @@ def driver(request) -> Driver:
 
 
 # ---- the wallet truth -------------------------------------------------------------------
-
-
-async def real_balance(client: httpx.AsyncClient, seat: Seat) -> int:
-    """cash + bonus minor units of the seat's wallet, read through the generic API."""
-    r = await client.get(f"/v1/players/{seat.player_id}/balance")
-    assert r.status_code == 200, r.text
-    rows = [b for b in r.json()["balances"] if b["currency"] == seat.currency]
-    assert len(rows) == 1, r.json()
-    return rows[0]["cash_minor"] + rows[0]["bonus_minor"]
 
 
 async def sql(gateway, query: str, *args) -> list[asyncpg.Record]:
@@ -108,7 +98,7 @@ def is_ok(driver: Driver, answer: Answer) -> bool:
 async def check_balance(client: httpx.AsyncClient, seat: Seat, expected_minor: int,
                         *answers: Answer) -> None:
     """(b): the real balance is ``expected_minor``; any balance an answer reports equals it."""
-    real = await real_balance(client, seat)
+    real = await cash(client, seat.player_id, seat.currency)
     assert real == expected_minor, f"real balance {real}, expected {expected_minor}"
     for answer in answers:
         if answer.balance_minor is not None:
@@ -173,15 +163,6 @@ async def sit_down(client: httpx.AsyncClient, driver: Driver, deposit_minor: int
 async def set_status(client: httpx.AsyncClient, player_id: str, status: str) -> None:
     r = await client.post(f"/v1/players/{player_id}/status", json={"status": status})
     assert r.status_code == 200, r.text
-
-
-async def expire(services, token: str) -> None:
-    """Expire a session token now; it stays recognisable as expired (gateway.edge.sessions)."""
-    redis = aioredis.Redis.from_url(services.redis_url)
-    try:
-        await SessionStore(redis, 3600).expire_now(token)
-    finally:
-        await redis.aclose()
 
 
 # ==== the contract itself ==================================================================
@@ -366,7 +347,7 @@ async def test_expired_token_refuses_bets_not_wins(client, gateway, services, dr
     check(driver, "ok", got)
     bet2, got = await game.bet(200, round_id=rd2)
     check(driver, "ok", got)
-    await expire(services, game.seat.token)
+    await expire(services.redis_url, game.seat.token)
 
     late, got = await game.bet(300, round_id=new_id("rd"))
     check(driver, "bet_token_expired", got)
