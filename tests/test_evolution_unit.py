@@ -19,7 +19,6 @@ from gateway.edge.game_session import GameSession
 from gateway.providers.evolution import PREFIX, Adapter
 from gateway.providers.evolution.adapter import (
     SCOPE,
-    Refusal,
     amount_minor_from_decimal,
     amount_wire_from_minor,
     audit_request,
@@ -34,6 +33,7 @@ from gateway.providers.evolution.adapter import (
     player_id_of,
     promo_credit_type,
     promo_to_command,
+    refusal_of,
     request_id_for,
     response_for_balance,
     response_for_new_sid,
@@ -63,6 +63,7 @@ from gateway.providers.evolution.statuses import (
     STATUS_BY_CODE,
     status_for,
 )
+from gateway.providers.refusal import Refusal
 from gateway.shards.commands import (
     CREDIT_TYPES,
     Balance,
@@ -629,7 +630,7 @@ def test_balance_answer():
 
 
 def test_refusal_answer_has_no_balance():
-    answer = response_for_refusal(Refusal.of(Code.INVALID_TOKEN, "x"), uuid="u")
+    answer = response_for_refusal(refusal_of(Code.INVALID_TOKEN, "x"), uuid="u")
     assert answer == EvolutionResponse(status="INVALID_SID", uuid="u")
 
 

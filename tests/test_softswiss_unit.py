@@ -22,12 +22,12 @@ from starlette.routing import Mount
 from gateway.config import Settings
 from gateway.edge.context import EdgeContext
 from gateway.edge.game_session import GameSession, SessionStoreUnavailable
+from gateway.providers.refusal import Refusal
 from gateway.providers.softswiss import PREFIX, Adapter
 from gateway.providers.softswiss.adapter import (
     CLOSE_PREFIX,
     FREESPINS_PREFIX,
     SCOPE,
-    Refusal,
     amount_minor_from_wire,
     audit_request,
     balance_answer,
@@ -38,6 +38,7 @@ from gateway.providers.softswiss.adapter import (
     needs_session,
     play_to_command,
     refusal_answer,
+    refusal_of,
     retryable_answer,
     rollback_to_command,
     str_field,
@@ -597,7 +598,7 @@ def test_freespins_answer():
 
 
 def test_refusal_and_retryable_answers():
-    status, body = refusal_answer(Refusal.of(Code.INVALID_SIGNATURE, "bad"))
+    status, body = refusal_answer(refusal_of(Code.INVALID_SIGNATURE, "bad"))
     assert (status.http, body.code, body.balance) == (403, 403, None)
     status, body = retryable_answer()
     assert (status.http, body.code) == (503, 503)

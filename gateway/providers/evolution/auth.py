@@ -12,7 +12,8 @@ A wrong or missing key is answered ``INVALID_TOKEN_ID`` (``statuses.py``, UNAUTH
 from __future__ import annotations
 
 import hmac
-from typing import Final, Sequence
+from collections.abc import Sequence
+from typing import Final
 
 #: The query parameter Evolution sends the key in.
 PARAM: Final = "authToken"

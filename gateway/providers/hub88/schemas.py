@@ -16,7 +16,7 @@ Decode errors: ``msgspec.ValidationError`` (missing field, wrong type, string to
 
 from __future__ import annotations
 
-from typing import Annotated, Final, TypeVar, Union
+from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 
@@ -54,7 +54,7 @@ class BalanceRequest(msgspec.Struct, kw_only=True, frozen=True):
     request_uuid: Id | None = None
     user: UserId | None = None
     game_code: Text | None = None
-    game_id: Union[int, Text, None] = None
+    game_id: int | Text | None = None
     supplier_user: Text | None = None
 
 
@@ -152,7 +152,8 @@ class UserInfoResponse(Hub88Response, kw_only=True, omit_defaults=True):
 Request = UserInfoRequest | BalanceRequest | BetRequest | WinRequest | RollbackRequest
 R = TypeVar("R", UserInfoRequest, BalanceRequest, BetRequest, WinRequest, RollbackRequest)
 
-DECODERS: Final = {
+#: One decoder per request Struct (``decode`` answers that Struct; typed Any here).
+DECODERS: Final[dict[type, msgspec.json.Decoder[Any]]] = {
     UserInfoRequest: msgspec.json.Decoder(UserInfoRequest),
     BalanceRequest: msgspec.json.Decoder(BalanceRequest),
     BetRequest: msgspec.json.Decoder(BetRequest),

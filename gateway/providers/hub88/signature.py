@@ -49,7 +49,7 @@ def load_public_key(pem: bytes) -> rsa.RSAPublicKey:
     """Parse a PEM RSA public key (SubjectPublicKeyInfo). Raises ValueError if not RSA."""
     key = serialization.load_pem_public_key(pem)
     if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError("Hub88 public key must be an RSA key")
+        raise ValueError("Hub88 public key must be an RSA key")  # noqa: TRY004 - documented: a wrong key is bad configuration
     return key
 
 
@@ -57,7 +57,7 @@ def load_private_key(pem: bytes) -> rsa.RSAPrivateKey:
     """Parse an unencrypted PEM RSA private key (PKCS#1 or PKCS#8). Raises ValueError if not RSA."""
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("operator private key must be an RSA key")
+        raise ValueError("operator private key must be an RSA key")  # noqa: TRY004 - documented: a wrong key is bad configuration
     return key
 
 

@@ -40,7 +40,7 @@ VALUE_CHARS_MAX: Final = 4_096
 #: Most game ids in one ``getBalancePerGame`` ``gameIdList``.
 GAME_IDS_MAX: Final = 100
 
-_NAME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,%d}" % (NAME_CHARS_MAX - 1))
+_NAME_RE: Final = re.compile(rf"[A-Za-z][A-Za-z0-9_]{{0,{NAME_CHARS_MAX - 1}}}")
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Final, Mapping
+from collections.abc import Mapping
+from typing import Final
 
 #: The parameter that carries the hash; it is not part of the hashed string.
 HASH_PARAM: Final = "hash"

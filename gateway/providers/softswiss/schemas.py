@@ -26,7 +26,7 @@ Decode errors: ``msgspec.ValidationError`` (a field missing, of the wrong type, 
 
 from __future__ import annotations
 
-from typing import Annotated, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 
@@ -178,7 +178,8 @@ class ErrorResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
 Response = PlayResponse | FreespinsResponse | ErrorResponse
 R = TypeVar("R", PlayRequest, RollbackRequest, FreespinsRequest)
 
-DECODERS: Final = {
+#: One decoder per request Struct (``decode`` answers that Struct; typed Any here).
+DECODERS: Final[dict[type, msgspec.json.Decoder[Any]]] = {
     PlayRequest: msgspec.json.Decoder(PlayRequest),
     RollbackRequest: msgspec.json.Decoder(RollbackRequest),
     FreespinsRequest: msgspec.json.Decoder(FreespinsRequest),
