@@ -506,7 +506,7 @@ async def wire(gateway, request):
             url, headers = protocol.request(endpoint, b"", signed=True)
             r = await http.post(url, content=b"", headers=headers)
             if r.status_code == 404 and r.headers.get("content-type", "").startswith("application/problem+json"):
-                pytest.fail(f"{name}: {endpoint} is not mounted (gateway/providers/{name}, app.PROVIDERS)")
+                pytest.fail(f"{name}: {endpoint} is not mounted (gateway/providers/{name}, gateway/providers/registry.py)")
         yield http
 
 
