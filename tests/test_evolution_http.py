@@ -1,8 +1,8 @@
 """Evolution One Wallet end to end: HTTP calls against a real gateway process, real
 PostgreSQL and Redis.
 
-Sources: shared/specs/providers.md ("Evolution", its licensee test list, and "Common
-ground"), shared/DESIGN.md sections 5 (idempotency), 7 (Redis) and 8 (errors),
+Sources: gateway/providers/evolution/README.md ("Protocol facts", its licensee test list, and "Common
+ground"), docs/DESIGN.md sections 5 (idempotency), 7 (Redis) and 8 (errors),
 gateway/providers/evolution/README.md (status table and choices).
 
 Every request carries the operator's key as the ``authToken`` query parameter (the
@@ -38,7 +38,7 @@ BODY_BYTES_MAX = 65536  # config/default.toml [server] body_bytes_max
 ENDPOINTS = ("/check", "/sid", "/balance", "/debit", "/credit", "/cancel", "/promo_payout")
 MONEY = ("/debit", "/credit", "/cancel", "/promo_payout")
 
-# providers.md, Evolution "Statuses": nothing else may ever be sent.
+# gateway/providers/evolution/README.md "Statuses": nothing else may ever be sent.
 STATUSES = {
     "OK", "TEMPORARY_ERROR", "UNKNOWN_ERROR", "INVALID_SID", "INVALID_TOKEN_ID", "INVALID_PARAMETER",
     "INSUFFICIENT_FUNDS", "BET_ALREADY_EXIST", "BET_ALREADY_SETTLED", "BET_DOES_NOT_EXIST",
@@ -204,7 +204,7 @@ async def refusals(gateway, player: str) -> list:
     return [(r["code"], json.loads(r["record"])["request"]["origin"]["route"]) for r in rows]
 
 
-# ==== the licensee test list (providers.md, Evolution) =========================================
+# ==== the licensee test list (gateway/providers/evolution/README.md) =========================================
 
 
 async def test_debit_then_credit(client, gateway, evo):
@@ -693,7 +693,7 @@ async def test_odd_query_strings_are_invalid_token_id(client, gateway, evo, quer
 
 
 async def test_auth_token_authenticates_the_caller_not_the_body(client, gateway, evo):
-    """Evolution signs no body (providers.md: the API key in ``authToken`` is the whole
+    """Evolution signs no body (gateway/providers/evolution/README.md: the API key in ``authToken`` is the whole
     authentication), so "altered body" is not applicable: a body changed in transit with
     the right key is indistinguishable from an honest one and is processed; the key, not the
     body, is what is checked (README.md, choice 3)."""
@@ -826,7 +826,7 @@ def own_redis(services, tmp_path):
 
 
 async def test_redis_down_settlements_proceed_without_the_sid_debits_are_retryable(spawn_gateway):
-    """DESIGN.md section 7: money operations that do not need Redis keep working; the
+    """docs/DESIGN.md section 7: money operations that do not need Redis keep working; the
     ones that do fail with a clear retryable error (TEMPORARY_ERROR, HTTP 200)."""
     dead = f"redis://127.0.0.1:{free_port()}/0"
     gw = await spawn_gateway(env={"GATEWAY_REDIS_URL": dead})

@@ -1,7 +1,7 @@
 """Evolution One Wallet adapter, pure parts: schemas, amounts, status table, authToken check,
 request -> Command and Result -> answer mappings, audit records.
 
-Source: shared/specs/providers.md, "Evolution" and "Common ground"; shared/DESIGN.md
+Source: gateway/providers/evolution/README.md ("Protocol facts", "Common ground"); docs/DESIGN.md
 sections 3 (money) and 5 (idempotency); gateway/providers/evolution/README.md (choices).
 No gateway process here; ``tests/test_evolution_http.py`` runs the same rules over HTTP.
 """
@@ -330,7 +330,7 @@ def test_every_code_has_a_status():
 
 
 def test_every_status_is_an_evolution_status():
-    # providers.md, Evolution "Statuses": nothing else may ever be sent.
+    # gateway/providers/evolution/README.md "Statuses": nothing else may ever be sent.
     assert ALL_STATUSES == {
         "OK", "TEMPORARY_ERROR", "UNKNOWN_ERROR", "INVALID_SID", "INVALID_TOKEN_ID", "INVALID_PARAMETER",
         "INSUFFICIENT_FUNDS", "BET_ALREADY_EXIST", "BET_ALREADY_SETTLED", "BET_DOES_NOT_EXIST",
@@ -357,7 +357,7 @@ def test_every_status_is_an_evolution_status():
     (Code.INVALID_AMOUNT, "INVALID_PARAMETER"),
 ])
 def test_spec_rows(code, status):
-    """providers.md licensee test list and "Statuses"."""
+    """gateway/providers/evolution/README.md licensee test list and "Statuses"."""
     assert status_for(code) == status
 
 
@@ -420,7 +420,7 @@ def test_live_sid_rules():
 
 
 def test_settlement_sid_rules():
-    """providers.md Common ground: wins and rollbacks accepted with an expired session."""
+    """gateway/providers/evolution/README.md Common ground: wins and rollbacks accepted with an expired session."""
     for s in (None, LIVE, EXPIRED, REPLACED):
         assert check_settlement_sid(s, "p-42") is None
     refused(check_settlement_sid(OTHER_USER, "p-42"), Code.INVALID_TOKEN, "INVALID_SID")
@@ -495,7 +495,7 @@ def test_keys_of_different_kinds_never_collide():
 
 
 def test_credit_zero_is_valid_and_needs_no_sid():
-    """providers.md licensee test list: a zero-amount credit is valid."""
+    """gateway/providers/evolution/README.md licensee test list: a zero-amount credit is valid."""
     req = decode_request(body(userId="p-42", currency="EUR", transaction={"id": "t", "refId": "r", "amount": 0}),
                          CreditRequest)
     out = credit_to_command(req, None, amount_minor_max=MAX)
@@ -605,7 +605,7 @@ def test_replay_is_the_stored_outcome():
 
 
 def test_tombstoned_cancel_is_bet_does_not_exist():
-    """providers.md licensee test list: cancel with an unknown refId -> BET_DOES_NOT_EXIST."""
+    """gateway/providers/evolution/README.md licensee test list: cancel with an unknown refId -> BET_DOES_NOT_EXIST."""
     result = Result(code=Code.OK, currency="EUR", cash_minor=1000, bonus_minor=0, tombstoned=True)
     assert response_for_result(result, uuid="u", cancel=True) == EvolutionResponse(
         status="BET_DOES_NOT_EXIST", balance=W("10.00"), bonus=W("0.00"), uuid="u")

@@ -2,7 +2,7 @@
 
 Checks the pipeline rules of routes.py: always HTTP 200 with a signed status body, refusals
 recorded through ``ctx.record_refusal``, retryable failures answered ``RS_ERROR_UNKNOWN``.
-Source: shared/specs/providers.md, Hub88; DESIGN.md sections 5 and 8. (The end-to-end tests
+Source: gateway/providers/hub88/README.md; docs/DESIGN.md sections 5 and 8. (The end-to-end tests
 against a running gateway live elsewhere.)
 """
 

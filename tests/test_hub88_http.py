@@ -1,6 +1,6 @@
 """Hub88 wallet protocol end to end: signed HTTP calls against a real gateway process.
 
-Sources: shared/specs/providers.md ("Hub88", "Common ground"), shared/DESIGN.md section 5
+Sources: gateway/providers/hub88/README.md ("Protocol facts", "Common ground"), docs/DESIGN.md section 5
 (idempotency) and 8 (errors), gateway/providers/hub88/README.md (status table and choices).
 
 Every request is signed over its raw body with the sandbox's Hub88 demo private key, and
@@ -38,7 +38,7 @@ AMOUNT_MINOR_MAX = 10_000_000_000  # config/default.toml [money] amount_minor_ma
 EUR_WIRE = 1000  # Hub88 amount = major units x 100000; EUR has 2 decimals -> minor x 1000
 
 RS_OK = "RS_OK"
-# providers.md, Hub88 "Statuses": nothing else may ever be sent.
+# gateway/providers/hub88/README.md "Statuses": nothing else may ever be sent.
 HUB88_STATUSES = {
     "RS_OK", "RS_ERROR_UNKNOWN", "RS_ERROR_INVALID_PARTNER", "RS_ERROR_INVALID_TOKEN",
     "RS_ERROR_INVALID_GAME", "RS_ERROR_WRONG_CURRENCY", "RS_ERROR_NOT_ENOUGH_MONEY",
@@ -218,7 +218,7 @@ async def player_txn_count(gateway, player: str) -> int:
     return rows[0]["n"]
 
 
-# ==== DESIGN.md section 5 over Hub88 =========================================================
+# ==== docs/DESIGN.md section 5 over Hub88 =========================================================
 
 
 async def test_bet_debits_and_answers_balance_x100000(client, gateway, hub):
@@ -261,8 +261,8 @@ async def test_concurrent_retries_of_one_bet_debit_once(client, gateway, hub):
 
 @pytest.mark.parametrize("field", ["amount", "round", "game_code"])
 async def test_same_uuid_different_content_is_duplicate_and_not_applied(client, gateway, hub, field):
-    """providers.md Common ground: same id with a different user, round, game, amount or
-    currency is a duplicate error; DESIGN.md section 5: nothing applied."""
+    """gateway/providers/hub88/README.md Common ground: same id with a different user, round, game, amount or
+    currency is a duplicate error; docs/DESIGN.md section 5: nothing applied."""
     player, token = await player_with_session(client, deposit_minor=10_000)
     bet = bet_body(player, token, new_id("tx"), 356_000, round_id=new_id("rd"))
     assert await hub.post("/transaction/bet", bet) == ok(bet, 9_644_000)
@@ -906,7 +906,7 @@ GARBAGE = {
 async def test_garbage_bodies_never_500_and_write_no_ledger(client, gateway, hub, case):
     """Correctly signed garbage: HTTP 200 with a final refusal status (RS_ERROR_WRONG_SYNTAX
     or RS_ERROR_WRONG_TYPES; never the retryable RS_ERROR_UNKNOWN, which makes Hub88 retry a
-    win for days), every refusal audited, nothing written to the ledger (DESIGN.md 8)."""
+    win for days), every refusal audited, nothing written to the ledger (docs/DESIGN.md 8)."""
     player, token = await player_with_session(client, deposit_minor=10_000)
     good = encode(bet_body(player, token, new_id("tx"), 356_000, round_id=new_id("rd")))
     assert META in good

@@ -1,6 +1,6 @@
 """Hub88 request -> Command mappings and Result -> response, as pure functions.
 
-Source: shared/specs/providers.md, Hub88 ("Rules") and "Common ground"; DESIGN.md section 5.
+Source: gateway/providers/hub88/README.md ("Rules") and "Common ground"; docs/DESIGN.md section 5.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Hub88 request decoding, amount conversion and the status table.
 
-Source: shared/specs/providers.md, Hub88 ("Request fields", "Amounts", "Statuses").
+Source: gateway/providers/hub88/README.md ("Request fields", "Amounts", "Statuses").
 """
 
 from __future__ import annotations

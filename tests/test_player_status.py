@@ -1,7 +1,7 @@
 """Player status over the generic API: ``POST /v1/players/{player_id}/status``.
 
 Issue "Provider protocols", item 4: a player can be blocked or self-excluded; bets are then
-refused, wins and rollbacks still accepted (shared/specs/providers.md, "Common ground":
+refused, wins and rollbacks still accepted ("Common ground" in each gateway/providers/<name>/README.md:
 providers retry wins and rollbacks for days, so they must land whatever the player's
 status). The status is durable: it survives a restart (migration 0003, batch function).
 Each provider's own answer to a blocked player's bet is checked by the conformance suite.

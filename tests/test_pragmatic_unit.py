@@ -1,6 +1,6 @@
 """Pragmatic Play adapter, pure parts: hash, form parsing, amounts, status table, mappings.
 
-Sources: shared/specs/providers.md ("Pragmatic Play", "Common ground"),
+Sources: gateway/providers/pragmatic/README.md ("Common ground"),
 gateway/providers/pragmatic/README.md (choices). No I/O: see test_pragmatic_http.py for the
 adapter against a running gateway.
 """
@@ -86,7 +86,7 @@ def session(player: str = "p-1", *, currency: str = "EUR", provider: str = "prag
                        game_id="vs20doghouse", expires_at_s=int(expires), replaced_by=replaced_by)
 
 
-# ---- hash (providers.md, Pragmatic "Hash") ------------------------------------------------
+# ---- hash (gateway/providers/pragmatic/README.md "Hash") ------------------------------------------------
 
 
 def test_hash_is_md5_of_sorted_params_with_secret_appended():

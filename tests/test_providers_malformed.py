@@ -1,8 +1,8 @@
 """Malformed input on every provider protocol: never an HTTP 500, never a ledger write.
 
-Sources: shared/DESIGN.md section 8 ("Bad input gets a clear 4xx ... never a 500, and
-changes nothing but the audit record") and shared/specs/providers.md (each provider's
-transport, endpoints and authentication). For every endpoint of every adapter
+Sources: docs/DESIGN.md section 8 ("Bad input gets a clear 4xx ... never a 500, and
+changes nothing but the audit record") and each adapter's README ("Protocol facts" in
+gateway/providers/<name>/README.md: transport, endpoints and authentication). For every endpoint of every adapter
 (``PROTOCOLS``, ``CASES``), bodies are fuzzed with hypothesis -- raw bytes (``st.binary()``), random
 JSON values, random form data, templates with one field replaced by a value of any type,
 invalid amounts on a real player's bet -- and sent both **validly signed** (so the decoder,
@@ -26,12 +26,12 @@ Each answer must be:
 * not the protocol's *retryable* status (Hub88 ``RS_ERROR_UNKNOWN``, Evolution
   ``TEMPORARY_ERROR`` / ``OPERATION_IN_PROCESS``, Pragmatic error ``100``): that is what an
   adapter's catch-all answers when something broke, and it makes the provider retry the
-  garbage for days -- bad input must get a final refusal (DESIGN.md section 8);
+  garbage for days -- bad input must get a final refusal (docs/DESIGN.md section 8);
 
 and the count of rows in ``transactions`` and ``entries`` must not change (checked around
 every single request, on one asyncpg connection). Audit rows may grow: refusals are audited.
 
-Signing, as each provider does it (providers.md):
+Signing, as each provider does it ("Signature" / "Hash" in each adapter's README):
 
 * Hub88: ``X-Hub88-Signature`` = base64 RSA-SHA256 of the raw body, demo key
   ``config/keys/hub88-demo-private.pem``;
@@ -95,17 +95,17 @@ SOFTSWISS_KEY = b"softswiss-demo-auth-token"
 
 
 def hub88_signature(body: bytes) -> str:
-    """providers.md, Hub88: base64(RSA-SHA256 PKCS#1 v1.5 over the raw body)."""
+    """gateway/providers/hub88/README.md, "Signature": base64(RSA-SHA256 PKCS#1 v1.5 over the raw body)."""
     return base64.b64encode(HUB88_KEY.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode()
 
 
 def softswiss_signature(body: bytes) -> str:
-    """providers.md, SoftSwiss: hex HMAC-SHA256 of the raw body, the auth token as key."""
+    """gateway/providers/softswiss/README.md, "Signature": hex HMAC-SHA256 of the raw body, the auth token as key."""
     return hmac.new(SOFTSWISS_KEY, body, hashlib.sha256).hexdigest()
 
 
 def pragmatic_hash(params: list[tuple[str, str]]) -> str:
-    """providers.md, Pragmatic: md5 of the other parameters sorted by name, ``k=v&k=v``,
+    """gateway/providers/pragmatic/README.md, "Hash": md5 of the other parameters sorted by name, ``k=v&k=v``,
     with the secret appended directly."""
     text = "&".join(f"{k}={v}" for k, v in sorted(params, key=lambda kv: kv[0]) if k != "hash")
     return hashlib.md5((text + PRAGMATIC_SECRET).encode("utf-8", "surrogatepass")).hexdigest()

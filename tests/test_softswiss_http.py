@@ -1,7 +1,7 @@
 """SoftSwiss wallet protocol end to end: signed HTTP calls against a real gateway process.
 
-Sources: shared/specs/providers.md ("SoftSwiss game-provider protocol", "Common ground"),
-shared/DESIGN.md sections 5 (idempotency), 7 (Redis) and 8 (errors),
+Sources: gateway/providers/softswiss/README.md ("Common ground"),
+docs/DESIGN.md sections 5 (idempotency), 7 (Redis) and 8 (errors),
 gateway/providers/softswiss/README.md (status table and choices).
 
 Every request is signed over its raw body with ``X-REQUEST-SIGN`` = hex HMAC-SHA256 keyed
@@ -46,7 +46,7 @@ FUZZ = settings(max_examples=15, deadline=None, database=None,
 
 
 def sign(body: bytes, key: bytes = AUTH_TOKEN) -> str:
-    """providers.md, SoftSwiss: hex HMAC-SHA256 of the raw body, the auth token as key."""
+    """gateway/providers/softswiss/README.md: hex HMAC-SHA256 of the raw body, the auth token as key."""
     return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
@@ -164,7 +164,7 @@ ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 
 
 async def test_bet_and_win_in_one_play(client, ss, db):
-    """providers.md: "Several actions in one request are one atomic unit"; the answer is
+    """gateway/providers/softswiss/README.md: "Several actions in one request are one atomic unit"; the answer is
     ``{balance, game_id, transactions: [{action_id, tx_id, processed_at}]}``."""
     player = await new_player(client, deposit_minor=10_000)
     rd, a1, a2 = new_id("rd"), new_id("a"), new_id("a")
@@ -209,7 +209,7 @@ async def test_second_bet_over_the_balance_moves_nothing(client, ss, db, gateway
 
 
 async def test_replay_returns_the_stored_transactions(client, ss, db):
-    """providers.md: "A repeated action_id returns the stored result with HTTP 200"."""
+    """gateway/providers/softswiss/README.md: "A repeated action_id returns the stored result with HTTP 200"."""
     player = await new_player(client, deposit_minor=5_000)
     payload = {"user_id": player, "currency": "EUR", "game": GAME, "game_id": new_id("rd"),
                "finished": True, "actions": [bet(new_id("a"), 700), win(new_id("a"), 300)]}
@@ -239,7 +239,7 @@ async def test_same_action_id_with_other_content_is_refused(client, ss, db):
 
 
 async def test_balance_request(client, ss):
-    """providers.md: "No actions = a balance request"."""
+    """gateway/providers/softswiss/README.md: "No actions = a balance request"."""
     player = await new_player(client, deposit_minor=1_234)
     r = await ss.play(player, [], round_id="rd-balance")
     assert r.status_code == 200 and r.json() == {"balance": 1_234, "game_id": "rd-balance"}
@@ -256,7 +256,7 @@ async def test_unknown_player_is_refused(client, ss):
 
 async def test_finished_true_settles_the_rounds_bets(client, ss, db):
     """``finished: true`` closes the round: its bets can no longer be rolled back
-    (providers.md "Common ground": a rollback of a settled bet is refused)."""
+    (gateway/providers/softswiss/README.md "Common ground": a rollback of a settled bet is refused)."""
     player = await new_player(client, deposit_minor=10_000)
     rd, b1, w1 = new_id("rd"), new_id("a"), new_id("a")
     assert (await ss.play(player, [bet(b1, 1_000)], round_id=rd)).status_code == 200
@@ -319,7 +319,7 @@ async def test_rollback_returns_the_stake(client, ss, db):
 
 
 async def test_rollback_of_unknown_action_then_late_bet(client, ss, db):
-    """providers.md: rollback of an unknown ``original_action_id`` stores a zero-effect
+    """gateway/providers/softswiss/README.md: rollback of an unknown ``original_action_id`` stores a zero-effect
     tombstone and answers 200; a later bet with that action id is then not debited
     (answered 400 / 400, README.md)."""
     player = await new_player(client, deposit_minor=5_000)
@@ -450,7 +450,7 @@ async def test_session_id_checked_on_bets_only(client, ss, services):
 
 
 async def test_signature_is_checked_before_anything(client, ss, db):
-    """providers.md: a bad signature is 403. Missing, wrong key, body altered after signing:
+    """gateway/providers/softswiss/README.md: a bad signature is 403. Missing, wrong key, body altered after signing:
     refused, audited, nothing stored; the same body correctly signed then goes through."""
     player = await new_player(client, deposit_minor=1_000)
     a1 = new_id("a")

@@ -2,8 +2,8 @@
 request -> Command and Result -> answer mappings; and the HTTP pipeline of routes.py run in
 process against a scripted shard boundary (rate limit, retryable failures, check order).
 
-Sources: shared/specs/providers.md, "SoftSwiss game-provider protocol" and "Common ground";
-shared/DESIGN.md sections 3 (money), 5 (idempotency), 8 (errors);
+Sources: gateway/providers/softswiss/README.md ("Protocol facts", "Common ground");
+docs/DESIGN.md sections 3 (money), 5 (idempotency), 8 (errors);
 gateway/providers/softswiss/README.md (choices).
 """
 
@@ -113,7 +113,7 @@ def to_command(req: PlayRequest, sess: GameSession | None = None):
     return play_to_command(req, sess, now_s=NOW, amount_minor_max=MAX, origin=ORIGIN)
 
 
-# ==== signature (providers.md, SoftSwiss "Signature") =========================================
+# ==== signature (gateway/providers/softswiss/README.md "Signature") =========================================
 
 
 def test_signature_is_hex_hmac_sha256_of_the_raw_body():
@@ -305,7 +305,7 @@ def test_responses_encode_as_the_spec_shapes():
     assert json.loads(encode_response(ErrorResponse(code=403, message="f"))) == {"code": 403, "message": "f"}
 
 
-# ==== amounts (providers.md: integers in the currency's subunits) ================================
+# ==== amounts (gateway/providers/softswiss/README.md: integers in the currency's subunits) ================================
 
 
 def test_amount_is_kept_in_minor_units():
@@ -351,8 +351,8 @@ def test_every_row_uses_a_spec_code_and_the_http_convention():
 
 
 @pytest.mark.parametrize("code,http,ss_code", [
-    (Code.INSUFFICIENT_FUNDS, 412, 100),  # providers.md
-    (Code.INVALID_SIGNATURE, 403, 403),  # providers.md
+    (Code.INSUFFICIENT_FUNDS, 412, 100),  # gateway/providers/softswiss/README.md
+    (Code.INVALID_SIGNATURE, 403, 403),  # gateway/providers/softswiss/README.md
     (Code.PLAYER_BLOCKED, 412, 110),
     (Code.UNKNOWN_PLAYER, 412, 101),
     (Code.CURRENCY_MISMATCH, 412, 101),

@@ -1,14 +1,15 @@
 """The provider conformance suite: each wallet scenario written once, run against every adapter.
 
-Sources: shared/specs/providers.md ("Common ground" and each provider's section) and
-shared/DESIGN.md section 5 (idempotency). Every test is parametrised over
+Sources: each adapter's gateway/providers/<name>/README.md ("Protocol facts", "Common
+ground") and
+docs/DESIGN.md section 5 (idempotency). Every test is parametrised over
 ``drivers.NAMES`` (test ids = provider names) through the ``driver`` fixture, which imports
 the provider's driver lazily: a driver that does not exist yet fails only its own ids.
 
 Each scenario checks three things:
 
 (a) the protocol's answer: ``Answer.status`` is in ``driver.expect[situation]`` -- the table
-    each driver writes from providers.md, independently of the adapter's own status table
+    each driver writes from its adapter's "Protocol facts", independently of the adapter's own status table
     (``driver.expected``: a situation added later falls back to the rows ``FALLBACKS``
     names when a driver has none);
 (b) the wallet truth, read through the generic API (``GET /v1/players/{id}/balance``, cash +
@@ -48,7 +49,7 @@ OTHER_CURRENCY = "USD"  # a currency the conformance players do not hold
 #: Situations that are always refusals: their statuses must not be the protocol's OK.
 REFUSALS = ("duplicate", "insufficient_funds", "rollback_after_win", "bet_after_rollback",
             "bet_token_expired", "bet_blocked", "wrong_currency", "bad_signature")
-#: Refusals only for protocols whose wins name their bet (providers.md, per provider).
+#: Refusals only for protocols whose wins name their bet ("Protocol facts" of each adapter's README).
 BET_NAMING_REFUSALS = ("win_unknown_bet", "win_after_rollback")
 
 
@@ -208,7 +209,7 @@ async def test_bet(client, gateway, driver):
 
 async def test_bet_replay(client, gateway, driver):
     """The same bet again (same id, same content): the stored outcome, no second deduction
-    (providers.md "Common ground": a replay gets the stored outcome)."""
+    ("Common ground" in each adapter's README: a replay gets the stored outcome)."""
     game = await sit_down(client, driver)
     rd = new_id("rd")
     txn, first = await game.bet(1_500, round_id=rd)
@@ -222,7 +223,7 @@ async def test_bet_replay(client, gateway, driver):
 
 async def test_duplicate_bet(client, gateway, driver):
     """The same transaction id with another amount is a duplicate: refused, nothing moved,
-    and the original is still answered as before (providers.md "Common ground")."""
+    and the original is still answered as before ("Common ground" in each adapter's README)."""
     game = await sit_down(client, driver)
     rd = new_id("rd")
     txn, first = await game.bet(500, round_id=rd)
@@ -281,7 +282,7 @@ async def test_rollback(client, gateway, driver):
 
 async def test_rollback_of_unknown_then_late_bet(client, gateway, driver):
     """A rollback of a bet never seen moves nothing and is remembered: the late bet with that
-    id is then refused and not debited (providers.md "Common ground"; DESIGN.md section 5).
+    id is then refused and not debited ("Common ground" in each adapter's README; docs/DESIGN.md section 5).
     Its answer is success for most protocols, ``BET_DOES_NOT_EXIST`` for Evolution's
     (``rollback_unknown``)."""
     game = await sit_down(client, driver)
@@ -340,7 +341,7 @@ async def test_rollback_after_win(client, gateway, driver):
 
 async def test_expired_token_refuses_bets_not_wins(client, gateway, services, driver):
     """With an expired session token a bet is refused, while a win and a rollback of bets
-    placed before are accepted (providers.md "Common ground": providers retry them for days)."""
+    placed before are accepted ("Common ground" in each adapter's README: providers retry them for days)."""
     game = await sit_down(client, driver)
     rd1, rd2 = new_id("rd"), new_id("rd")
     bet1, got = await game.bet(1_000, round_id=rd1)
@@ -362,7 +363,7 @@ async def test_expired_token_refuses_bets_not_wins(client, gateway, services, dr
 
 async def test_blocked_player_receives_win(client, gateway, driver):
     """A blocked player's bet is refused, its open bets are still paid and rolled back
-    (providers.md "Common ground")."""
+    ("Common ground" in each adapter's README)."""
     game = await sit_down(client, driver)
     rd1, rd2 = new_id("rd"), new_id("rd")
     bet1, got = await game.bet(1_000, round_id=rd1)
@@ -384,7 +385,7 @@ async def test_blocked_player_receives_win(client, gateway, driver):
 
 async def test_insufficient_funds_keeps_balance(client, gateway, driver):
     """A bet above the balance is refused and the answer carries the unchanged balance
-    (providers.md "Common ground")."""
+    ("Common ground" in each adapter's README)."""
     game = await sit_down(client, driver, deposit_minor=1_000)
     txn, got = await game.bet(1_001, round_id=new_id("rd"))
     check(driver, "insufficient_funds", got)
@@ -398,7 +399,7 @@ async def test_insufficient_funds_keeps_balance(client, gateway, driver):
 
 async def test_multiple_bets_in_one_round(client, gateway, driver):
     """Several bets top up one round; one of them is rolled back while the round goes on;
-    the round is then won and closed (providers.md: Evolution "up to ~100 debits may top up
+    the round is then won and closed (gateway/providers/evolution/README.md, licensee test list: "up to about 100 debits may top up
     one round"; Hub88/Caleta "several bets may share a round and one of them can be rolled
     back while the round goes on")."""
     game = await sit_down(client, driver)
@@ -426,7 +427,7 @@ async def test_multiple_bets_in_one_round(client, gateway, driver):
 
 async def test_parallel_rounds(client, gateway, driver):
     """One player plays two games (two sessions) with several rounds each, concurrently:
-    every bet and win lands exactly once (providers.md, Evolution: "a player may play
+    every bet and win lands exactly once (gateway/providers/evolution/README.md, licensee test list: "a player may play
     several rounds and tables in parallel")."""
     game = await sit_down(client, driver)
     other = await open_seat(client, driver, game.seat.player_id, game_id="conformance_table_2")
@@ -454,7 +455,7 @@ async def test_parallel_rounds(client, gateway, driver):
 
 
 async def test_zero_win(client, gateway, driver):
-    """A zero-amount win is valid (providers.md, Evolution: "a zero-amount credit is valid")
+    """A zero-amount win is valid (gateway/providers/evolution/README.md, licensee test list: "a zero-amount credit is valid")
     and settles the bet: a rollback after it is refused."""
     game = await sit_down(client, driver)
     rd = new_id("rd")

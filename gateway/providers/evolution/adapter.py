@@ -2,12 +2,12 @@
 Refusal, and Result -> Evolution answer. No I/O here; ``routes.py`` does HTTP, Redis and
 the shard calls.
 
-Source: shared/specs/providers.md, "Evolution" and "Common ground"; shared/DESIGN.md
+Source: README.md ("Protocol facts", "Common ground"); docs/DESIGN.md
 sections 3 (money), 5 (idempotency) and 8 (errors). Rules implemented (README.md has the
 reasons for each choice):
 
 * scope ``"evolution"`` on every command; the player is ``userId``.
-* Idempotency keys (providers.md: "Credit and cancel find their debit by
+* Idempotency keys (README.md: "Credit and cancel find their debit by
   ``transaction.refId``"): a debit is stored under its ``refId`` itself (``debit_key``), so
   the credit and the cancel that name that ``refId`` reference it; a credit under
   ``"credit " + transaction.id`` with ``bet_transaction_id = refId``; a cancel is a
@@ -23,7 +23,7 @@ reasons for each choice):
   ``amount_minor_from_decimal`` (inexact, negative, non-finite or above
   ``money.amount_minor_max`` -> ``INVALID_PARAMETER``); zero is valid (a zero credit is in
   the licensee test list; a zero debit is a free bet).
-* Sessions (providers.md "Common ground" and Evolution ``/check``): ``/check``, ``/sid``,
+* Sessions (README.md "Common ground" and Evolution ``/check``): ``/check``, ``/sid``,
   ``/balance`` and ``/debit`` need a live sid: known, issued for provider "evolution",
   naming ``userId``, not replaced by a rotation, not expired (else ``INVALID_SID``).
   ``/credit``, ``/cancel`` and ``/promo_payout`` accept an expired, replaced, unknown or
@@ -124,7 +124,7 @@ def amount_minor_from_decimal(
 ) -> int | Refusal[str]:
     """Evolution ``amount`` (Decimal, major units) -> minor units of ``currency``, or a Refusal.
 
-    providers.md, Evolution "Response: amounts are decimal numbers in major units"; DESIGN.md
+    README.md "Response: amounts are decimal numbers in major units"; docs/DESIGN.md
     section 3. EUR ``Decimal("12.5")`` -> 1250; ``12.50`` and ``1.25E+1`` too. Refused:
     unknown ``currency`` (UNKNOWN_CURRENCY); NaN/Infinity, more significant fraction digits
     than the currency has (EUR 12.505), negative, zero unless ``allow_zero``, above
@@ -149,7 +149,7 @@ def amount_minor_from_decimal(
 
 
 def amount_wire_from_minor(amount_minor: int, currency: str) -> msgspec.Raw:
-    """Minor units -> the JSON number Evolution reads as major units (providers.md,
+    """Minor units -> the JSON number Evolution reads as major units (README.md,
     Evolution "Response"), exact, with the currency's decimals and never in exponent form:
     EUR 1250 -> ``12.50``, JPY 5 -> ``5``, BTC 1 -> ``0.00000001`` (``money.minor_to_decimal_str``)."""
     return msgspec.Raw(money.minor_to_decimal_str(amount_minor, currency).encode("ascii"))
@@ -160,7 +160,7 @@ def amount_wire_from_minor(amount_minor: int, currency: str) -> msgspec.Raw:
 
 def check_live_sid(session: GameSession | None, user_id: str, now_s: float) -> Refusal[str] | None:
     """``/check``, ``/sid``, ``/balance``, ``/debit``: the sid must be known, Evolution's,
-    ``user_id``'s, not replaced (providers.md: "later calls with the old sid are refused
+    ``user_id``'s, not replaced (README.md: "later calls with the old sid are refused
     with INVALID_SID") and not expired. ``now_s``: Unix seconds. All refusals -> INVALID_SID.
     """
     if session is None:
@@ -177,7 +177,7 @@ def check_live_sid(session: GameSession | None, user_id: str, now_s: float) -> R
 
 def check_settlement_sid(session: GameSession | None, user_id: str) -> Refusal[str] | None:
     """``/credit``, ``/cancel``, ``/promo_payout``: expiry and replacement are NOT checked
-    and an unknown or absent sid is fine (providers.md "Common ground": wins and rollbacks
+    and an unknown or absent sid is fine (README.md "Common ground": wins and rollbacks
     are retried for days); a known sid of another user or provider is refused."""
     if session is None:
         return None
@@ -428,7 +428,7 @@ def response_for_result(result: Result, *, uuid: str | None, cancel: bool = Fals
     Replays (``Result.replayed``) carry the stored outcome and balance through the same table
     (a stored INSUFFICIENT_FUNDS replays as INSUFFICIENT_FUNDS). Refusals carry the unchanged
     balance the shard reports. ``cancel``: an OK with ``tombstoned`` (refId never seen) is
-    BET_DOES_NOT_EXIST (providers.md licensee test list); the tombstone still refuses a late
+    BET_DOES_NOT_EXIST (README.md licensee test list); the tombstone still refuses a late
     debit of that refId.
     """
     status = status_for(result.code)

@@ -1,6 +1,6 @@
 """Evolution One Wallet request and response bodies, as msgspec Structs.
 
-Source: shared/specs/providers.md, Evolution ("Request": ``sid``, ``userId``, ``uuid``,
+Source: README.md ("Request": ``sid``, ``userId``, ``uuid``,
 ``currency``, ``game{id, type, details{table{id, vid}}}``, ``transaction{id, refId,
 amount}``; promo payout ``promoTransaction{type, id, amount, voucherId,
 remainingRounds}``; "Response": ``{status, balance, bonus, uuid}``). Wire names are
@@ -61,7 +61,7 @@ class Game(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
 
 class Transaction(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
     """``transaction``: ``id`` unique per request kind, ``refId`` names the debit (a credit
-    or cancel finds its debit by ``refId``, providers.md), ``amount`` in major units."""
+    or cancel finds its debit by ``refId``, README.md), ``amount`` in major units."""
 
     id: Id
     ref_id: Id

@@ -1,7 +1,7 @@
 """Hub88 protocol rules as pure functions: decoded request + game session -> Command or Refusal,
 and Result -> Hub88 response. No I/O here; ``routes.py`` does the HTTP, Redis and shard calls.
 
-Source: shared/specs/providers.md, Hub88 and "Common ground"; shared/DESIGN.md sections 3
+Source: README.md ("Protocol facts", "Common ground"); docs/DESIGN.md sections 3
 (money), 5 (idempotency) and 8 (errors). Rules implemented:
 
 * scope ``"hub88"`` on every command; idempotency key = ``transaction_uuid``; player =

@@ -1,6 +1,6 @@
 """Hub88 wallet request and response bodies, as msgspec Structs.
 
-Source: shared/specs/providers.md, Hub88 ("Request fields", "Response", "Amounts"), and
+Source: README.md ("Request fields", "Response", "Amounts"), and
 Hub88's Operator Wallet API reference for ``/user/info``. Every request struct ignores
 unknown fields (Hub88 adds fields over time). A field is required only where the adapter
 cannot work without it; everything else is optional.
@@ -20,7 +20,7 @@ from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 
-#: Hub88 amounts and balances are major units x 100000 (providers.md, Hub88 "Amounts").
+#: Hub88 amounts and balances are major units x 100000 (README.md "Amounts").
 AMOUNT_SCALE: Final = 100_000
 
 # Bounds on identifiers: generous for Hub88's UUIDs (36 chars) and user ids, tight enough
@@ -83,7 +83,7 @@ class WinRequest(msgspec.Struct, kw_only=True, frozen=True):
     """POST /transaction/win: the bet's fields plus ``reference_transaction_uuid`` (the bet).
 
     ``token`` and ``game_code`` are optional: wins are retried for days after the session
-    ended, and ``user`` identifies the player (providers.md, "Common ground").
+    ended, and ``user`` identifies the player (README.md, "Common ground").
     ``amount`` is the payout x 100000, >= 0.
     """
 

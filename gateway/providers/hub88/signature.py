@@ -1,9 +1,9 @@
 """Hub88 request signatures: RSA-SHA256, PKCS#1 v1.5, base64, header ``X-Hub88-Signature``.
 
-Source: shared/specs/providers.md, Hub88 ("Signature"): Hub88 signs the raw request body with
+Source: README.md ("Signature"): Hub88 signs the raw request body with
 its private key and the operator verifies with Hub88's public key; the operator signs its
 response bodies with its own private key, in the same header. Test vectors:
-shared/vectors/hub88/ (tests/test_hub88_signature.py).
+tests/vectors/hub88/ (tests/test_hub88_signature.py).
 
 Keys are loaded once (``Hub88Signer.from_settings`` at start-up), never per request.
 

@@ -1,7 +1,7 @@
 """Pragmatic Play protocol rules as pure functions: decoded request (+ session) -> Command or
 Refusal, and Result -> response. No I/O here; ``routes.py`` does HTTP, Redis and the shard.
 
-Source: shared/specs/providers.md, "Pragmatic Play" and "Common ground"; shared/DESIGN.md
+Source: README.md ("Protocol facts", "Common ground"); docs/DESIGN.md
 sections 3 (money), 5 (idempotency) and 8 (errors). Rules implemented (README.md has the
 reasons for each choice):
 
@@ -111,7 +111,7 @@ def amount_minor_from_decimal(
 ) -> int | Refusal[int]:
     """Pragmatic amount (decimal string, major units) -> signed minor units, or a Refusal.
 
-    providers.md, Pragmatic "Fields": ``amount`` (decimal string). ``"12.50"`` EUR -> 1250,
+    README.md "Fields": ``amount`` (decimal string). ``"12.50"`` EUR -> 1250,
     ``"100"`` JPY -> 100. Parsed exactly: the text must be a plain decimal
     (``-?digits[.digits]``), it is read with ``decimal.Decimal`` and converted by
     ``money.minor_from_decimal``: more significant fraction digits than the currency has
@@ -157,7 +157,7 @@ def check_live_session(
     session: GameSession | None, user_id: str | None, now_s: float
 ) -> Refusal[int] | None:
     """authenticate, balance, bet: a known current token of this provider, naming ``user_id``
-    (when given), not expired -- else error 4 (providers.md "Common ground": bets must not be
+    (when given), not expired -- else error 4 (README.md "Common ground": bets must not be
     accepted with an expired token)."""
     session = usable_session(session)
     if session is None:
@@ -371,7 +371,7 @@ def refund_to_command(
     """/refund.html -> ``Rollback(reference_transaction_id=reference)`` keyed ``refund:<reference>``.
 
     A refund of a bet never seen succeeds and leaves a tombstone, so the late bet is refused
-    (providers.md, Pragmatic: "success, remembered as a tombstone, is the safer reading").
+    (README.md: "success, remembered as a tombstone, is the safer reading").
     ``amount`` is not used: the stake stored with the bet is returned. ``currency`` (the
     session's, if known) only names the balance of the answer when the bet is unknown.
     """
@@ -507,7 +507,7 @@ def response_for_money(
     ``error`` from the table (130 for any refusal on endRound). On success: ``transactionId``
     = ``Result.ledger_transaction_id`` (the ORIGINAL one on a replay; not sent for endRound).
     ``current``: the balance now, which a replay answers instead of the stored one
-    (providers.md, Pragmatic: "A repeated reference gets success with the current balance
+    (README.md: "A repeated reference gets success with the current balance
     and the original transactionId"). Refusals carry the unchanged balance when the shard
     reports one (error 1 always does). ``used_promo``: add ``usedPromo: 0`` (bet, result);
     the wallet has no promo balance to spend.

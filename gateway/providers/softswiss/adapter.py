@@ -2,8 +2,8 @@
 Refusal, and Result -> (Status, response body). No I/O here; ``routes.py`` does the HTTP,
 Redis and shard calls.
 
-Source: shared/specs/providers.md, "SoftSwiss game-provider protocol" and "Common ground";
-shared/DESIGN.md sections 3 (money), 5 (idempotency) and 8 (errors). Rules implemented:
+Source: README.md ("Protocol facts", "Common ground");
+docs/DESIGN.md sections 3 (money), 5 (idempotency) and 8 (errors). Rules implemented:
 
 * scope ``"softswiss"`` on every command; idempotency key = ``action_id``; player =
   ``user_id``; round = ``game_id``; game = ``game``.
@@ -17,7 +17,7 @@ shared/DESIGN.md sections 3 (money), 5 (idempotency) and 8 (errors). Rules imple
 * ``finished: true`` closes the round after the request's actions: the last action, if it
   is a win, carries ``round_closed=True``; otherwise a zero win keyed ``~close:<game_id>``
   is appended to the unit with ``round_closed=True``. Either settles the round's open bets,
-  which can then no longer be rolled back (providers.md "Common ground").
+  which can then no longer be rolled back (README.md "Common ground").
 * ``/rollback`` -> one ``Rollback`` per action (``original_action_id`` is the bet), all in
   one ``Atomic``. An unknown ``original_action_id`` leaves a tombstone (the shard); a later
   bet with that id is refused and not debited (400 / 400, statuses.py).
@@ -26,7 +26,7 @@ shared/DESIGN.md sections 3 (money), 5 (idempotency) and 8 (errors). Rules imple
 * ids starting with ``~`` are reserved for those two derived keys, so a provider's
   ``action_id`` can never collide with one (refused 400 / 400). An id named twice in one
   request (an ``action_id`` or ``original_action_id``) is refused the same way.
-* ``session_id`` (optional, not in providers.md): when a request with bets carries one, it
+* ``session_id`` (optional, not in README.md): when a request with bets carries one, it
   must be a live token of ``POST /v1/sessions`` for provider "softswiss", this ``user_id``
   and this ``currency``; unknown / rotated / another provider's or player's -> INVALID_TOKEN,
   expired -> TOKEN_EXPIRED, other currency -> CURRENCY_MISMATCH (all 412 / 101). Wins and
@@ -96,7 +96,7 @@ def refusal_of(code: Code, detail: str) -> Refusal[Status]:
 def amount_minor_from_wire(amount: int, currency: str, *, amount_minor_max: int) -> int | Refusal[Status]:
     """SoftSwiss ``amount`` (integer subunits of ``currency``) -> gateway minor units.
 
-    providers.md, SoftSwiss "Amounts": integers in the currency's subunits, which are the
+    README.md "Amounts": integers in the currency's subunits, which are the
     ISO 4217 minor units of ``money.CURRENCY_EXPONENTS`` (EUR 356 = 3.56 EUR -> 356), so the
     value is kept as is once checked. Zero is allowed (a zero win; a zero stake moves no
     money). Refused: unknown currency (UNKNOWN_CURRENCY), not an int (bool included),
