@@ -108,9 +108,9 @@ def _hub88_signed(args: tuple[str, bytes]) -> bytes:
 
     global _HUB88_KEY
     try:
-        key = _HUB88_KEY
+        key = _HUB88_KEY  # type: ignore[name-defined]  # set on the first call in each worker
     except NameError:
-        key = _HUB88_KEY = serialization.load_pem_private_key(HUB88_KEY_PATH.read_bytes(), None)
+        key = _HUB88_KEY = serialization.load_pem_private_key(HUB88_KEY_PATH.read_bytes(), None)  # type: ignore[name-defined]
     path, body = args
     signature = base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA256()))
     return path.encode() + b"\n" + signature + b"\n" + body

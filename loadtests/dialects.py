@@ -22,10 +22,9 @@ from decimal import Decimal
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+import hub88_client as hub88
 import msgspec
 import orjson
-
-import hub88_client as hub88
 
 EVOLUTION_AUTH_TOKEN = "evolution-demo-auth-token"
 PRAGMATIC_SECRET = "pragmatic-demo-secret"

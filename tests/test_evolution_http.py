@@ -214,7 +214,7 @@ async def test_debit_then_credit(client, gateway, evo):
 
     r = await evo.http.post(PREFIX + "/debit", params={"authToken": AUTH_TOKEN}, content=encode(debit),
                             headers={"Content-Type": "application/json"})
-    assert r.content == ('{"status":"OK","balance":87.50,"bonus":0.00,"uuid":"%s"}' % debit["uuid"]).encode()
+    assert r.content == ('{"status":"OK","balance":87.50,"bonus":0.00,"uuid":"%s"}' % debit["uuid"]).encode()  # noqa: UP031 - the exact bytes, braces unescaped
 
     credit = credit_body(player, sid, ref, "30.25", round_id=rd)
     assert await evo.post("/credit", credit) == ok(credit, 11_775)
@@ -556,7 +556,7 @@ async def test_promo_payout_is_a_promo_credit_and_replays(client, gateway, evo):
     assert await evo.post("/promo_payout", promo) == ok(promo, 1_777)
     retry = again(promo)
     assert await evo.post("/promo_payout", retry) == ok(retry, 1_777)
-    changed = {**again(promo), "promoTransaction": {**promo["promoTransaction"], "amount": Decimal("8")}}
+    changed = {**again(promo), "promoTransaction": {**promo["promoTransaction"], "amount": Decimal(8)}}
     assert await evo.post("/promo_payout", changed) == answer(changed, "BET_ALREADY_EXIST", 1_777)
     jackpot = promo_body(player, None, new_id("promo"), "100", promo_type="JackpotWin")
     assert await evo.post("/promo_payout", jackpot) == ok(jackpot, 11_777)
@@ -590,7 +590,7 @@ async def test_exact_amounts_and_excess_digits(client, gateway, evo):
 
     jpy = debit_body(player, jpy_sid, new_id("ref"), "7", round_id=new_id("rd"), currency="JPY")
     got = await evo.post("/debit", jpy)
-    assert got["status"] == "OK" and got["balance"] == Decimal("993"), got
+    assert got["status"] == "OK" and got["balance"] == Decimal(993), got
     kwd = debit_body(player, kwd_sid, new_id("ref"), "1.234", round_id=new_id("rd"), currency="KWD")
     r = await evo.http.post(PREFIX + "/debit", params={"authToken": AUTH_TOKEN}, content=encode(kwd),
                             headers={"Content-Type": "application/json"})

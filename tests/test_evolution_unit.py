@@ -84,8 +84,8 @@ ORIGIN = Origin(edge="h:1", route="evolution /debit", request_id="q", received_a
 
 
 def session(**kw) -> GameSession:
-    base = dict(token="sid-live-0001", player_id="p-42", currency="EUR", provider="evolution",
-                game_id="lobby", expires_at_s=int(NOW) + 60)
+    base = {"token": "sid-live-0001", "player_id": "p-42", "currency": "EUR", "provider": "evolution",
+                "game_id": "lobby", "expires_at_s": int(NOW) + 60}
     return GameSession(**{**base, **kw})
 
 
@@ -299,14 +299,14 @@ def test_amount_maximum_is_the_configured_one():
 
 
 def test_zero_refused_only_when_not_allowed():
-    assert amount_minor_from_decimal(Decimal("0"), "EUR", amount_minor_max=MAX, allow_zero=True) == 0
-    refused(amount_minor_from_decimal(Decimal("0"), "EUR", amount_minor_max=MAX, allow_zero=False),
+    assert amount_minor_from_decimal(Decimal(0), "EUR", amount_minor_max=MAX, allow_zero=True) == 0
+    refused(amount_minor_from_decimal(Decimal(0), "EUR", amount_minor_max=MAX, allow_zero=False),
             Code.INVALID_AMOUNT, "INVALID_PARAMETER")
 
 
 @pytest.mark.parametrize("currency", ["XXX", "eur", "", "EURO"])
 def test_unknown_currency_refused(currency):
-    refused(amount_minor_from_decimal(Decimal("1"), currency, amount_minor_max=MAX), Code.UNKNOWN_CURRENCY,
+    refused(amount_minor_from_decimal(Decimal(1), currency, amount_minor_max=MAX), Code.UNKNOWN_CURRENCY,
             "INVALID_PARAMETER")
 
 

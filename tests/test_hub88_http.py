@@ -17,6 +17,7 @@ import base64
 import json
 import random
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 import httpx
@@ -31,8 +32,9 @@ from tests.helpers import cash, expire
 PREFIX = "/providers/hub88"
 HEADER = "X-Hub88-Signature"
 KEYS = Path(ROOT) / "config" / "keys"
-PRIVATE = serialization.load_pem_private_key((KEYS / "hub88-demo-private.pem").read_bytes(), None)
-PUBLIC = serialization.load_pem_public_key((KEYS / "hub88-demo-public.pem").read_bytes())
+PRIVATE = cast(rsa.RSAPrivateKey,  # the RSA demo keys
+               serialization.load_pem_private_key((KEYS / "hub88-demo-private.pem").read_bytes(), None))
+PUBLIC = cast(rsa.RSAPublicKey, serialization.load_pem_public_key((KEYS / "hub88-demo-public.pem").read_bytes()))
 BODY_BYTES_MAX = 65536  # config/default.toml [server] body_bytes_max
 AMOUNT_MINOR_MAX = 10_000_000_000  # config/default.toml [money] amount_minor_max
 EUR_WIRE = 1000  # Hub88 amount = major units x 100000; EUR has 2 decimals -> minor x 1000
@@ -876,9 +878,9 @@ def _cut(good: bytes, permille: int) -> bytes:
 # Bodies that are still JSON objects with a bad amount are garbage only for bet and win
 # (info and balance ignore ``amount`` as an unknown field).
 GARBAGE = {
-    **{f"random_{n}": (lambda g, u, n=n: _random_bytes(n, 88 + n), ENDPOINTS)
+    **{f"random_{n}": (lambda g, u, n=n: _random_bytes(n, 88 + n), ENDPOINTS)  # type: ignore[misc]  # mypy cannot type these lambdas
        for n in (1, 7, 64, 512, 4096)},
-    **{f"truncated_{pm}permille": (lambda g, u, pm=pm: _cut(g, pm), ENDPOINTS)
+    **{f"truncated_{pm}permille": (lambda g, u, pm=pm: _cut(g, pm), ENDPOINTS)  # type: ignore[misc]  # mypy cannot type these lambdas
        for pm in (1, 100, 333, 500, 777, 900, 990, 999)},
     "nul_bytes": (lambda g, u: b"\x00" * 100, ENDPOINTS),
     "invalid_utf8_in_user": (lambda g, u: g.replace(u.encode(), b"\xff\xfe" + u.encode(), 1), ENDPOINTS),

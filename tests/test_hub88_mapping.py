@@ -65,28 +65,28 @@ USD = GameSession(
 
 
 def bet(**kw) -> BetRequest:
-    base = dict(
-        token="tok-live-000", user="john12345", transaction_uuid="bet-1",
-        game_code="clt_dragonrising", currency="EUR", amount=356000, round="round-1",
-        request_uuid="q",
-    )
+    base = {
+        "token": "tok-live-000", "user": "john12345", "transaction_uuid": "bet-1",
+        "game_code": "clt_dragonrising", "currency": "EUR", "amount": 356000, "round": "round-1",
+        "request_uuid": "q",
+    }
     return BetRequest(**{**base, **kw})
 
 
 def win(**kw) -> WinRequest:
-    base = dict(
-        token="tok-live-000", user="john12345", transaction_uuid="win-1",
-        reference_transaction_uuid="bet-1", game_code="clt_dragonrising", currency="EUR",
-        amount=712000, round="round-1", round_closed=True, request_uuid="q",
-    )
+    base = {
+        "token": "tok-live-000", "user": "john12345", "transaction_uuid": "win-1",
+        "reference_transaction_uuid": "bet-1", "game_code": "clt_dragonrising", "currency": "EUR",
+        "amount": 712000, "round": "round-1", "round_closed": True, "request_uuid": "q",
+    }
     return WinRequest(**{**base, **kw})
 
 
 def rollback(**kw) -> RollbackRequest:
-    base = dict(
-        token="tok-live-000", user="john12345", transaction_uuid="rb-1",
-        reference_transaction_uuid="bet-1", round="round-1", request_uuid="q",
-    )
+    base = {
+        "token": "tok-live-000", "user": "john12345", "transaction_uuid": "rb-1",
+        "reference_transaction_uuid": "bet-1", "round": "round-1", "request_uuid": "q",
+    }
     return RollbackRequest(**{**base, **kw})
 
 

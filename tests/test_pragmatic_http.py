@@ -489,7 +489,7 @@ async def test_expired_token_refuses_bet_accepts_settlements(client, gateway, pp
 
 
 async def test_tokens_of_another_user_or_provider_are_refused_on_bets(client, gateway, pp):
-    player, token = await seat(client, deposit_minor=10_000)
+    player, _token = await seat(client, deposit_minor=10_000)
     other, other_token = await seat(client, deposit_minor=10_000)
     hub88_token = await open_session(client, player, provider="hub88")
     for bad in (other_token, hub88_token, "never-issued"):

@@ -57,16 +57,17 @@ import hmac
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import asyncpg
 import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -86,8 +87,8 @@ FUZZ = settings(
 
 # ---- signing ------------------------------------------------------------------------------
 
-HUB88_KEY = serialization.load_pem_private_key(
-    (Path(ROOT) / "config" / "keys" / "hub88-demo-private.pem").read_bytes(), None)
+HUB88_KEY = cast(rsa.RSAPrivateKey, serialization.load_pem_private_key(
+    (Path(ROOT) / "config" / "keys" / "hub88-demo-private.pem").read_bytes(), None))  # an RSA demo key
 EVOLUTION_AUTH_TOKEN = "evolution-demo-auth-token"
 PRAGMATIC_SECRET = "pragmatic-demo-secret"
 PRAGMATIC_PROVIDER_ID = "PragmaticPlay"
@@ -328,7 +329,7 @@ common_bad_amounts = st.one_of(
 )
 #: Floats that are not whole numbers (NaN and infinities included): never integer subunits.
 fractional_floats = st.floats(allow_nan=True, allow_infinity=True).filter(
-    lambda f: f != f or f in (float("inf"), float("-inf")) or f != int(f))
+    lambda f: f != f or f in (float("inf"), float("-inf")) or f != int(f))  # noqa: PLR0124 - f != f: NaN
 decimal_bad_amounts = st.one_of(  # decimal major units: a 3rd fraction digit is inexact in EUR
     st.integers(min_value=1, max_value=10**6).filter(lambda n: n % 10).map(lambda n: n / 1000),
     st.floats(max_value=-0.01),
@@ -528,7 +529,7 @@ async def post(wire: httpx.AsyncClient, ledger: Ledger, protocol: Protocol, endp
     if content_type == "default":
         content_type = protocol.content_type
     if content_type is not None:
-        headers["Content-Type"] = content_type
+        headers["Content-Type"] = content_type  # type: ignore[assignment]  # bytes on purpose: raw header bytes
     before = await ledger.counts()
     label = f"{method} {endpoint} {'signed' if signed else 'unsigned'} {what}".strip()
     response = await request(wire, protocol, label, method, url, content=body, headers=headers)
@@ -547,7 +548,7 @@ async def request(wire: httpx.AsyncClient, protocol: Protocol, label: str, metho
         gateway: GatewayProcess = wire.gateway  # type: ignore[attr-defined]
         await asyncio.sleep(0.5)  # let the log line of a dying process land
         pytest.fail(f"{protocol.name} {label}: connection lost ({exc!r}); the gateway "
-                    f"{'exited' if gateway.proc.poll() is not None else 'is alive'}; log "
+                    f"{'exited' if gateway.proc.poll() is not None else 'is alive'}; log "  # type: ignore[union-attr]  # started: it has a process
                     f"{gateway.log_path}:\n{_log_tail(gateway)}")
 
 
@@ -821,14 +822,15 @@ async def test_oversize_bodies(wire, ledger, name, endpoint):
     template = protocol.templates(GHOST)[endpoint]
     for size in (BODY_BYTES_MAX + 1, 1 << 20):
         await send_both(wire, ledger, protocol, endpoint,
-                        lambda signed: _padded(protocol, template, size, signed), what=f"{size} bytes")
+                        lambda signed: _padded(protocol, template, size, signed),  # noqa: B023 - used in this iteration
+                        what=f"{size} bytes")
     for signed in (True, False):
         big = _padded(protocol, template, 1 << 18, signed)
         url, headers = protocol.request(endpoint, big, signed=signed)
 
-        async def chunks():
-            for i in range(0, len(big), 16_384):
-                yield big[i:i + 16_384]
+        async def chunks():  # consumed within this iteration, so ``big`` is this one's
+            for i in range(0, len(big), 16_384):  # noqa: B023
+                yield big[i:i + 16_384]  # noqa: B023
 
         headers["Content-Type"] = protocol.content_type
         before = await ledger.counts()

@@ -33,7 +33,15 @@ from gateway.embedded import EmbeddedServices
 from tests.conftest import check_ledger, free_port, new_id
 from tests.faultlib import log_grep, metric
 from tests.helpers import wallet_of
-from tests.test_hub88_http import HEADER, PREFIX, again, assert_signed_by_operator, bet_body, encode, sign
+from tests.test_hub88_http import (
+    HEADER,
+    PREFIX,
+    again,
+    assert_signed_by_operator,
+    bet_body,
+    encode,
+    sign,
+)
 
 PROBLEM_JSON = "application/problem+json"
 PARTNER_RATE, PARTNER_BURST = 5, 20

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import Any
 
 import httpx
 import msgspec
@@ -88,15 +89,15 @@ ORIGIN = Origin(edge="h:1", route="softswiss /play", request_id="q", received_at
 
 
 def session(**kw) -> GameSession:
-    base = dict(token="tok-live", player_id="p-1", currency="EUR", provider="softswiss",
-                game_id="acme:slot", expires_at_s=int(NOW) + 60)
+    base: dict[str, Any] = {"token": "tok-live", "player_id": "p-1", "currency": "EUR", "provider": "softswiss",
+                "game_id": "acme:slot", "expires_at_s": int(NOW) + 60}
     base.update(kw)
     return GameSession(**base)
 
 
 def play(actions=(), **kw) -> PlayRequest:
-    base = dict(user_id="p-1", currency="EUR", game="acme:slot", game_id="rd-1", finished=False,
-                actions=list(actions))
+    base: dict[str, Any] = {"user_id": "p-1", "currency": "EUR", "game": "acme:slot", "game_id": "rd-1", "finished": False,
+                "actions": list(actions)}
     base.update(kw)
     return PlayRequest(**base)
 
@@ -163,7 +164,7 @@ def test_signer_from_settings_uses_the_configured_auth_token():
 
 def test_package_exports_prefix_and_adapter():
     assert PREFIX == "/providers/softswiss"
-    assert callable(getattr(Adapter, "routes")) and callable(getattr(Adapter, "close"))
+    assert callable(Adapter.routes) and callable(Adapter.close)
 
 
 # ==== schemas ================================================================================
@@ -423,9 +424,9 @@ def test_not_finished_closes_nothing():
 
 
 @pytest.mark.parametrize("kw,code", [
-    (dict(game_id=None), Code.INVALID_REQUEST),
-    (dict(game=None), Code.INVALID_REQUEST),
-    (dict(currency="XXX"), Code.UNKNOWN_CURRENCY),
+    ({"game_id": None}, Code.INVALID_REQUEST),
+    ({"game": None}, Code.INVALID_REQUEST),
+    ({"currency": "XXX"}, Code.UNKNOWN_CURRENCY),
 ])
 def test_actions_need_round_game_and_a_known_currency(kw, code):
     got = to_command(play([bet()], **kw))
@@ -659,7 +660,6 @@ class ScriptedEdge:
             async def get(self, token: str):
                 if edge.session_error is not None:
                     raise edge.session_error
-                return None
 
         async def submit(command):
             self.submitted.append(command)
@@ -669,7 +669,7 @@ class ScriptedEdge:
                 raise self.raises
             return self.answer
 
-        self.ctx = EdgeContext(settings=Settings(), submit=submit, sessions=Sessions(), limiter=Limiter())
+        self.ctx = EdgeContext(settings=Settings(), submit=submit, sessions=Sessions(), limiter=Limiter())  # type: ignore[arg-type]  # fakes
 
     def refusals(self) -> list:
         return [c for c in self.submitted if isinstance(c, RecordRefusal)]

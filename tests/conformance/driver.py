@@ -16,8 +16,9 @@ name in ``drivers.NAMES``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Protocol
+from typing import Protocol
 
 import httpx
 

@@ -38,7 +38,14 @@ import httpx
 import pytest
 
 from tests.conformance import drivers
-from tests.conformance.driver import FALLBACKS, SITUATIONS, Answer, Driver, Seat, expected
+from tests.conformance.driver import (
+    FALLBACKS,
+    SITUATIONS,
+    Answer,
+    Driver,
+    Seat,
+    expected,
+)
 from tests.conftest import new_id, new_player
 from tests.helpers import cash, expire
 

@@ -30,9 +30,10 @@ from __future__ import annotations
 import json
 import tomllib
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final, Mapping
+from typing import Any, Final
 
 import httpx
 import msgspec

@@ -22,8 +22,9 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, Mapping
+from typing import Any, Final
 
 import httpx
 from cryptography.exceptions import InvalidSignature

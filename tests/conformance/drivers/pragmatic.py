@@ -30,9 +30,10 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final, Mapping
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import httpx
@@ -152,7 +153,7 @@ class PragmaticDriver:
         got = await self.send(client, "/authenticate.html", {"token": seat.token, "gameId": seat.game_id},
                               currency=seat.currency)
         assert got.status == "0", f"/authenticate.html refused: {got.body}"
-        assert got.body.get("userId") == seat.player_id, got.body
+        assert got.body.get("userId") == seat.player_id, got.body  # type: ignore[attr-defined]  # a JSON object
         return seat
 
     async def balance(self, client: httpx.AsyncClient, seat: Seat) -> Answer:

@@ -30,7 +30,8 @@ import hashlib
 import hmac
 import json
 import uuid
-from typing import Any, Final, Mapping
+from collections.abc import Mapping
+from typing import Any, Final
 
 import httpx
 
