@@ -1,7 +1,7 @@
 """Bet-then-win rounds spoken in each provider's wire protocol, for the adapter benchmark.
 
 Each ``Wire`` builds the raw HTTP request of a bet and of the win of the same round for one
-protocol (shared/specs/providers.md), signed the way the provider signs, and says whether an
+protocol ("Protocol facts" in gateway/providers/<name>/README.md), signed the way the provider signs, and says whether an
 answer was a success in that protocol's terms (Hub88 ``RS_OK``, Evolution ``OK``, Pragmatic
 ``error`` 0, SoftSwiss HTTP 200, generic API 2xx). ``ProtocolRounds`` drives them like
 ``workloads.Rounds``: a round's win is only sent after its bet succeeded.
@@ -108,9 +108,9 @@ def _hub88_signed(args: tuple[str, bytes]) -> bytes:
 
     global _HUB88_KEY
     try:
-        key = _HUB88_KEY
+        key = _HUB88_KEY  # type: ignore[name-defined]  # set on the first call in each worker
     except NameError:
-        key = _HUB88_KEY = serialization.load_pem_private_key(HUB88_KEY_PATH.read_bytes(), None)
+        key = _HUB88_KEY = serialization.load_pem_private_key(HUB88_KEY_PATH.read_bytes(), None)  # type: ignore[name-defined]
     path, body = args
     signature = base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA256()))
     return path.encode() + b"\n" + signature + b"\n" + body
@@ -196,7 +196,7 @@ class EvolutionWire:
 
 
 def pragmatic_hash(params: dict[str, str], secret: str = PRAGMATIC_SECRET) -> str:
-    """md5 of the parameters sorted by name as k=v&k=v, the secret appended (providers.md)."""
+    """md5 of the parameters sorted by name as k=v&k=v, the secret appended (gateway/providers/pragmatic/README.md, "Hash")."""
     text = "&".join(f"{k}={params[k]}" for k in sorted(params)) + secret
     return hashlib.md5(text.encode()).hexdigest()
 

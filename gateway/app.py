@@ -9,7 +9,6 @@ lease and restores its heads -> routes serve. Shutdown drains the pending batche
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import socket
 
@@ -35,6 +34,7 @@ from gateway.ledger.migrate import migrate
 from gateway.ledger.store import LedgerStore
 from gateway.logs import get_logger
 from gateway.metrics import REGISTRY
+from gateway.providers import registry as providers
 from gateway.shards.router import LocalShards
 from gateway.shards.shard import Shard
 
@@ -163,27 +163,14 @@ def _exit_for_restart(exc: BaseException) -> None:
     asyncio.get_running_loop().call_later(0.5, os._exit, SHARD_FAILED_EXIT_CODE)
 
 
-#: Provider adapters, each a package ``gateway.providers.<name>`` exporting ``PREFIX``
-#: ("/providers/<name>") and ``Adapter(ctx)`` with ``routes()`` and ``close()``; mounted
-#: when ``[providers.<name>] enabled``. docs/PROVIDERS.md says how to add one.
-PROVIDERS = ("hub88", "evolution", "pragmatic", "softswiss")
-
-
 def _mount(app: Starlette, fast: FastPath, ctx: EdgeContext, settings: Settings) -> list:
     """Add the edge routes once the context exists (they need the shard and Redis).
 
     Returns the close callbacks of what was mounted (e.g. Hub88's signing thread pool).
     """
-    from starlette.routing import Mount
-
     app.router.routes.extend(Api(ctx).routes())
-    closers = []
-    for name in PROVIDERS:
-        if not getattr(settings.providers, name).enabled:
-            continue
-        package = importlib.import_module(f"gateway.providers.{name}")
-        adapter = package.Adapter(ctx)
-        app.router.routes.append(Mount(package.PREFIX, routes=adapter.routes(), name=name))
-        closers.append(adapter.close)
+    # The enabled provider adapters (gateway/providers/registry.py; docs/PROVIDERS.md).
+    mounts, closers = providers.mount_enabled(ctx)
+    app.router.routes.extend(mounts)
     fast.add_routes(app.router.routes)
     return closers

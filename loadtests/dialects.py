@@ -1,8 +1,8 @@
 """How a slot player's actions are said in each provider's wallet protocol (for locust).
 
 A ``Dialect`` turns "bet this stake", "pay this win", "roll back that bet" and "what is my
-balance" into the exact bytes one provider sends (signed as it signs: shared/specs/
-providers.md) and reads its answer back as (success, balance in minor units). The locust
+balance" into the exact bytes one provider sends (signed as it signs: "Protocol facts" in
+gateway/providers/<name>/README.md) and reads its answer back as (success, balance in minor units). The locust
 player keeps the expected balance and checks every answer against it; a retry is the same
 bytes sent again.
 
@@ -22,10 +22,9 @@ from decimal import Decimal
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+import hub88_client as hub88
 import msgspec
 import orjson
-
-import hub88_client as hub88
 
 EVOLUTION_AUTH_TOKEN = "evolution-demo-auth-token"
 PRAGMATIC_SECRET = "pragmatic-demo-secret"

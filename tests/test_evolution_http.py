@@ -1,8 +1,8 @@
 """Evolution One Wallet end to end: HTTP calls against a real gateway process, real
 PostgreSQL and Redis.
 
-Sources: shared/specs/providers.md ("Evolution", its licensee test list, and "Common
-ground"), shared/DESIGN.md sections 5 (idempotency), 7 (Redis) and 8 (errors),
+Sources: gateway/providers/evolution/README.md ("Protocol facts", its licensee test list, and "Common
+ground"), docs/DESIGN.md sections 5 (idempotency), 7 (Redis) and 8 (errors),
 gateway/providers/evolution/README.md (status table and choices).
 
 Every request carries the operator's key as the ``authToken`` query parameter (the
@@ -25,12 +25,11 @@ import asyncpg
 import httpx
 import msgspec
 import pytest
-import redis.asyncio as aioredis
 
 from gateway.config import load_settings
-from gateway.edge.sessions import KEY_PREFIX, SessionStore
 from gateway.embedded import EmbeddedServices
 from tests.conftest import check_ledger, free_port, new_id, new_player
+from tests.helpers import cash, expire
 
 PREFIX = "/providers/evolution"
 AUTH_TOKEN = load_settings(environ={}).providers.evolution.auth_token  # config/default.toml
@@ -39,7 +38,7 @@ BODY_BYTES_MAX = 65536  # config/default.toml [server] body_bytes_max
 ENDPOINTS = ("/check", "/sid", "/balance", "/debit", "/credit", "/cancel", "/promo_payout")
 MONEY = ("/debit", "/credit", "/cancel", "/promo_payout")
 
-# providers.md, Evolution "Statuses": nothing else may ever be sent.
+# gateway/providers/evolution/README.md "Statuses": nothing else may ever be sent.
 STATUSES = {
     "OK", "TEMPORARY_ERROR", "UNKNOWN_ERROR", "INVALID_SID", "INVALID_TOKEN_ID", "INVALID_PARAMETER",
     "INSUFFICIENT_FUNDS", "BET_ALREADY_EXIST", "BET_ALREADY_SETTLED", "BET_DOES_NOT_EXIST",
@@ -168,23 +167,6 @@ async def seated(client, deposit_minor: int = 10_000, currencies=("EUR",)) -> tu
     return player, await open_sid(client, player, currencies[0])
 
 
-async def expire(gateway, sid: str) -> None:
-    r = aioredis.from_url(gateway.redis_url)
-    try:
-        await SessionStore(r, 3600).expire_now(sid)
-        assert await r.exists(KEY_PREFIX + sid) == 1  # expired, still recognisable
-    finally:
-        await r.aclose()
-
-
-async def cash(client, player: str, currency: str = "EUR") -> int:
-    """cash_minor + bonus_minor of ``player``, over the generic API."""
-    r = await client.get(f"/v1/players/{player}/balance")
-    assert r.status_code == 200, r.text
-    (row,) = [b for b in r.json()["balances"] if b["currency"] == currency]
-    return row["cash_minor"] + row["bonus_minor"]
-
-
 async def fetch(gateway, sql: str, *args):
     conn = await asyncpg.connect(gateway.database_url)
     try:
@@ -222,7 +204,7 @@ async def refusals(gateway, player: str) -> list:
     return [(r["code"], json.loads(r["record"])["request"]["origin"]["route"]) for r in rows]
 
 
-# ==== the licensee test list (providers.md, Evolution) =========================================
+# ==== the licensee test list (gateway/providers/evolution/README.md) =========================================
 
 
 async def test_debit_then_credit(client, gateway, evo):
@@ -232,7 +214,7 @@ async def test_debit_then_credit(client, gateway, evo):
 
     r = await evo.http.post(PREFIX + "/debit", params={"authToken": AUTH_TOKEN}, content=encode(debit),
                             headers={"Content-Type": "application/json"})
-    assert r.content == ('{"status":"OK","balance":87.50,"bonus":0.00,"uuid":"%s"}' % debit["uuid"]).encode()
+    assert r.content == ('{"status":"OK","balance":87.50,"bonus":0.00,"uuid":"%s"}' % debit["uuid"]).encode()  # noqa: UP031 - the exact bytes, braces unescaped
 
     credit = credit_body(player, sid, ref, "30.25", round_id=rd)
     assert await evo.post("/credit", credit) == ok(credit, 11_775)
@@ -504,7 +486,7 @@ async def test_expired_sid_refuses_debit_accepts_credit_cancel_promo(client, gat
     rd, paid, cancelled = new_id("rd"), new_id("ref"), new_id("ref")
     assert (await evo.post("/debit", debit_body(player, sid, paid, "10", round_id=rd)))["status"] == "OK"
     assert (await evo.post("/debit", debit_body(player, sid, cancelled, "20", round_id=rd)))["status"] == "OK"
-    await expire(gateway, sid)
+    assert await expire(gateway.redis_url, sid)  # expired, still recognisable
     before = await player_txn_count(gateway, player)
 
     refused = debit_body(player, sid, new_id("ref"), "1", round_id=rd)
@@ -574,7 +556,7 @@ async def test_promo_payout_is_a_promo_credit_and_replays(client, gateway, evo):
     assert await evo.post("/promo_payout", promo) == ok(promo, 1_777)
     retry = again(promo)
     assert await evo.post("/promo_payout", retry) == ok(retry, 1_777)
-    changed = {**again(promo), "promoTransaction": {**promo["promoTransaction"], "amount": Decimal("8")}}
+    changed = {**again(promo), "promoTransaction": {**promo["promoTransaction"], "amount": Decimal(8)}}
     assert await evo.post("/promo_payout", changed) == answer(changed, "BET_ALREADY_EXIST", 1_777)
     jackpot = promo_body(player, None, new_id("promo"), "100", promo_type="JackpotWin")
     assert await evo.post("/promo_payout", jackpot) == ok(jackpot, 11_777)
@@ -608,7 +590,7 @@ async def test_exact_amounts_and_excess_digits(client, gateway, evo):
 
     jpy = debit_body(player, jpy_sid, new_id("ref"), "7", round_id=new_id("rd"), currency="JPY")
     got = await evo.post("/debit", jpy)
-    assert got["status"] == "OK" and got["balance"] == Decimal("993"), got
+    assert got["status"] == "OK" and got["balance"] == Decimal(993), got
     kwd = debit_body(player, kwd_sid, new_id("ref"), "1.234", round_id=new_id("rd"), currency="KWD")
     r = await evo.http.post(PREFIX + "/debit", params={"authToken": AUTH_TOKEN}, content=encode(kwd),
                             headers={"Content-Type": "application/json"})
@@ -711,7 +693,7 @@ async def test_odd_query_strings_are_invalid_token_id(client, gateway, evo, quer
 
 
 async def test_auth_token_authenticates_the_caller_not_the_body(client, gateway, evo):
-    """Evolution signs no body (providers.md: the API key in ``authToken`` is the whole
+    """Evolution signs no body (gateway/providers/evolution/README.md: the API key in ``authToken`` is the whole
     authentication), so "altered body" is not applicable: a body changed in transit with
     the right key is indistinguishable from an honest one and is processed; the key, not the
     body, is what is checked (README.md, choice 3)."""
@@ -844,7 +826,7 @@ def own_redis(services, tmp_path):
 
 
 async def test_redis_down_settlements_proceed_without_the_sid_debits_are_retryable(spawn_gateway):
-    """DESIGN.md section 7: money operations that do not need Redis keep working; the
+    """docs/DESIGN.md section 7: money operations that do not need Redis keep working; the
     ones that do fail with a clear retryable error (TEMPORARY_ERROR, HTTP 200)."""
     dead = f"redis://127.0.0.1:{free_port()}/0"
     gw = await spawn_gateway(env={"GATEWAY_REDIS_URL": dead})

@@ -1,7 +1,7 @@
 """Evolution One Wallet adapter, pure parts: schemas, amounts, status table, authToken check,
 request -> Command and Result -> answer mappings, audit records.
 
-Source: shared/specs/providers.md, "Evolution" and "Common ground"; shared/DESIGN.md
+Source: gateway/providers/evolution/README.md ("Protocol facts", "Common ground"); docs/DESIGN.md
 sections 3 (money) and 5 (idempotency); gateway/providers/evolution/README.md (choices).
 No gateway process here; ``tests/test_evolution_http.py`` runs the same rules over HTTP.
 """
@@ -15,11 +15,10 @@ import msgspec
 import pytest
 
 from gateway.config import ProviderSettings
-from gateway.edge.sessions import GameSession
+from gateway.edge.game_session import GameSession
 from gateway.providers.evolution import PREFIX, Adapter
 from gateway.providers.evolution.adapter import (
     SCOPE,
-    Refusal,
     amount_minor_from_decimal,
     amount_wire_from_minor,
     audit_request,
@@ -34,6 +33,7 @@ from gateway.providers.evolution.adapter import (
     player_id_of,
     promo_credit_type,
     promo_to_command,
+    refusal_of,
     request_id_for,
     response_for_balance,
     response_for_new_sid,
@@ -63,6 +63,7 @@ from gateway.providers.evolution.statuses import (
     STATUS_BY_CODE,
     status_for,
 )
+from gateway.providers.refusal import Refusal
 from gateway.shards.commands import (
     CREDIT_TYPES,
     Balance,
@@ -83,8 +84,8 @@ ORIGIN = Origin(edge="h:1", route="evolution /debit", request_id="q", received_a
 
 
 def session(**kw) -> GameSession:
-    base = dict(token="sid-live-0001", player_id="p-42", currency="EUR", provider="evolution",
-                game_id="lobby", expires_at_s=int(NOW) + 60)
+    base = {"token": "sid-live-0001", "player_id": "p-42", "currency": "EUR", "provider": "evolution",
+                "game_id": "lobby", "expires_at_s": int(NOW) + 60}
     return GameSession(**{**base, **kw})
 
 
@@ -298,14 +299,14 @@ def test_amount_maximum_is_the_configured_one():
 
 
 def test_zero_refused_only_when_not_allowed():
-    assert amount_minor_from_decimal(Decimal("0"), "EUR", amount_minor_max=MAX, allow_zero=True) == 0
-    refused(amount_minor_from_decimal(Decimal("0"), "EUR", amount_minor_max=MAX, allow_zero=False),
+    assert amount_minor_from_decimal(Decimal(0), "EUR", amount_minor_max=MAX, allow_zero=True) == 0
+    refused(amount_minor_from_decimal(Decimal(0), "EUR", amount_minor_max=MAX, allow_zero=False),
             Code.INVALID_AMOUNT, "INVALID_PARAMETER")
 
 
 @pytest.mark.parametrize("currency", ["XXX", "eur", "", "EURO"])
 def test_unknown_currency_refused(currency):
-    refused(amount_minor_from_decimal(Decimal("1"), currency, amount_minor_max=MAX), Code.UNKNOWN_CURRENCY,
+    refused(amount_minor_from_decimal(Decimal(1), currency, amount_minor_max=MAX), Code.UNKNOWN_CURRENCY,
             "INVALID_PARAMETER")
 
 
@@ -329,7 +330,7 @@ def test_every_code_has_a_status():
 
 
 def test_every_status_is_an_evolution_status():
-    # providers.md, Evolution "Statuses": nothing else may ever be sent.
+    # gateway/providers/evolution/README.md "Statuses": nothing else may ever be sent.
     assert ALL_STATUSES == {
         "OK", "TEMPORARY_ERROR", "UNKNOWN_ERROR", "INVALID_SID", "INVALID_TOKEN_ID", "INVALID_PARAMETER",
         "INSUFFICIENT_FUNDS", "BET_ALREADY_EXIST", "BET_ALREADY_SETTLED", "BET_DOES_NOT_EXIST",
@@ -356,7 +357,7 @@ def test_every_status_is_an_evolution_status():
     (Code.INVALID_AMOUNT, "INVALID_PARAMETER"),
 ])
 def test_spec_rows(code, status):
-    """providers.md licensee test list and "Statuses"."""
+    """gateway/providers/evolution/README.md licensee test list and "Statuses"."""
     assert status_for(code) == status
 
 
@@ -419,7 +420,7 @@ def test_live_sid_rules():
 
 
 def test_settlement_sid_rules():
-    """providers.md Common ground: wins and rollbacks accepted with an expired session."""
+    """gateway/providers/evolution/README.md Common ground: wins and rollbacks accepted with an expired session."""
     for s in (None, LIVE, EXPIRED, REPLACED):
         assert check_settlement_sid(s, "p-42") is None
     refused(check_settlement_sid(OTHER_USER, "p-42"), Code.INVALID_TOKEN, "INVALID_SID")
@@ -494,7 +495,7 @@ def test_keys_of_different_kinds_never_collide():
 
 
 def test_credit_zero_is_valid_and_needs_no_sid():
-    """providers.md licensee test list: a zero-amount credit is valid."""
+    """gateway/providers/evolution/README.md licensee test list: a zero-amount credit is valid."""
     req = decode_request(body(userId="p-42", currency="EUR", transaction={"id": "t", "refId": "r", "amount": 0}),
                          CreditRequest)
     out = credit_to_command(req, None, amount_minor_max=MAX)
@@ -604,7 +605,7 @@ def test_replay_is_the_stored_outcome():
 
 
 def test_tombstoned_cancel_is_bet_does_not_exist():
-    """providers.md licensee test list: cancel with an unknown refId -> BET_DOES_NOT_EXIST."""
+    """gateway/providers/evolution/README.md licensee test list: cancel with an unknown refId -> BET_DOES_NOT_EXIST."""
     result = Result(code=Code.OK, currency="EUR", cash_minor=1000, bonus_minor=0, tombstoned=True)
     assert response_for_result(result, uuid="u", cancel=True) == EvolutionResponse(
         status="BET_DOES_NOT_EXIST", balance=W("10.00"), bonus=W("0.00"), uuid="u")
@@ -629,7 +630,7 @@ def test_balance_answer():
 
 
 def test_refusal_answer_has_no_balance():
-    answer = response_for_refusal(Refusal.of(Code.INVALID_TOKEN, "x"), uuid="u")
+    answer = response_for_refusal(refusal_of(Code.INVALID_TOKEN, "x"), uuid="u")
     assert answer == EvolutionResponse(status="INVALID_SID", uuid="u")
 
 

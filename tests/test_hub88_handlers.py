@@ -2,7 +2,7 @@
 
 Checks the pipeline rules of routes.py: always HTTP 200 with a signed status body, refusals
 recorded through ``ctx.record_refusal``, retryable failures answered ``RS_ERROR_UNKNOWN``.
-Source: shared/specs/providers.md, Hub88; DESIGN.md sections 5 and 8. (The end-to-end tests
+Source: gateway/providers/hub88/README.md; docs/DESIGN.md sections 5 and 8. (The end-to-end tests
 against a running gateway live elsewhere.)
 """
 
@@ -24,7 +24,13 @@ from gateway.config import Settings
 from gateway.edge.context import EdgeContext
 from gateway.edge.sessions import GameSession, SessionStore, SessionStoreUnavailable
 from gateway.providers.hub88 import PREFIX, routes
-from gateway.providers.hub88.signature import HEADER, load_private_key, load_public_key, sign_body, verify_signature
+from gateway.providers.hub88.signature import (
+    HEADER,
+    load_private_key,
+    load_public_key,
+    sign_body,
+    verify_signature,
+)
 from gateway.shards.commands import (
     Balance,
     Code,
@@ -38,7 +44,7 @@ from gateway.shards.commands import (
     Rollback,
 )
 
-VECTORS = Path(__file__).parents[2] / "shared" / "vectors" / "hub88"
+VECTORS = Path(__file__).parent / "vectors" / "hub88"  # README.md there: source and license
 PRIVATE = load_private_key((VECTORS / "private.pem").read_bytes())
 PUBLIC = load_public_key((VECTORS / "public.pem").read_bytes())
 BODY_MAX = 1024
@@ -152,7 +158,7 @@ def test_bet_ok(env):
 
 
 def test_not_enough_money(env):
-    client, sessions, wallet = env
+    client, sessions, _wallet = env
     sessions.add("tok-1", "john12345")
     out = post(client, "/transaction/bet", bet(amount=20_000_000))
     assert out["status"] == "RS_ERROR_NOT_ENOUGH_MONEY" and out["balance"] == 10_000_000
@@ -201,7 +207,7 @@ def test_body_over_limit_is_wrong_syntax(env):
 
 
 def test_body_at_limit_is_read(env):
-    client, sessions, wallet = env
+    client, sessions, _wallet = env
     sessions.add("tok-1", "john12345")
     body = msgspec.json.encode(bet())
     body = body[:-1] + b',"pad":"' + b"x" * (BODY_MAX - len(body) - 9) + b'"}'
@@ -247,7 +253,7 @@ def test_unexpected_error_is_still_a_signed_200(env):
 
 
 def test_redis_down_bet_retryable_win_proceeds(env):
-    client, sessions, wallet = env
+    client, sessions, _wallet = env
     sessions.down = True
     assert post(client, "/transaction/bet", bet())["status"] == "RS_ERROR_UNKNOWN"
     win = {**bet(transaction_uuid="win-1"), "reference_transaction_uuid": "bet-1"}
@@ -256,7 +262,7 @@ def test_redis_down_bet_retryable_win_proceeds(env):
 
 
 def test_balance_and_info(env):
-    client, sessions, wallet = env
+    client, sessions, _wallet = env
     sessions.add("tok-1", "john12345")
     out = post(client, "/user/balance", {"token": "tok-1", "user": "john12345", "request_uuid": "q", "game_code": "g"})
     assert out == {"user": "john12345", "status": "RS_OK", "request_uuid": "q", "currency": "EUR", "balance": 10_000_000}

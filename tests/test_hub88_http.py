@@ -1,6 +1,6 @@
 """Hub88 wallet protocol end to end: signed HTTP calls against a real gateway process.
 
-Sources: shared/specs/providers.md ("Hub88", "Common ground"), shared/DESIGN.md section 5
+Sources: gateway/providers/hub88/README.md ("Protocol facts", "Common ground"), docs/DESIGN.md section 5
 (idempotency) and 8 (errors), gateway/providers/hub88/README.md (status table and choices).
 
 Every request is signed over its raw body with the sandbox's Hub88 demo private key, and
@@ -17,29 +17,30 @@ import base64
 import json
 import random
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from gateway.edge.sessions import KEY_PREFIX, SessionStore
 from tests.conftest import ROOT, new_id, new_player
+from tests.helpers import cash, expire
 
 PREFIX = "/providers/hub88"
 HEADER = "X-Hub88-Signature"
 KEYS = Path(ROOT) / "config" / "keys"
-PRIVATE = serialization.load_pem_private_key((KEYS / "hub88-demo-private.pem").read_bytes(), None)
-PUBLIC = serialization.load_pem_public_key((KEYS / "hub88-demo-public.pem").read_bytes())
+PRIVATE = cast(rsa.RSAPrivateKey,  # the RSA demo keys
+               serialization.load_pem_private_key((KEYS / "hub88-demo-private.pem").read_bytes(), None))
+PUBLIC = cast(rsa.RSAPublicKey, serialization.load_pem_public_key((KEYS / "hub88-demo-public.pem").read_bytes()))
 BODY_BYTES_MAX = 65536  # config/default.toml [server] body_bytes_max
 AMOUNT_MINOR_MAX = 10_000_000_000  # config/default.toml [money] amount_minor_max
 EUR_WIRE = 1000  # Hub88 amount = major units x 100000; EUR has 2 decimals -> minor x 1000
 
 RS_OK = "RS_OK"
-# providers.md, Hub88 "Statuses": nothing else may ever be sent.
+# gateway/providers/hub88/README.md "Statuses": nothing else may ever be sent.
 HUB88_STATUSES = {
     "RS_OK", "RS_ERROR_UNKNOWN", "RS_ERROR_INVALID_PARTNER", "RS_ERROR_INVALID_TOKEN",
     "RS_ERROR_INVALID_GAME", "RS_ERROR_WRONG_CURRENCY", "RS_ERROR_NOT_ENOUGH_MONEY",
@@ -193,24 +194,6 @@ async def player_with_session(client, deposit_minor: int = 10_000, currencies=("
     return player, await open_session(client, player, currencies[0])
 
 
-async def expire(gateway, token: str) -> None:
-    r = aioredis.from_url(gateway.redis_url)
-    try:
-        await SessionStore(r, 3600).expire_now(token)
-        assert await r.exists(KEY_PREFIX + token) == 1  # expired, still recognisable
-    finally:
-        await r.aclose()
-
-
-async def cash(client, player: str, currency: str = "EUR") -> int:
-    """cash_minor + bonus_minor of ``player`` in ``currency``, read over the generic API."""
-    r = await client.get(f"/v1/players/{player}/balance")
-    assert r.status_code == 200, r.text
-    rows = [b for b in r.json()["balances"] if b["currency"] == currency]
-    assert len(rows) == 1, r.json()
-    return rows[0]["cash_minor"] + rows[0]["bonus_minor"]
-
-
 async def fetch(gateway, sql: str, *args):
     conn = await asyncpg.connect(gateway.database_url)
     try:
@@ -237,7 +220,7 @@ async def player_txn_count(gateway, player: str) -> int:
     return rows[0]["n"]
 
 
-# ==== DESIGN.md section 5 over Hub88 =========================================================
+# ==== docs/DESIGN.md section 5 over Hub88 =========================================================
 
 
 async def test_bet_debits_and_answers_balance_x100000(client, gateway, hub):
@@ -280,8 +263,8 @@ async def test_concurrent_retries_of_one_bet_debit_once(client, gateway, hub):
 
 @pytest.mark.parametrize("field", ["amount", "round", "game_code"])
 async def test_same_uuid_different_content_is_duplicate_and_not_applied(client, gateway, hub, field):
-    """providers.md Common ground: same id with a different user, round, game, amount or
-    currency is a duplicate error; DESIGN.md section 5: nothing applied."""
+    """gateway/providers/hub88/README.md Common ground: same id with a different user, round, game, amount or
+    currency is a duplicate error; docs/DESIGN.md section 5: nothing applied."""
     player, token = await player_with_session(client, deposit_minor=10_000)
     bet = bet_body(player, token, new_id("tx"), 356_000, round_id=new_id("rd"))
     assert await hub.post("/transaction/bet", bet) == ok(bet, 9_644_000)
@@ -528,7 +511,7 @@ async def test_expired_token_refuses_bet_accepts_win_and_rollback(client, gatewa
     bet2 = bet_body(player, token, new_id("tx"), 2_000_000, round_id=rd)
     assert await hub.post("/transaction/bet", bet1) == ok(bet1, 9_000_000)
     assert await hub.post("/transaction/bet", bet2) == ok(bet2, 7_000_000)
-    await expire(gateway, token)
+    assert await expire(gateway.redis_url, token)  # expired, still recognisable
     txns_before = await player_txn_count(gateway, player)
 
     bet3 = bet_body(player, token, new_id("tx"), 1_000_000, round_id=rd)
@@ -627,7 +610,7 @@ async def test_user_info(client, gateway, hub):
     assert await hub.post("/user/info", with_token) == {
         "user": player, "status": RS_OK, "request_uuid": with_token["request_uuid"], "currency": "EUR",
         "balance": 5_000_000, "country": "SE"}
-    await expire(gateway, token)
+    assert await expire(gateway.redis_url, token)  # expired, still recognisable
     assert (await hub.post("/user/info", again(with_token)))["status"] == "RS_ERROR_TOKEN_EXPIRED"
     nobody = {"request_uuid": new_id("rq"), "user": new_id("p")}
     assert await hub.post("/user/info", nobody) == {
@@ -895,9 +878,9 @@ def _cut(good: bytes, permille: int) -> bytes:
 # Bodies that are still JSON objects with a bad amount are garbage only for bet and win
 # (info and balance ignore ``amount`` as an unknown field).
 GARBAGE = {
-    **{f"random_{n}": (lambda g, u, n=n: _random_bytes(n, 88 + n), ENDPOINTS)
+    **{f"random_{n}": (lambda g, u, n=n: _random_bytes(n, 88 + n), ENDPOINTS)  # type: ignore[misc]  # mypy cannot type these lambdas
        for n in (1, 7, 64, 512, 4096)},
-    **{f"truncated_{pm}permille": (lambda g, u, pm=pm: _cut(g, pm), ENDPOINTS)
+    **{f"truncated_{pm}permille": (lambda g, u, pm=pm: _cut(g, pm), ENDPOINTS)  # type: ignore[misc]  # mypy cannot type these lambdas
        for pm in (1, 100, 333, 500, 777, 900, 990, 999)},
     "nul_bytes": (lambda g, u: b"\x00" * 100, ENDPOINTS),
     "invalid_utf8_in_user": (lambda g, u: g.replace(u.encode(), b"\xff\xfe" + u.encode(), 1), ENDPOINTS),
@@ -925,7 +908,7 @@ GARBAGE = {
 async def test_garbage_bodies_never_500_and_write_no_ledger(client, gateway, hub, case):
     """Correctly signed garbage: HTTP 200 with a final refusal status (RS_ERROR_WRONG_SYNTAX
     or RS_ERROR_WRONG_TYPES; never the retryable RS_ERROR_UNKNOWN, which makes Hub88 retry a
-    win for days), every refusal audited, nothing written to the ledger (DESIGN.md 8)."""
+    win for days), every refusal audited, nothing written to the ledger (docs/DESIGN.md 8)."""
     player, token = await player_with_session(client, deposit_minor=10_000)
     good = encode(bet_body(player, token, new_id("tx"), 356_000, round_id=new_id("rd")))
     assert META in good

@@ -1,24 +1,25 @@
 """Hub88 request -> Command mappings and Result -> response, as pure functions.
 
-Source: shared/specs/providers.md, Hub88 ("Rules") and "Common ground"; DESIGN.md section 5.
+Source: gateway/providers/hub88/README.md ("Rules") and "Common ground"; docs/DESIGN.md section 5.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.edge.sessions import GameSession
+from gateway.edge.game_session import GameSession
 from gateway.providers.hub88.adapter import (
     SCOPE,
-    Refusal,
     audit_request,
     balance_to_command,
     bet_to_command,
     info_to_command,
+    refusal_of,
     response_for_balance,
     response_for_refusal,
     response_for_result,
     rollback_to_command,
+    syntax_refusal,
     win_to_command,
 )
 from gateway.providers.hub88.schemas import (
@@ -29,7 +30,17 @@ from gateway.providers.hub88.schemas import (
     UserInfoResponse,
     WinRequest,
 )
-from gateway.shards.commands import Balance, Code, Credit, Debit, GetBalance, Origin, Result, Rollback
+from gateway.providers.refusal import Refusal
+from gateway.shards.commands import (
+    Balance,
+    Code,
+    Credit,
+    Debit,
+    GetBalance,
+    Origin,
+    Result,
+    Rollback,
+)
 
 NOW = 1_700_000_000.0
 MAX = 10_000_000_000
@@ -54,28 +65,28 @@ USD = GameSession(
 
 
 def bet(**kw) -> BetRequest:
-    base = dict(
-        token="tok-live-000", user="john12345", transaction_uuid="bet-1",
-        game_code="clt_dragonrising", currency="EUR", amount=356000, round="round-1",
-        request_uuid="q",
-    )
+    base = {
+        "token": "tok-live-000", "user": "john12345", "transaction_uuid": "bet-1",
+        "game_code": "clt_dragonrising", "currency": "EUR", "amount": 356000, "round": "round-1",
+        "request_uuid": "q",
+    }
     return BetRequest(**{**base, **kw})
 
 
 def win(**kw) -> WinRequest:
-    base = dict(
-        token="tok-live-000", user="john12345", transaction_uuid="win-1",
-        reference_transaction_uuid="bet-1", game_code="clt_dragonrising", currency="EUR",
-        amount=712000, round="round-1", round_closed=True, request_uuid="q",
-    )
+    base = {
+        "token": "tok-live-000", "user": "john12345", "transaction_uuid": "win-1",
+        "reference_transaction_uuid": "bet-1", "game_code": "clt_dragonrising", "currency": "EUR",
+        "amount": 712000, "round": "round-1", "round_closed": True, "request_uuid": "q",
+    }
     return WinRequest(**{**base, **kw})
 
 
 def rollback(**kw) -> RollbackRequest:
-    base = dict(
-        token="tok-live-000", user="john12345", transaction_uuid="rb-1",
-        reference_transaction_uuid="bet-1", round="round-1", request_uuid="q",
-    )
+    base = {
+        "token": "tok-live-000", "user": "john12345", "transaction_uuid": "rb-1",
+        "reference_transaction_uuid": "bet-1", "round": "round-1", "request_uuid": "q",
+    }
     return RollbackRequest(**{**base, **kw})
 
 
@@ -318,10 +329,10 @@ def test_unknown_player_on_balance():
 
 
 def test_refusal_response_has_no_balance():
-    resp = response_for_refusal(Refusal.of(Code.TOKEN_EXPIRED, "x"), user="u", request_uuid="q", currency="EUR")
+    resp = response_for_refusal(refusal_of(Code.TOKEN_EXPIRED, "x"), user="u", request_uuid="q", currency="EUR")
     assert (resp.status, resp.balance, resp.currency) == ("RS_ERROR_TOKEN_EXPIRED", None, "EUR")
-    assert Refusal.syntax("x").status == "RS_ERROR_WRONG_SYNTAX"
-    assert Refusal.syntax("x").code is Code.INVALID_REQUEST
+    assert syntax_refusal("x").status == "RS_ERROR_WRONG_SYNTAX"
+    assert syntax_refusal("x").code is Code.INVALID_REQUEST
 
 
 # ---- audit ----------------------------------------------------------------------------

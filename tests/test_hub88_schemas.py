@@ -1,6 +1,6 @@
 """Hub88 request decoding, amount conversion and the status table.
 
-Source: shared/specs/providers.md, Hub88 ("Request fields", "Amounts", "Statuses").
+Source: gateway/providers/hub88/README.md ("Request fields", "Amounts", "Statuses").
 """
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from gateway.providers.hub88.adapter import Refusal, amount_minor_from_wire, balance_to_wire
+from gateway.edge.game_session import SessionStoreUnavailable
+from gateway.providers.hub88.adapter import amount_minor_from_wire, balance_to_wire
 from gateway.providers.hub88.schemas import (
     AMOUNT_SCALE,
     BalanceRequest,
@@ -31,7 +32,7 @@ from gateway.providers.hub88.statuses import (
     SYNTAX_STATUS,
     status_for,
 )
-from gateway.edge.sessions import SessionStoreUnavailable
+from gateway.providers.refusal import Refusal
 from gateway.shards.commands import Code, Overloaded, ShardUnavailable
 
 MAX = 10_000_000_000

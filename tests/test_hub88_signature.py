@@ -1,8 +1,10 @@
-"""Hub88 signature module against the published vectors (shared/vectors/hub88, Apache-2.0).
+"""Hub88 signature module against the published vectors (tests/vectors/hub88, from
+coingaming/Hub88-Examples, Apache License 2.0: see the README.md there).
 
 Each vector line is ``data;signature`` with signature = base64(RSA-SHA256 PKCS#1 v1.5 over
 the bytes of ``data``) made with private.pem; every line must verify with public.pem and
-any altered byte of data or signature must be refused (shared/specs/providers.md, Hub88).
+any altered byte of data or signature must be refused (gateway/providers/hub88/README.md,
+"Signature").
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from gateway.providers.hub88.signature import (
     verify_signature,
 )
 
-VECTORS = Path(__file__).parents[2] / "shared" / "vectors" / "hub88"
+VECTORS = Path(__file__).parent / "vectors" / "hub88"  # README.md there: source and license
 
 
 def _vectors() -> list[tuple[bytes, str]]:

@@ -1,7 +1,7 @@
 """Player status over the generic API: ``POST /v1/players/{player_id}/status``.
 
 Issue "Provider protocols", item 4: a player can be blocked or self-excluded; bets are then
-refused, wins and rollbacks still accepted (shared/specs/providers.md, "Common ground":
+refused, wins and rollbacks still accepted ("Common ground" in each gateway/providers/<name>/README.md:
 providers retry wins and rollbacks for days, so they must land whatever the player's
 status). The status is durable: it survives a restart (migration 0003, batch function).
 Each provider's own answer to a blocked player's bet is checked by the conformance suite.
@@ -13,6 +13,7 @@ import asyncpg
 import httpx
 
 from tests.conftest import new_id, new_player
+from tests.helpers import balance
 
 
 async def set_status(client: httpx.AsyncClient, player_id: str, status: str) -> httpx.Response:
@@ -25,12 +26,6 @@ async def debit(client: httpx.AsyncClient, player_id: str, amount_minor: int, tx
         "transaction_id": txn or new_id("bet"), "player_id": player_id, "currency": "EUR",
         "amount_minor": amount_minor, "round_id": round_id, "game_id": "g1",
     })
-
-
-async def balance(client: httpx.AsyncClient, player_id: str) -> int:
-    r = await client.get(f"/v1/players/{player_id}/balance")
-    assert r.status_code == 200, r.text
-    return r.json()["balances"][0]["cash_minor"]
 
 
 async def test_blocked_player_cannot_bet_but_gets_wins_and_rollbacks(client, gateway):
@@ -59,13 +54,13 @@ async def test_blocked_player_cannot_bet_but_gets_wins_and_rollbacks(client, gat
         "transaction_id": new_id("rb"), "player_id": player, "reference_transaction_id": open_bet,
     })
     assert r.status_code == 200, r.text
-    assert await balance(client, player) == 1_000 - 200 + 500
+    assert (await balance(client, player))[0] == 1_000 - 200 + 500
 
     assert (await set_status(client, player, "active")).status_code == 200
     r = await debit(client, player, 50, refused_txn)
     assert r.status_code == 403 and r.json()["code"] == "player_blocked", r.text  # stored outcome
     assert (await debit(client, player, 50)).status_code == 200
-    assert await balance(client, player) == 1_250
+    assert (await balance(client, player))[0] == 1_250
 
     conn = await asyncpg.connect(gateway.database_url)
     try:
@@ -84,7 +79,7 @@ async def test_self_excluded_player_is_refused_bets(client):
     assert r.status_code == 200 and r.json()["status"] == "self_excluded", r.text
     r = await debit(client, player, 10)
     assert r.status_code == 403 and r.json()["code"] == "player_blocked", r.text
-    assert await balance(client, player) == 1_000
+    assert (await balance(client, player))[0] == 1_000
     # Setting the same status again is fine and changes nothing.
     assert (await set_status(client, player, "self_excluded")).status_code == 200
 

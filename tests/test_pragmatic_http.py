@@ -1,13 +1,13 @@
 """Pragmatic Play seamless wallet end to end: hashed form posts against a real gateway process.
 
-Sources: shared/specs/providers.md ("Pragmatic Play", "Common ground"), shared/DESIGN.md
+Sources: gateway/providers/pragmatic/README.md ("Common ground"), docs/DESIGN.md
 sections 5 (idempotency) and 8 (errors), gateway/providers/pragmatic/README.md (status table
 and choices).
 
 Every request is an ``application/x-www-form-urlencoded`` POST carrying ``hash`` = md5 of
 the other parameters sorted by name as ``k=v&k=v`` plus the sandbox secret
 (config/default.toml ``[providers.pragmatic]``). Every answer must be HTTP 200, JSON, with an
-``error`` from providers.md's list (``PP.call``); amounts in answers are parsed as Decimal to
+``error`` from gateway/providers/pragmatic/README.md's list (``PP.call``); amounts in answers are parsed as Decimal to
 check they are exact. Balances are read back through the generic API and ledger rows with
 asyncpg on the gateway's database. Each test uses fresh players, tokens and references.
 """
@@ -26,17 +26,16 @@ from urllib.parse import urlencode
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
-from gateway.edge.sessions import SessionStore
 from tests.conftest import new_id, new_player
+from tests.helpers import cash, expire
 
 PREFIX = "/providers/pragmatic"
 SECRET = "pragmatic-demo-secret"  # config/default.toml [providers.pragmatic] secret_key
 PROVIDER_ID = "PragmaticPlay"  # config/default.toml [providers.pragmatic] provider_id
 FORM = "application/x-www-form-urlencoded"
 BODY_BYTES_MAX = 65536  # config/default.toml [server] body_bytes_max
-#: providers.md, Pragmatic "Error codes": nothing else may ever be sent.
+#: gateway/providers/pragmatic/README.md "Error codes": nothing else may ever be sent.
 ERRORS = {0, 1, 2, 3, 4, 5, 6, 7, 8, 50, 100, 120, 130, 210, 310}
 ENDPOINTS = ("/authenticate.html", "/balance.html", "/bet.html", "/result.html", "/bonusWin.html",
              "/jackpotWin.html", "/promoWin.html", "/endRound.html", "/refund.html",
@@ -48,7 +47,7 @@ GAME = "vs20doghouse"
 
 
 def md5_hash(params: dict[str, str], secret: str = SECRET) -> str:
-    """providers.md: md5 of all other parameters sorted by name as k=v&k=v, secret appended."""
+    """gateway/providers/pragmatic/README.md: md5 of all other parameters sorted by name as k=v&k=v, secret appended."""
     text = "&".join(f"{k}={params[k]}" for k in sorted(params)) + secret
     return hashlib.md5(text.encode()).hexdigest()
 
@@ -99,27 +98,6 @@ async def open_session(client, player: str, currency: str = "EUR", provider: str
 async def seat(client, deposit_minor: int = 10_000, currency: str = "EUR") -> tuple[str, str]:
     player = await new_player(client, currencies=(currency,), deposit_minor=deposit_minor)
     return player, await open_session(client, player, currency)
-
-
-async def expire(redis_url: str, token: str) -> None:
-    r = aioredis.from_url(redis_url)
-    try:
-        await SessionStore(r, 3600).expire_now(token)
-    finally:
-        await r.aclose()
-
-
-async def balance(client, player: str, currency: str = "EUR") -> tuple[int, int]:
-    r = await client.get(f"/v1/players/{player}/balance")
-    assert r.status_code == 200, r.text
-    rows = [b for b in r.json()["balances"] if b["currency"] == currency]
-    assert len(rows) == 1, r.json()
-    return rows[0]["cash_minor"], rows[0]["bonus_minor"]
-
-
-async def cash(client, player: str) -> int:
-    c, b = await balance(client, player)
-    return c + b
 
 
 async def fetch(gateway, sql: str, *args):
@@ -268,7 +246,7 @@ async def test_exact_amounts_in_other_currencies(client, gateway, pp):
             "8.766", "0.000", currency="KWD")
 
 
-# ==== idempotency (DESIGN.md section 5; providers.md "a repeated reference ...") ============
+# ==== idempotency (docs/DESIGN.md section 5; gateway/providers/pragmatic/README.md "a repeated reference ...") ============
 
 
 async def test_replay_returns_original_transaction_id_and_current_balance(client, gateway, pp):
@@ -304,7 +282,7 @@ async def test_concurrent_retries_of_one_bet_debit_once(client, gateway, pp):
 @pytest.mark.parametrize("field,value", [("amount", "2.00"), ("roundId", "rd-other"),
                                          ("gameId", "vs25wolfgold")])
 async def test_same_reference_different_content_is_refused(client, gateway, pp, field, value):
-    """providers.md "Common ground": same id, different content = duplicate error; Pragmatic
+    """gateway/providers/pragmatic/README.md "Common ground": same id, different content = duplicate error; Pragmatic
     has no duplicate code, README "Status table": 7. Nothing applied; audited."""
     player, token = await seat(client, deposit_minor=10_000)
     ref = new_id("bet")
@@ -348,7 +326,7 @@ async def test_refund_returns_the_stake_and_replays(client, gateway, pp):
 
 
 async def test_refund_unknown_then_late_bet_refused(client, gateway, pp):
-    """providers.md, Pragmatic: refund of an unknown bet -> success, remembered as a tombstone;
+    """gateway/providers/pragmatic/README.md: refund of an unknown bet -> success, remembered as a tombstone;
     "Common ground": the late bet with that reference is refused (README: error 3)."""
     player, token = await seat(client, deposit_minor=10_000)
     late, rd = new_id("bet"), new_id("rd")
@@ -487,7 +465,7 @@ async def test_negative_adjustment_is_a_debit(client, gateway, pp):
     assert too_much["error"] == 1 and str(too_much["cash"]) == "7.50", too_much
 
 
-# ==== tokens and player status (providers.md "Common ground") ==================================
+# ==== tokens and player status (gateway/providers/pragmatic/README.md "Common ground") ==================================
 
 
 async def test_expired_token_refuses_bet_accepts_settlements(client, gateway, pp, services):
@@ -511,7 +489,7 @@ async def test_expired_token_refuses_bet_accepts_settlements(client, gateway, pp
 
 
 async def test_tokens_of_another_user_or_provider_are_refused_on_bets(client, gateway, pp):
-    player, token = await seat(client, deposit_minor=10_000)
+    player, _token = await seat(client, deposit_minor=10_000)
     other, other_token = await seat(client, deposit_minor=10_000)
     hub88_token = await open_session(client, player, provider="hub88")
     for bad in (other_token, hub88_token, "never-issued"):
@@ -727,7 +705,7 @@ def _dead_redis_url() -> str:
 
 
 async def test_redis_down_settlements_proceed_bets_retry(spawn_gateway):
-    """providers.md "Common ground" + DESIGN.md section 7: without Redis, a bet (needs its token)
+    """gateway/providers/pragmatic/README.md "Common ground" + docs/DESIGN.md section 7: without Redis, a bet (needs its token)
     answers 100 (retryable) and writes nothing; result and refund proceed without the token."""
     gw = await spawn_gateway(env={"GATEWAY_REDIS_URL": _dead_redis_url()})
     async with gw.client() as client, httpx.AsyncClient(base_url=gw.url, timeout=15.0) as http:

@@ -1,6 +1,6 @@
 """Pragmatic Play adapter, pure parts: hash, form parsing, amounts, status table, mappings.
 
-Sources: shared/specs/providers.md ("Pragmatic Play", "Common ground"),
+Sources: gateway/providers/pragmatic/README.md ("Common ground"),
 gateway/providers/pragmatic/README.md (choices). No I/O: see test_pragmatic_http.py for the
 adapter against a running gateway.
 """
@@ -17,9 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.edge.sessions import GameSession
+from gateway.edge.game_session import GameSession
 from gateway.providers.pragmatic import adapter as rules
-from gateway.providers.pragmatic.adapter import Refusal
 from gateway.providers.pragmatic.schemas import (
     FIELDS_MAX,
     VALUE_CHARS_MAX,
@@ -53,6 +52,7 @@ from gateway.providers.pragmatic.statuses import (
     STATUS_BY_CODE,
     status_for,
 )
+from gateway.providers.refusal import Refusal
 from gateway.shards.commands import (
     Atomic,
     Balance,
@@ -86,7 +86,7 @@ def session(player: str = "p-1", *, currency: str = "EUR", provider: str = "prag
                        game_id="vs20doghouse", expires_at_s=int(expires), replaced_by=replaced_by)
 
 
-# ---- hash (providers.md, Pragmatic "Hash") ------------------------------------------------
+# ---- hash (gateway/providers/pragmatic/README.md "Hash") ------------------------------------------------
 
 
 def test_hash_is_md5_of_sorted_params_with_secret_appended():
@@ -304,19 +304,19 @@ def test_amount_exact(text, currency, expected):
 ])
 def test_amount_refused(text, currency):
     out = rules.amount_minor_from_decimal(text, currency, amount_minor_max=MAX, allow_zero=True)
-    assert isinstance(out, Refusal) and out.code is Code.INVALID_AMOUNT and out.error == 7, out
+    assert isinstance(out, Refusal) and out.code is Code.INVALID_AMOUNT and out.status == 7, out
 
 
 def test_amount_zero_negative_and_unknown_currency():
     zero = rules.amount_minor_from_decimal("0.00", "EUR", amount_minor_max=MAX, allow_zero=False)
-    assert isinstance(zero, Refusal) and zero.error == 7
+    assert isinstance(zero, Refusal) and zero.status == 7
     assert rules.amount_minor_from_decimal("-2.50", "EUR", amount_minor_max=MAX, allow_zero=True,
                                            allow_negative=True) == -250
     big = rules.amount_minor_from_decimal("-100000000.01", "EUR", amount_minor_max=MAX,
                                           allow_zero=True, allow_negative=True)
     assert isinstance(big, Refusal)
     unknown = rules.amount_minor_from_decimal("1.00", "XXX", amount_minor_max=MAX, allow_zero=True)
-    assert isinstance(unknown, Refusal) and unknown.code is Code.UNKNOWN_CURRENCY and unknown.error == 7
+    assert isinstance(unknown, Refusal) and unknown.code is Code.UNKNOWN_CURRENCY and unknown.status == 7
 
 
 def test_balance_is_exact_decimal_json():
@@ -390,14 +390,14 @@ def test_bet_zero_stake_is_accepted():
 ])
 def test_bet_token_rules(sess, code):
     out = rules.bet_to_command(bet_req(), sess, now_s=NOW, amount_minor_max=MAX)
-    assert isinstance(out, Refusal) and out.code is code and out.error == 4
+    assert isinstance(out, Refusal) and out.code is code and out.status == 4
 
 
 def test_bet_currency_parameter_must_be_the_sessions():
     ok = rules.bet_to_command(bet_req(currency="EUR"), session(), now_s=NOW, amount_minor_max=MAX)
     assert isinstance(ok, Debit)
     out = rules.bet_to_command(bet_req(currency="USD"), session(), now_s=NOW, amount_minor_max=MAX)
-    assert isinstance(out, Refusal) and out.code is Code.CURRENCY_MISMATCH and out.error == 7
+    assert isinstance(out, Refusal) and out.code is Code.CURRENCY_MISMATCH and out.status == 7
 
 
 def test_bet_amount_checked_in_the_sessions_currency():
@@ -431,7 +431,7 @@ def test_result_promo_edge_cases():
     assert isinstance(rules.result_to_command(zero, "EUR", amount_minor_max=MAX), Credit)
     no_ref = decode_fields({**RESULT, "promoWinAmount": "1.00"}, ResultRequest)
     out = rules.result_to_command(no_ref, "EUR", amount_minor_max=MAX)
-    assert isinstance(out, Refusal) and out.error == 7
+    assert isinstance(out, Refusal) and out.status == 7
     same = decode_fields({**RESULT, "promoWinAmount": "1.00", "promoWinReference": "res1"}, ResultRequest)
     assert isinstance(rules.result_to_command(same, "EUR", amount_minor_max=MAX), Refusal)
     bad = decode_fields({**RESULT, "promoWinAmount": "1.001", "promoWinReference": "p"}, ResultRequest)
@@ -482,7 +482,7 @@ def test_settlement_token_rules():
     assert rules.check_settlement_session(session(expires=NOW - 10_000), "p-1") is None
     assert rules.check_settlement_session(session(provider="hub88", player="p-2"), "p-1") is None
     out = rules.check_settlement_session(session(player="p-2"), "p-1")
-    assert isinstance(out, Refusal) and out.error == 4
+    assert isinstance(out, Refusal) and out.status == 4
 
 
 def test_settlement_currency_order():
@@ -495,7 +495,7 @@ def test_settlement_currency_order():
     two = Result(code=Code.OK, balances=(Balance("EUR", 1, 0), Balance("USD", 1, 0)))
     assert isinstance(rules.only_wallet_currency(two), Refusal)
     nobody = rules.only_wallet_currency(Result(code=Code.UNKNOWN_PLAYER))
-    assert isinstance(nobody, Refusal) and nobody.error == 2
+    assert isinstance(nobody, Refusal) and nobody.status == 2
 
 
 def test_authenticate_and_balance_commands():
@@ -504,7 +504,7 @@ def test_authenticate_and_balance_commands():
     assert isinstance(rules.authenticate_to_command(auth, session(expires=NOW - 1), now_s=NOW), Refusal)
     bal = decode_fields({"providerId": "P", "token": "tok", "userId": "p-2"}, BalanceRequest)
     out = rules.balance_to_command(bal, session(), now_s=NOW)
-    assert isinstance(out, Refusal) and out.error == 4
+    assert isinstance(out, Refusal) and out.status == 4
 
 
 # ---- responses --------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Malformed input on every provider protocol: never an HTTP 500, never a ledger write.
 
-Sources: shared/DESIGN.md section 8 ("Bad input gets a clear 4xx ... never a 500, and
-changes nothing but the audit record") and shared/specs/providers.md (each provider's
-transport, endpoints and authentication). For every endpoint of every adapter
+Sources: docs/DESIGN.md section 8 ("Bad input gets a clear 4xx ... never a 500, and
+changes nothing but the audit record") and each adapter's README ("Protocol facts" in
+gateway/providers/<name>/README.md: transport, endpoints and authentication). For every endpoint of every adapter
 (``PROTOCOLS``, ``CASES``), bodies are fuzzed with hypothesis -- raw bytes (``st.binary()``), random
 JSON values, random form data, templates with one field replaced by a value of any type,
 invalid amounts on a real player's bet -- and sent both **validly signed** (so the decoder,
@@ -26,12 +26,12 @@ Each answer must be:
 * not the protocol's *retryable* status (Hub88 ``RS_ERROR_UNKNOWN``, Evolution
   ``TEMPORARY_ERROR`` / ``OPERATION_IN_PROCESS``, Pragmatic error ``100``): that is what an
   adapter's catch-all answers when something broke, and it makes the provider retry the
-  garbage for days -- bad input must get a final refusal (DESIGN.md section 8);
+  garbage for days -- bad input must get a final refusal (docs/DESIGN.md section 8);
 
 and the count of rows in ``transactions`` and ``entries`` must not change (checked around
 every single request, on one asyncpg connection). Audit rows may grow: refusals are audited.
 
-Signing, as each provider does it (providers.md):
+Signing, as each provider does it ("Signature" / "Hash" in each adapter's README):
 
 * Hub88: ``X-Hub88-Signature`` = base64 RSA-SHA256 of the raw body, demo key
   ``config/keys/hub88-demo-private.pem``;
@@ -57,16 +57,17 @@ import hmac
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import asyncpg
 import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -86,8 +87,8 @@ FUZZ = settings(
 
 # ---- signing ------------------------------------------------------------------------------
 
-HUB88_KEY = serialization.load_pem_private_key(
-    (Path(ROOT) / "config" / "keys" / "hub88-demo-private.pem").read_bytes(), None)
+HUB88_KEY = cast(rsa.RSAPrivateKey, serialization.load_pem_private_key(
+    (Path(ROOT) / "config" / "keys" / "hub88-demo-private.pem").read_bytes(), None))  # an RSA demo key
 EVOLUTION_AUTH_TOKEN = "evolution-demo-auth-token"
 PRAGMATIC_SECRET = "pragmatic-demo-secret"
 PRAGMATIC_PROVIDER_ID = "PragmaticPlay"
@@ -95,17 +96,17 @@ SOFTSWISS_KEY = b"softswiss-demo-auth-token"
 
 
 def hub88_signature(body: bytes) -> str:
-    """providers.md, Hub88: base64(RSA-SHA256 PKCS#1 v1.5 over the raw body)."""
+    """gateway/providers/hub88/README.md, "Signature": base64(RSA-SHA256 PKCS#1 v1.5 over the raw body)."""
     return base64.b64encode(HUB88_KEY.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode()
 
 
 def softswiss_signature(body: bytes) -> str:
-    """providers.md, SoftSwiss: hex HMAC-SHA256 of the raw body, the auth token as key."""
+    """gateway/providers/softswiss/README.md, "Signature": hex HMAC-SHA256 of the raw body, the auth token as key."""
     return hmac.new(SOFTSWISS_KEY, body, hashlib.sha256).hexdigest()
 
 
 def pragmatic_hash(params: list[tuple[str, str]]) -> str:
-    """providers.md, Pragmatic: md5 of the other parameters sorted by name, ``k=v&k=v``,
+    """gateway/providers/pragmatic/README.md, "Hash": md5 of the other parameters sorted by name, ``k=v&k=v``,
     with the secret appended directly."""
     text = "&".join(f"{k}={v}" for k, v in sorted(params, key=lambda kv: kv[0]) if k != "hash")
     return hashlib.md5((text + PRAGMATIC_SECRET).encode("utf-8", "surrogatepass")).hexdigest()
@@ -328,7 +329,7 @@ common_bad_amounts = st.one_of(
 )
 #: Floats that are not whole numbers (NaN and infinities included): never integer subunits.
 fractional_floats = st.floats(allow_nan=True, allow_infinity=True).filter(
-    lambda f: f != f or f in (float("inf"), float("-inf")) or f != int(f))
+    lambda f: f != f or f in (float("inf"), float("-inf")) or f != int(f))  # noqa: PLR0124 - f != f: NaN
 decimal_bad_amounts = st.one_of(  # decimal major units: a 3rd fraction digit is inexact in EUR
     st.integers(min_value=1, max_value=10**6).filter(lambda n: n % 10).map(lambda n: n / 1000),
     st.floats(max_value=-0.01),
@@ -506,7 +507,7 @@ async def wire(gateway, request):
             url, headers = protocol.request(endpoint, b"", signed=True)
             r = await http.post(url, content=b"", headers=headers)
             if r.status_code == 404 and r.headers.get("content-type", "").startswith("application/problem+json"):
-                pytest.fail(f"{name}: {endpoint} is not mounted (gateway/providers/{name}, app.PROVIDERS)")
+                pytest.fail(f"{name}: {endpoint} is not mounted (gateway/providers/{name}, gateway/providers/registry.py)")
         yield http
 
 
@@ -528,7 +529,7 @@ async def post(wire: httpx.AsyncClient, ledger: Ledger, protocol: Protocol, endp
     if content_type == "default":
         content_type = protocol.content_type
     if content_type is not None:
-        headers["Content-Type"] = content_type
+        headers["Content-Type"] = content_type  # type: ignore[assignment]  # bytes on purpose: raw header bytes
     before = await ledger.counts()
     label = f"{method} {endpoint} {'signed' if signed else 'unsigned'} {what}".strip()
     response = await request(wire, protocol, label, method, url, content=body, headers=headers)
@@ -547,7 +548,7 @@ async def request(wire: httpx.AsyncClient, protocol: Protocol, label: str, metho
         gateway: GatewayProcess = wire.gateway  # type: ignore[attr-defined]
         await asyncio.sleep(0.5)  # let the log line of a dying process land
         pytest.fail(f"{protocol.name} {label}: connection lost ({exc!r}); the gateway "
-                    f"{'exited' if gateway.proc.poll() is not None else 'is alive'}; log "
+                    f"{'exited' if gateway.proc.poll() is not None else 'is alive'}; log "  # type: ignore[union-attr]  # started: it has a process
                     f"{gateway.log_path}:\n{_log_tail(gateway)}")
 
 
@@ -821,14 +822,15 @@ async def test_oversize_bodies(wire, ledger, name, endpoint):
     template = protocol.templates(GHOST)[endpoint]
     for size in (BODY_BYTES_MAX + 1, 1 << 20):
         await send_both(wire, ledger, protocol, endpoint,
-                        lambda signed: _padded(protocol, template, size, signed), what=f"{size} bytes")
+                        lambda signed: _padded(protocol, template, size, signed),  # noqa: B023 - used in this iteration
+                        what=f"{size} bytes")
     for signed in (True, False):
         big = _padded(protocol, template, 1 << 18, signed)
         url, headers = protocol.request(endpoint, big, signed=signed)
 
-        async def chunks():
-            for i in range(0, len(big), 16_384):
-                yield big[i:i + 16_384]
+        async def chunks():  # consumed within this iteration, so ``big`` is this one's
+            for i in range(0, len(big), 16_384):  # noqa: B023
+                yield big[i:i + 16_384]  # noqa: B023
 
         headers["Content-Type"] = protocol.content_type
         before = await ledger.counts()

@@ -1,8 +1,8 @@
 """Rate limits end to end: real gateway processes with tiny limits, real PostgreSQL and Redis.
 
 Source: issue "Per-partner and per-provider rate limits in Redis"; docs/RATE_LIMITS.md;
-shared/DESIGN.md sections 7 (Redis down: money operations keep working) and 8 (refusals);
-shared/specs/providers.md, Hub88 "Statuses" (``RS_ERROR_UNKNOWN`` is the retryable one).
+docs/DESIGN.md sections 7 (Redis down: money operations keep working) and 8 (refusals);
+gateway/providers/hub88/README.md, "Statuses" (``RS_ERROR_UNKNOWN`` is the retryable one).
 
 What is checked, from the client and from PostgreSQL:
 - generic API: over the partner's limit -> HTTP 429 problem+json ``rate_limited`` with an
@@ -32,12 +32,21 @@ from gateway.config import load_settings
 from gateway.embedded import EmbeddedServices
 from tests.conftest import check_ledger, free_port, new_id
 from tests.faultlib import log_grep, metric
-from tests.test_hub88_http import HEADER, PREFIX, again, assert_signed_by_operator, bet_body, encode, sign
+from tests.helpers import wallet_of
+from tests.test_hub88_http import (
+    HEADER,
+    PREFIX,
+    again,
+    assert_signed_by_operator,
+    bet_body,
+    encode,
+    sign,
+)
 
 PROBLEM_JSON = "application/problem+json"
 PARTNER_RATE, PARTNER_BURST = 5, 20
 HUB88_RATE, HUB88_BURST = 5, 5
-EUR_WIRE = 1000  # Hub88 amount = minor units x 1000 for EUR (shared/specs/providers.md, Hub88)
+EUR_WIRE = 1000  # Hub88 amount = minor units x 1000 for EUR (gateway/providers/hub88/README.md, "Amounts")
 
 LIMITED_ENV = {
     "GATEWAY_RATE_LIMITS__PARTNER_DEFAULT__REQUESTS_PER_S": str(PARTNER_RATE),
@@ -99,10 +108,9 @@ async def new_funded_player(http: httpx.AsyncClient, deposit_minor: int = 0) -> 
 
 
 async def cash(http: httpx.AsyncClient, player: str) -> int:
-    r = await admitted(http, "GET", f"/v1/players/{player}/balance")
-    assert r.status_code == 200, r.text
-    (eur,) = [b for b in r.json()["balances"] if b["currency"] == "EUR"]
-    return eur["cash_minor"] + eur["bonus_minor"]
+    """cash + bonus minor units of the EUR wallet, read as a rate-limited partner reads it."""
+    cash_minor, bonus_minor = wallet_of(await admitted(http, "GET", f"/v1/players/{player}/balance"))
+    return cash_minor + bonus_minor
 
 
 async def limited_metric(http: httpx.AsyncClient, kind: str, name: str) -> float:
@@ -121,7 +129,7 @@ async def test_partner_over_its_limit_gets_429_and_nothing_is_written(limited):
         deposits = [{"transaction_id": new_id("dep"), "player_id": player, "currency": "EUR",
                      "amount_minor": 1} for _ in range(30)]
         posts = [http.post("/v1/wallet/deposit", json=body) for body in deposits]
-        # Bad input that, when admitted, is refused and audited (DESIGN.md section 8).
+        # Bad input that, when admitted, is refused and audited (docs/DESIGN.md section 8).
         posts += [http.post("/v1/wallet/deposit", content=b"{not json",
                             headers={"Content-Type": "application/json"}) for _ in range(30)]
         answers = await asyncio.gather(*posts)
@@ -235,7 +243,7 @@ async def test_without_redis_money_calls_flow_unlimited_and_it_is_counted(spawn_
             assert r.status_code == 200, r.text
         assert r.json()["cash_minor"] == 5 * 900
 
-        # What needs Redis fails retryably (DESIGN.md section 7), not as a rate limit.
+        # What needs Redis fails retryably (docs/DESIGN.md section 7), not as a rate limit.
         r = await http.post("/v1/sessions", json={"player_id": player, "currency": "EUR",
                                                   "provider": "hub88", "game_id": "g1"})
         assert r.status_code == 503 and r.json()["code"] == "session_store_unavailable", r.text

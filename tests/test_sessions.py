@@ -1,7 +1,7 @@
 """Game sessions in real Redis: coalesced lookups, rotation, expiry, Redis down.
 
 Source: gateway/edge/sessions.py (lookups share one MGET; Redis stays the only copy) and
-shared/DESIGN.md section 7 (sessions are ephemeral state in Redis with a TTL; if Redis is
+docs/DESIGN.md section 7 (sessions are ephemeral state in Redis with a TTL; if Redis is
 down, operations that need it fail with a clear retryable error).
 """
 
@@ -138,7 +138,7 @@ async def test_sessions_live_under_their_key_prefix_with_a_ttl(counting_redis):
 
 
 async def test_a_settlement_reads_its_session_or_settles_without_it(counting_redis, services):
-    """Wins and rollbacks do not need Redis (DESIGN.md section 7): no token, an unknown token
+    """Wins and rollbacks do not need Redis (docs/DESIGN.md section 7): no token, an unknown token
     and Redis down all give None, never an error; a known token gives its session."""
     store = SessionStore(counting_redis, ttl_s=3600)
     session = await store.create("sess-settle", "EUR", "hub88", "g1")

@@ -1,7 +1,7 @@
 """SoftSwiss wallet protocol end to end: signed HTTP calls against a real gateway process.
 
-Sources: shared/specs/providers.md ("SoftSwiss game-provider protocol", "Common ground"),
-shared/DESIGN.md sections 5 (idempotency), 7 (Redis) and 8 (errors),
+Sources: gateway/providers/softswiss/README.md ("Common ground"),
+docs/DESIGN.md sections 5 (idempotency), 7 (Redis) and 8 (errors),
 gateway/providers/softswiss/README.md (status table and choices).
 
 Every request is signed over its raw body with ``X-REQUEST-SIGN`` = hex HMAC-SHA256 keyed
@@ -31,6 +31,7 @@ from gateway.config import load_settings
 from gateway.edge.sessions import SessionStore
 from gateway.embedded import EmbeddedServices
 from tests.conftest import new_id, new_player
+from tests.helpers import cash
 
 PREFIX = "/providers/softswiss"
 HEADER = "X-REQUEST-SIGN"
@@ -45,7 +46,7 @@ FUZZ = settings(max_examples=15, deadline=None, database=None,
 
 
 def sign(body: bytes, key: bytes = AUTH_TOKEN) -> str:
-    """providers.md, SoftSwiss: hex HMAC-SHA256 of the raw body, the auth token as key."""
+    """gateway/providers/softswiss/README.md: hex HMAC-SHA256 of the raw body, the auth token as key."""
     return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
@@ -133,13 +134,6 @@ async def db(gateway):
         await conn.close()
 
 
-async def balance(client: httpx.AsyncClient, player: str, currency: str = "EUR") -> int:
-    r = await client.get(f"/v1/players/{player}/balance")
-    assert r.status_code == 200, r.text
-    (row,) = [b for b in r.json()["balances"] if b["currency"] == currency]
-    return row["cash_minor"] + row["bonus_minor"]
-
-
 async def rows(db: asyncpg.Connection, *action_ids: str) -> dict[str, dict]:
     """transactions rows of scope "softswiss" by transaction_id."""
     found = await db.fetch(
@@ -170,7 +164,7 @@ ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 
 
 async def test_bet_and_win_in_one_play(client, ss, db):
-    """providers.md: "Several actions in one request are one atomic unit"; the answer is
+    """gateway/providers/softswiss/README.md: "Several actions in one request are one atomic unit"; the answer is
     ``{balance, game_id, transactions: [{action_id, tx_id, processed_at}]}``."""
     player = await new_player(client, deposit_minor=10_000)
     rd, a1, a2 = new_id("rd"), new_id("a"), new_id("a")
@@ -179,14 +173,14 @@ async def test_bet_and_win_in_one_play(client, ss, db):
 
     assert r.status_code == 200, r.text
     answer = r.json()
-    assert answer["balance"] == 11_500 == await balance(client, player)
+    assert answer["balance"] == 11_500 == await cash(client, player)
     assert answer["game_id"] == rd
     stored = await rows(db, a1, a2)
     assert [t["action_id"] for t in answer["transactions"]] == [a1, a2]
     for t in answer["transactions"]:
         assert t["tx_id"] == str(stored[t["action_id"]]["txn_id"])
         assert ISO_UTC.fullmatch(t["processed_at"]), t
-        datetime.fromisoformat(t["processed_at"].replace("Z", "+00:00"))
+        datetime.fromisoformat(t["processed_at"].replace("Z", "+00:00"))  # noqa: FURB162 - any ISO parser
     assert (stored[a1]["kind"], stored[a1]["amount_minor"], stored[a1]["bet_state"]) == ("debit", 1_000, "settled")
     assert (stored[a2]["kind"], stored[a2]["amount_minor"], stored[a2]["credit_type"]) == ("credit", 2_500, "win")
     assert stored[a1]["round_id"] == stored[a2]["round_id"] == rd
@@ -204,18 +198,18 @@ async def test_second_bet_over_the_balance_moves_nothing(client, ss, db, gateway
 
     assert error(r) == (412, 100)
     assert r.json() == {"code": 100, "message": NO_FUNDS, "balance": 1_000}
-    assert await balance(client, player) == 1_000
+    assert await cash(client, player) == 1_000
     assert await rows(db, a1, a2) == {}
     t, e, a = await counts(db)
     assert (t, e) == before[:2] and a > before[2]  # only the audit record of the refusal
 
     r = await ss.play(player, [bet(a1, 600)], round_id=rd)
     assert r.status_code == 200, r.text
-    assert r.json()["balance"] == 400 == await balance(client, player)
+    assert r.json()["balance"] == 400 == await cash(client, player)
 
 
 async def test_replay_returns_the_stored_transactions(client, ss, db):
-    """providers.md: "A repeated action_id returns the stored result with HTTP 200"."""
+    """gateway/providers/softswiss/README.md: "A repeated action_id returns the stored result with HTTP 200"."""
     player = await new_player(client, deposit_minor=5_000)
     payload = {"user_id": player, "currency": "EUR", "game": GAME, "game_id": new_id("rd"),
                "finished": True, "actions": [bet(new_id("a"), 700), win(new_id("a"), 300)]}
@@ -227,7 +221,7 @@ async def test_replay_returns_the_stored_transactions(client, ss, db):
     assert again.status_code == 200, again.text
     assert [(t["action_id"], t["tx_id"]) for t in again.json()["transactions"]] == [
         (t["action_id"], t["tx_id"]) for t in first.json()["transactions"]]
-    assert again.json()["balance"] == first.json()["balance"] == 4_600 == await balance(client, player)
+    assert again.json()["balance"] == first.json()["balance"] == 4_600 == await cash(client, player)
     assert len(await rows(db, *(a["action_id"] for a in payload["actions"]))) == 2
 
 
@@ -240,12 +234,12 @@ async def test_same_action_id_with_other_content_is_refused(client, ss, db):
     r = await ss.play(player, [bet(a1, 900)], round_id=rd)
 
     assert error(r) == (400, 400)
-    assert r.json()["balance"] == 4_500 == await balance(client, player)
+    assert r.json()["balance"] == 4_500 == await cash(client, player)
     assert (await rows(db, a1))[a1]["amount_minor"] == 500
 
 
 async def test_balance_request(client, ss):
-    """providers.md: "No actions = a balance request"."""
+    """gateway/providers/softswiss/README.md: "No actions = a balance request"."""
     player = await new_player(client, deposit_minor=1_234)
     r = await ss.play(player, [], round_id="rd-balance")
     assert r.status_code == 200 and r.json() == {"balance": 1_234, "game_id": "rd-balance"}
@@ -262,7 +256,7 @@ async def test_unknown_player_is_refused(client, ss):
 
 async def test_finished_true_settles_the_rounds_bets(client, ss, db):
     """``finished: true`` closes the round: its bets can no longer be rolled back
-    (providers.md "Common ground": a rollback of a settled bet is refused)."""
+    (gateway/providers/softswiss/README.md "Common ground": a rollback of a settled bet is refused)."""
     player = await new_player(client, deposit_minor=10_000)
     rd, b1, w1 = new_id("rd"), new_id("a"), new_id("a")
     assert (await ss.play(player, [bet(b1, 1_000)], round_id=rd)).status_code == 200
@@ -271,7 +265,7 @@ async def test_finished_true_settles_the_rounds_bets(client, ss, db):
     r = await ss.rollback(player, [(new_id("rb"), b1)], round_id=rd)
 
     assert error(r) == (400, 400)
-    assert r.json()["balance"] == 9_300 == await balance(client, player)
+    assert r.json()["balance"] == 9_300 == await cash(client, player)
     assert (await rows(db, b1))[b1]["bet_state"] == "settled"
 
 
@@ -289,7 +283,7 @@ async def test_finished_without_a_win_closes_the_round_with_a_zero_win(client, s
     assert stored[b1]["bet_state"] == "settled"
     assert (stored["~close:" + rd]["kind"], stored["~close:" + rd]["amount_minor"]) == ("credit", 0)
     assert error(await ss.rollback(player, [(new_id("rb"), b1)], round_id=rd)) == (400, 400)
-    assert await balance(client, player) == 9_200
+    assert await cash(client, player) == 9_200
 
 
 async def test_reserved_and_repeated_ids_are_refused(client, ss, db):
@@ -298,7 +292,7 @@ async def test_reserved_and_repeated_ids_are_refused(client, ss, db):
     assert error(await ss.play(player, [bet("~close:x", 100)])) == (400, 400)
     assert error(await ss.play(player, [bet(a1, 100), win(a1, 100)])) == (400, 400)
     assert await rows(db, a1, "~close:x") == {}
-    assert await balance(client, player) == 1_000
+    assert await cash(client, player) == 1_000
 
 
 # ==== /rollback ================================================================================
@@ -312,7 +306,7 @@ async def test_rollback_returns_the_stake(client, ss, db):
     r = await ss.rollback(player, [(rb, b1)], round_id=rd)
 
     assert r.status_code == 200, r.text
-    assert r.json()["balance"] == 5_000 == await balance(client, player)
+    assert r.json()["balance"] == 5_000 == await cash(client, player)
     stored = await rows(db, b1, rb)
     assert [(t["action_id"], t["tx_id"]) for t in r.json()["transactions"]] == [(rb, str(stored[rb]["txn_id"]))]
     assert stored[b1]["bet_state"] == "rolled_back" and stored[rb]["delta"] == 700
@@ -321,11 +315,11 @@ async def test_rollback_returns_the_stake(client, ss, db):
     assert again.status_code == 200, again.text
     assert [(t["action_id"], t["tx_id"]) for t in again.json()["transactions"]] == [
         (rb, str(stored[rb]["txn_id"]))]
-    assert await balance(client, player) == 5_000
+    assert await cash(client, player) == 5_000
 
 
 async def test_rollback_of_unknown_action_then_late_bet(client, ss, db):
-    """providers.md: rollback of an unknown ``original_action_id`` stores a zero-effect
+    """gateway/providers/softswiss/README.md: rollback of an unknown ``original_action_id`` stores a zero-effect
     tombstone and answers 200; a later bet with that action id is then not debited
     (answered 400 / 400, README.md)."""
     player = await new_player(client, deposit_minor=5_000)
@@ -339,7 +333,7 @@ async def test_rollback_of_unknown_action_then_late_bet(client, ss, db):
     for _ in range(2):  # the refusal is final
         r = await ss.play(player, [bet(late, 400)], round_id=rd)
         assert error(r) == (400, 400)
-        assert r.json()["balance"] == 5_000 == await balance(client, player)
+        assert r.json()["balance"] == 5_000 == await cash(client, player)
     assert (await rows(db, late))[late]["kind"] == "tombstone"
 
 
@@ -355,7 +349,7 @@ async def test_several_rollbacks_are_one_unit(client, ss, db):
     r = await ss.rollback(player, [(rb1, b1), (rb2, b2)])
 
     assert error(r) == (400, 400)
-    assert await balance(client, player) == 7_000
+    assert await cash(client, player) == 7_000
     assert (await rows(db, b1))[b1]["bet_state"] == "open"
     assert await rows(db, rb1, rb2) == {}
     r = await ss.rollback(player, [(rb1, b1)])
@@ -377,7 +371,7 @@ async def test_freespins_credit_in_its_own_house_account(client, ss, db):
 
     assert r.status_code == 200, r.text
     answer = r.json()
-    assert answer["balance"] == 1_500 == await balance(client, player)
+    assert answer["balance"] == 1_500 == await cash(client, player)
     assert answer["issue_id"] == issue and ISO_UTC.fullmatch(answer["processed_at"])
     stored = (await rows(db, "~freespins:" + issue))["~freespins:" + issue]
     assert (stored["kind"], stored["credit_type"], stored["amount_minor"]) == ("credit", "freespins", 500)
@@ -390,7 +384,7 @@ async def test_freespins_credit_in_its_own_house_account(client, ss, db):
 
     again = await ss.post("/freespins", payload)
     assert again.status_code == 200 and again.json()["tx_id"] == answer["tx_id"]
-    assert await balance(client, player) == 1_500
+    assert await cash(client, player) == 1_500
     r = await ss.post("/freespins", {**payload, "total_amount": 900})
     assert error(r) == (400, 400)  # same issue, other amount: a duplicate
     r = await ss.post("/freespins", {**payload, "issue_id": new_id("fs"), "total_amount": 0,
@@ -415,7 +409,7 @@ async def test_blocked_player_cannot_bet_but_is_paid(client, ss, db, status):
     refused = new_id("a")
     r = await ss.play(player, [bet(refused, 100)])
     assert error(r) == (412, 110)
-    assert r.json()["balance"] == 8_500 == await balance(client, player)
+    assert r.json()["balance"] == 8_500 == await cash(client, player)
     assert await rows(db, refused) == {}
 
     r = await ss.play(player, [win(new_id("a"), 3_000)], round_id=rd1, finished=True)
@@ -449,14 +443,14 @@ async def test_session_id_checked_on_bets_only(client, ss, services):
     late = new_id("a")
     assert error(await ss.play(player, [bet(late, 100)], session_id=token)) == (412, 101)
     r = await ss.play(player, [win(new_id("a"), 700)], round_id=rd, finished=True, session_id=token)
-    assert r.status_code == 200 and r.json()["balance"] == 10_600 == await balance(client, player)
+    assert r.status_code == 200 and r.json()["balance"] == 10_600 == await cash(client, player)
 
 
 # ==== refusals of bad input ========================================================================
 
 
 async def test_signature_is_checked_before_anything(client, ss, db):
-    """providers.md: a bad signature is 403. Missing, wrong key, body altered after signing:
+    """gateway/providers/softswiss/README.md: a bad signature is 403. Missing, wrong key, body altered after signing:
     refused, audited, nothing stored; the same body correctly signed then goes through."""
     player = await new_player(client, deposit_minor=1_000)
     a1 = new_id("a")
@@ -470,7 +464,7 @@ async def test_signature_is_checked_before_anything(client, ss, db):
     t, e, a = await counts(db)
     assert (t, e) == before[:2] and a >= before[2] + 5
     assert (await ss.send("/play", body)).status_code == 200
-    assert await balance(client, player) == 900
+    assert await cash(client, player) == 900
 
 
 async def test_wrong_content_type_oversize_and_bad_amounts_are_400(client, ss, db):
@@ -488,7 +482,7 @@ async def test_wrong_content_type_oversize_and_bad_amounts_are_400(client, ss, d
     r = await ss.play(player, [bet(new_id("a"), 100)], currency="XYZ")
     assert error(r) == (400, 400)
     assert (await counts(db))[:2] == before[:2]
-    assert await balance(client, player) == 1_000
+    assert await cash(client, player) == 1_000
 
 
 async def test_unstorable_characters_are_refused_and_the_gateway_keeps_serving(client, ss, db):
@@ -575,7 +569,7 @@ async def test_fuzzed_fields_of_a_real_player_never_500_no_ledger_write(client, 
     assert r.status_code in (400, 412) or (r.status_code == 200 and not payload.get("actions")), (
         payload, r.text)
     assert (await counts(db))[:2] == before[:2], payload
-    assert await balance(client, player) == 1_000
+    assert await cash(client, player) == 1_000
 
 
 # ==== retryable answers ==============================================================================

@@ -2,8 +2,8 @@
 request -> Command and Result -> answer mappings; and the HTTP pipeline of routes.py run in
 process against a scripted shard boundary (rate limit, retryable failures, check order).
 
-Sources: shared/specs/providers.md, "SoftSwiss game-provider protocol" and "Common ground";
-shared/DESIGN.md sections 3 (money), 5 (idempotency), 8 (errors);
+Sources: gateway/providers/softswiss/README.md ("Protocol facts", "Common ground");
+docs/DESIGN.md sections 3 (money), 5 (idempotency), 8 (errors);
 gateway/providers/softswiss/README.md (choices).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import Any
 
 import httpx
 import msgspec
@@ -21,13 +22,13 @@ from starlette.routing import Mount
 
 from gateway.config import Settings
 from gateway.edge.context import EdgeContext
-from gateway.edge.sessions import GameSession, SessionStoreUnavailable
+from gateway.edge.game_session import GameSession, SessionStoreUnavailable
+from gateway.providers.refusal import Refusal
 from gateway.providers.softswiss import PREFIX, Adapter
 from gateway.providers.softswiss.adapter import (
     CLOSE_PREFIX,
     FREESPINS_PREFIX,
     SCOPE,
-    Refusal,
     amount_minor_from_wire,
     audit_request,
     balance_answer,
@@ -38,6 +39,7 @@ from gateway.providers.softswiss.adapter import (
     needs_session,
     play_to_command,
     refusal_answer,
+    refusal_of,
     retryable_answer,
     rollback_to_command,
     str_field,
@@ -87,15 +89,15 @@ ORIGIN = Origin(edge="h:1", route="softswiss /play", request_id="q", received_at
 
 
 def session(**kw) -> GameSession:
-    base = dict(token="tok-live", player_id="p-1", currency="EUR", provider="softswiss",
-                game_id="acme:slot", expires_at_s=int(NOW) + 60)
+    base: dict[str, Any] = {"token": "tok-live", "player_id": "p-1", "currency": "EUR", "provider": "softswiss",
+                "game_id": "acme:slot", "expires_at_s": int(NOW) + 60}
     base.update(kw)
     return GameSession(**base)
 
 
 def play(actions=(), **kw) -> PlayRequest:
-    base = dict(user_id="p-1", currency="EUR", game="acme:slot", game_id="rd-1", finished=False,
-                actions=list(actions))
+    base: dict[str, Any] = {"user_id": "p-1", "currency": "EUR", "game": "acme:slot", "game_id": "rd-1", "finished": False,
+                "actions": list(actions)}
     base.update(kw)
     return PlayRequest(**base)
 
@@ -112,7 +114,7 @@ def to_command(req: PlayRequest, sess: GameSession | None = None):
     return play_to_command(req, sess, now_s=NOW, amount_minor_max=MAX, origin=ORIGIN)
 
 
-# ==== signature (providers.md, SoftSwiss "Signature") =========================================
+# ==== signature (gateway/providers/softswiss/README.md "Signature") =========================================
 
 
 def test_signature_is_hex_hmac_sha256_of_the_raw_body():
@@ -162,7 +164,7 @@ def test_signer_from_settings_uses_the_configured_auth_token():
 
 def test_package_exports_prefix_and_adapter():
     assert PREFIX == "/providers/softswiss"
-    assert callable(getattr(Adapter, "routes")) and callable(getattr(Adapter, "close"))
+    assert callable(Adapter.routes) and callable(Adapter.close)
 
 
 # ==== schemas ================================================================================
@@ -304,7 +306,7 @@ def test_responses_encode_as_the_spec_shapes():
     assert json.loads(encode_response(ErrorResponse(code=403, message="f"))) == {"code": 403, "message": "f"}
 
 
-# ==== amounts (providers.md: integers in the currency's subunits) ================================
+# ==== amounts (gateway/providers/softswiss/README.md: integers in the currency's subunits) ================================
 
 
 def test_amount_is_kept_in_minor_units():
@@ -350,8 +352,8 @@ def test_every_row_uses_a_spec_code_and_the_http_convention():
 
 
 @pytest.mark.parametrize("code,http,ss_code", [
-    (Code.INSUFFICIENT_FUNDS, 412, 100),  # providers.md
-    (Code.INVALID_SIGNATURE, 403, 403),  # providers.md
+    (Code.INSUFFICIENT_FUNDS, 412, 100),  # gateway/providers/softswiss/README.md
+    (Code.INVALID_SIGNATURE, 403, 403),  # gateway/providers/softswiss/README.md
     (Code.PLAYER_BLOCKED, 412, 110),
     (Code.UNKNOWN_PLAYER, 412, 101),
     (Code.CURRENCY_MISMATCH, 412, 101),
@@ -422,9 +424,9 @@ def test_not_finished_closes_nothing():
 
 
 @pytest.mark.parametrize("kw,code", [
-    (dict(game_id=None), Code.INVALID_REQUEST),
-    (dict(game=None), Code.INVALID_REQUEST),
-    (dict(currency="XXX"), Code.UNKNOWN_CURRENCY),
+    ({"game_id": None}, Code.INVALID_REQUEST),
+    ({"game": None}, Code.INVALID_REQUEST),
+    ({"currency": "XXX"}, Code.UNKNOWN_CURRENCY),
 ])
 def test_actions_need_round_game_and_a_known_currency(kw, code):
     got = to_command(play([bet()], **kw))
@@ -597,7 +599,7 @@ def test_freespins_answer():
 
 
 def test_refusal_and_retryable_answers():
-    status, body = refusal_answer(Refusal.of(Code.INVALID_SIGNATURE, "bad"))
+    status, body = refusal_answer(refusal_of(Code.INVALID_SIGNATURE, "bad"))
     assert (status.http, body.code, body.balance) == (403, 403, None)
     status, body = retryable_answer()
     assert (status.http, body.code) == (503, 503)
@@ -658,7 +660,6 @@ class ScriptedEdge:
             async def get(self, token: str):
                 if edge.session_error is not None:
                     raise edge.session_error
-                return None
 
         async def submit(command):
             self.submitted.append(command)
@@ -668,7 +669,7 @@ class ScriptedEdge:
                 raise self.raises
             return self.answer
 
-        self.ctx = EdgeContext(settings=Settings(), submit=submit, sessions=Sessions(), limiter=Limiter())
+        self.ctx = EdgeContext(settings=Settings(), submit=submit, sessions=Sessions(), limiter=Limiter())  # type: ignore[arg-type]  # fakes
 
     def refusals(self) -> list:
         return [c for c in self.submitted if isinstance(c, RecordRefusal)]

@@ -29,6 +29,7 @@ from gateway.edge.body import read_body_bounded
 from gateway.edge.context import EdgeContext
 from gateway.edge.problems import problem, result_problem
 from gateway.edge.sessions import SessionStoreUnavailable
+from gateway.providers.registry import NAMES as PROVIDER_NAMES
 from gateway.shards.commands import (
     PLAYER_STATUSES,
     Code,
@@ -46,7 +47,7 @@ from gateway.shards.commands import (
 )
 
 PLAYER_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}\Z")
-KNOWN_PROVIDERS = ("hub88", "evolution", "pragmatic", "softswiss")
+KNOWN_PROVIDERS = PROVIDER_NAMES
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+\Z")]
 PlayerId = Annotated[str, msgspec.Meta(pattern=PLAYER_ID_RE.pattern)]

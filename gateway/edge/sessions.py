@@ -1,10 +1,11 @@
-"""Game-launch sessions: opaque tokens in Redis with a TTL (DESIGN.md section 7).
+"""Game-launch sessions: opaque tokens in Redis with a TTL (docs/DESIGN.md section 7).
 
 A token is created by the operator (``POST /v1/sessions``) and passed to the game; the
 provider sends it back on every wallet call. A token is *expired* once ``expires_at_s`` has
 passed, but it stays readable in Redis for ``grace_s`` more so that an adapter can tell
-"expired" (wins and rollbacks still accepted, providers.md "Common ground") from "never
-issued" (refused). Redis holds nothing that cannot be rebuilt: losing it logs players out of
+"expired" (wins and rollbacks still accepted: "Common ground" in each
+gateway/providers/<name>/README.md) from "never issued" (refused). ``GameSession`` itself is
+pure data in ``gateway.edge.game_session`` (re-exported here). Redis holds nothing that cannot be rebuilt: losing it logs players out of
 open games, never loses money.
 
 Lookups are coalesced: every provider wallet call reads its session, and redis-py spends
@@ -27,6 +28,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
+from gateway.edge.game_session import GameSession, SessionStoreUnavailable
 from gateway.logs import get_logger
 
 log = get_logger("gateway.sessions")
@@ -34,26 +36,10 @@ log = get_logger("gateway.sessions")
 KEY_PREFIX = "gw:session:"
 GRACE_S = 7 * 24 * 3600  # how long an expired token stays recognisable as "expired"
 
-
-class GameSession(msgspec.Struct, frozen=True):
-    token: str
-    player_id: str
-    currency: str
-    provider: str
-    game_id: str
-    expires_at_s: int  # Unix seconds
-    # Set when the token was rotated (Evolution ``/check`` issues a new sid): the old token
-    # is then refused like an unknown one (providers.md, Evolution).
-    replaced_by: str | None = None
-
-    def expired(self, now_s: float) -> bool:
-        return now_s >= self.expires_at_s
+__all__ = ["GRACE_S", "KEY_PREFIX", "GameSession", "SessionStore", "SessionStoreUnavailable"]
 
 
-class SessionStoreUnavailable(Exception):
-    """Redis is down or slow: session-dependent operations answer retryably."""
-
-
+_Raw = bytes | str | None  # a value as redis-py types MGET's answer
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(GameSession)
 
@@ -71,8 +57,9 @@ class SessionStore:
         self._redis = client
         self._ttl_s = ttl_s
         self._lookup_batch_size_max = lookup_batch_size_max
-        # Queued lookups: (redis key, future of the raw value). One drain task at a time.
-        self._lookups: list[tuple[str, asyncio.Future[bytes | None]]] = []
+        # Queued lookups: (redis key, future of the raw value). One drain task at a time. The
+        # value is bytes (the client does not decode responses); redis-py types it wider.
+        self._lookups: list[tuple[str, asyncio.Future[_Raw]]] = []
         self._drain: asyncio.Task[None] | None = None
 
     async def create(
@@ -99,7 +86,7 @@ class SessionStore:
         """The session for ``token``, expired or not; None if it was never issued (or long gone)."""
         if not token or len(token) > 256:
             return None
-        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[_Raw] = asyncio.get_running_loop().create_future()
         self._lookups.append((KEY_PREFIX + token, future))
         if self._drain is None:
             self._drain = asyncio.create_task(self._drain_lookups())
@@ -110,9 +97,9 @@ class SessionStore:
         """The session of a win, rollback or promo payout; None if ``token`` is absent,
         unknown, or Redis is down (logged as ``session_store_unavailable`` with ``scope``).
 
-        Settlements must not depend on Redis (DESIGN.md section 7; providers.md "Common
-        ground": wins and rollbacks are accepted after the session ended), so an adapter
-        settles without the session rather than refuse.
+        Settlements must not depend on Redis (docs/DESIGN.md section 7; "Common ground" in
+        each gateway/providers/<name>/README.md: wins and rollbacks are accepted after the
+        session ended), so an adapter settles without the session rather than refuse.
         """
         if token is None:
             return None

@@ -6,7 +6,8 @@ The scenarios in ``tests/conformance/test_conformance.py`` are written once, in 
 in ``tests/conformance/drivers/<provider>.py``: it encodes, signs and sends the protocol's
 request, and decodes the answer into an ``Answer``. Its ``expect`` table says which of the
 protocol's own statuses are acceptable for each named situation (``SITUATIONS``), written
-from shared/specs/providers.md -- independently of the adapter's own status table, so a
+from the "Protocol facts" of the adapter's README (gateway/providers/<name>/README.md) --
+independently of the adapter's own status table, so a
 wrong row there fails here.
 
 Adding a provider = an adapter under ``gateway/providers/`` + a driver module here + its
@@ -15,8 +16,9 @@ name in ``drivers.NAMES``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Protocol
+from typing import Protocol
 
 import httpx
 
@@ -41,7 +43,7 @@ SITUATIONS: Mapping[str, str] = {
 #: Situations added after the first drivers were written, each with the rows whose union
 #: ``expected`` answers when a driver's ``expect`` has no row for it (so a driver written
 #: before keeps working; every driver in the tree has its own row).
-#: ``rollback_unknown``: providers.md allows two readings -- "Common ground": success (and the
+#: ``rollback_unknown``: the adapters' READMEs allow two readings -- "Common ground": success (and the
 #: wallet remembers it); Evolution's licensee list: "cancel with an unknown refId ->
 #: BET_DOES_NOT_EXIST" -- so without a row, the driver's "ok" or "win_unknown_bet" statuses.
 FALLBACKS: Mapping[str, tuple[str, ...]] = {

@@ -1,14 +1,15 @@
 """The provider conformance suite: each wallet scenario written once, run against every adapter.
 
-Sources: shared/specs/providers.md ("Common ground" and each provider's section) and
-shared/DESIGN.md section 5 (idempotency). Every test is parametrised over
+Sources: each adapter's gateway/providers/<name>/README.md ("Protocol facts", "Common
+ground") and
+docs/DESIGN.md section 5 (idempotency). Every test is parametrised over
 ``drivers.NAMES`` (test ids = provider names) through the ``driver`` fixture, which imports
 the provider's driver lazily: a driver that does not exist yet fails only its own ids.
 
 Each scenario checks three things:
 
 (a) the protocol's answer: ``Answer.status`` is in ``driver.expect[situation]`` -- the table
-    each driver writes from providers.md, independently of the adapter's own status table
+    each driver writes from its adapter's "Protocol facts", independently of the adapter's own status table
     (``driver.expected``: a situation added later falls back to the rows ``FALLBACKS``
     names when a driver has none);
 (b) the wallet truth, read through the generic API (``GET /v1/players/{id}/balance``, cash +
@@ -35,12 +36,18 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
-from gateway.edge.sessions import SessionStore
 from tests.conformance import drivers
-from tests.conformance.driver import FALLBACKS, SITUATIONS, Answer, Driver, Seat, expected
+from tests.conformance.driver import (
+    FALLBACKS,
+    SITUATIONS,
+    Answer,
+    Driver,
+    Seat,
+    expected,
+)
 from tests.conftest import new_id, new_player
+from tests.helpers import cash, expire
 
 DEPOSIT = 10_000  # EUR 100.00
 CURRENCY = "EUR"
@@ -49,7 +56,7 @@ OTHER_CURRENCY = "USD"  # a currency the conformance players do not hold
 #: Situations that are always refusals: their statuses must not be the protocol's OK.
 REFUSALS = ("duplicate", "insufficient_funds", "rollback_after_win", "bet_after_rollback",
             "bet_token_expired", "bet_blocked", "wrong_currency", "bad_signature")
-#: Refusals only for protocols whose wins name their bet (providers.md, per provider).
+#: Refusals only for protocols whose wins name their bet ("Protocol facts" of each adapter's README).
 BET_NAMING_REFUSALS = ("win_unknown_bet", "win_after_rollback")
 
 
@@ -60,15 +67,6 @@ def driver(request) -> Driver:
 
 
 # ---- the wallet truth -------------------------------------------------------------------
-
-
-async def real_balance(client: httpx.AsyncClient, seat: Seat) -> int:
-    """cash + bonus minor units of the seat's wallet, read through the generic API."""
-    r = await client.get(f"/v1/players/{seat.player_id}/balance")
-    assert r.status_code == 200, r.text
-    rows = [b for b in r.json()["balances"] if b["currency"] == seat.currency]
-    assert len(rows) == 1, r.json()
-    return rows[0]["cash_minor"] + rows[0]["bonus_minor"]
 
 
 async def sql(gateway, query: str, *args) -> list[asyncpg.Record]:
@@ -108,7 +106,7 @@ def is_ok(driver: Driver, answer: Answer) -> bool:
 async def check_balance(client: httpx.AsyncClient, seat: Seat, expected_minor: int,
                         *answers: Answer) -> None:
     """(b): the real balance is ``expected_minor``; any balance an answer reports equals it."""
-    real = await real_balance(client, seat)
+    real = await cash(client, seat.player_id, seat.currency)
     assert real == expected_minor, f"real balance {real}, expected {expected_minor}"
     for answer in answers:
         if answer.balance_minor is not None:
@@ -175,15 +173,6 @@ async def set_status(client: httpx.AsyncClient, player_id: str, status: str) -> 
     assert r.status_code == 200, r.text
 
 
-async def expire(services, token: str) -> None:
-    """Expire a session token now; it stays recognisable as expired (gateway.edge.sessions)."""
-    redis = aioredis.Redis.from_url(services.redis_url)
-    try:
-        await SessionStore(redis, 3600).expire_now(token)
-    finally:
-        await redis.aclose()
-
-
 # ==== the contract itself ==================================================================
 
 
@@ -227,7 +216,7 @@ async def test_bet(client, gateway, driver):
 
 async def test_bet_replay(client, gateway, driver):
     """The same bet again (same id, same content): the stored outcome, no second deduction
-    (providers.md "Common ground": a replay gets the stored outcome)."""
+    ("Common ground" in each adapter's README: a replay gets the stored outcome)."""
     game = await sit_down(client, driver)
     rd = new_id("rd")
     txn, first = await game.bet(1_500, round_id=rd)
@@ -241,7 +230,7 @@ async def test_bet_replay(client, gateway, driver):
 
 async def test_duplicate_bet(client, gateway, driver):
     """The same transaction id with another amount is a duplicate: refused, nothing moved,
-    and the original is still answered as before (providers.md "Common ground")."""
+    and the original is still answered as before ("Common ground" in each adapter's README)."""
     game = await sit_down(client, driver)
     rd = new_id("rd")
     txn, first = await game.bet(500, round_id=rd)
@@ -300,7 +289,7 @@ async def test_rollback(client, gateway, driver):
 
 async def test_rollback_of_unknown_then_late_bet(client, gateway, driver):
     """A rollback of a bet never seen moves nothing and is remembered: the late bet with that
-    id is then refused and not debited (providers.md "Common ground"; DESIGN.md section 5).
+    id is then refused and not debited ("Common ground" in each adapter's README; docs/DESIGN.md section 5).
     Its answer is success for most protocols, ``BET_DOES_NOT_EXIST`` for Evolution's
     (``rollback_unknown``)."""
     game = await sit_down(client, driver)
@@ -359,14 +348,14 @@ async def test_rollback_after_win(client, gateway, driver):
 
 async def test_expired_token_refuses_bets_not_wins(client, gateway, services, driver):
     """With an expired session token a bet is refused, while a win and a rollback of bets
-    placed before are accepted (providers.md "Common ground": providers retry them for days)."""
+    placed before are accepted ("Common ground" in each adapter's README: providers retry them for days)."""
     game = await sit_down(client, driver)
     rd1, rd2 = new_id("rd"), new_id("rd")
     bet1, got = await game.bet(1_000, round_id=rd1)
     check(driver, "ok", got)
     bet2, got = await game.bet(200, round_id=rd2)
     check(driver, "ok", got)
-    await expire(services, game.seat.token)
+    await expire(services.redis_url, game.seat.token)
 
     late, got = await game.bet(300, round_id=new_id("rd"))
     check(driver, "bet_token_expired", got)
@@ -381,7 +370,7 @@ async def test_expired_token_refuses_bets_not_wins(client, gateway, services, dr
 
 async def test_blocked_player_receives_win(client, gateway, driver):
     """A blocked player's bet is refused, its open bets are still paid and rolled back
-    (providers.md "Common ground")."""
+    ("Common ground" in each adapter's README)."""
     game = await sit_down(client, driver)
     rd1, rd2 = new_id("rd"), new_id("rd")
     bet1, got = await game.bet(1_000, round_id=rd1)
@@ -403,7 +392,7 @@ async def test_blocked_player_receives_win(client, gateway, driver):
 
 async def test_insufficient_funds_keeps_balance(client, gateway, driver):
     """A bet above the balance is refused and the answer carries the unchanged balance
-    (providers.md "Common ground")."""
+    ("Common ground" in each adapter's README)."""
     game = await sit_down(client, driver, deposit_minor=1_000)
     txn, got = await game.bet(1_001, round_id=new_id("rd"))
     check(driver, "insufficient_funds", got)
@@ -417,7 +406,7 @@ async def test_insufficient_funds_keeps_balance(client, gateway, driver):
 
 async def test_multiple_bets_in_one_round(client, gateway, driver):
     """Several bets top up one round; one of them is rolled back while the round goes on;
-    the round is then won and closed (providers.md: Evolution "up to ~100 debits may top up
+    the round is then won and closed (gateway/providers/evolution/README.md, licensee test list: "up to about 100 debits may top up
     one round"; Hub88/Caleta "several bets may share a round and one of them can be rolled
     back while the round goes on")."""
     game = await sit_down(client, driver)
@@ -445,7 +434,7 @@ async def test_multiple_bets_in_one_round(client, gateway, driver):
 
 async def test_parallel_rounds(client, gateway, driver):
     """One player plays two games (two sessions) with several rounds each, concurrently:
-    every bet and win lands exactly once (providers.md, Evolution: "a player may play
+    every bet and win lands exactly once (gateway/providers/evolution/README.md, licensee test list: "a player may play
     several rounds and tables in parallel")."""
     game = await sit_down(client, driver)
     other = await open_seat(client, driver, game.seat.player_id, game_id="conformance_table_2")
@@ -473,7 +462,7 @@ async def test_parallel_rounds(client, gateway, driver):
 
 
 async def test_zero_win(client, gateway, driver):
-    """A zero-amount win is valid (providers.md, Evolution: "a zero-amount credit is valid")
+    """A zero-amount win is valid (gateway/providers/evolution/README.md, licensee test list: "a zero-amount credit is valid")
     and settles the bet: a rollback after it is refused."""
     game = await sit_down(client, driver)
     rd = new_id("rd")

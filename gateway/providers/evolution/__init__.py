@@ -1,4 +1,4 @@
-"""Evolution One Wallet adapter (shared/specs/providers.md, "Evolution").
+"""Evolution One Wallet adapter (README.md).
 
 Exports ``PREFIX`` ("/providers/evolution") and ``Adapter`` (EdgeContext -> ``routes()``,
 ``close()``), which ``gateway.app`` mounts. See README.md in this directory.

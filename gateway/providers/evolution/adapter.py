@@ -2,12 +2,12 @@
 Refusal, and Result -> Evolution answer. No I/O here; ``routes.py`` does HTTP, Redis and
 the shard calls.
 
-Source: shared/specs/providers.md, "Evolution" and "Common ground"; shared/DESIGN.md
+Source: README.md ("Protocol facts", "Common ground"); docs/DESIGN.md
 sections 3 (money), 5 (idempotency) and 8 (errors). Rules implemented (README.md has the
 reasons for each choice):
 
 * scope ``"evolution"`` on every command; the player is ``userId``.
-* Idempotency keys (providers.md: "Credit and cancel find their debit by
+* Idempotency keys (README.md: "Credit and cancel find their debit by
   ``transaction.refId``"): a debit is stored under its ``refId`` itself (``debit_key``), so
   the credit and the cancel that name that ``refId`` reference it; a credit under
   ``"credit " + transaction.id`` with ``bet_transaction_id = refId``; a cancel is a
@@ -23,7 +23,7 @@ reasons for each choice):
   ``amount_minor_from_decimal`` (inexact, negative, non-finite or above
   ``money.amount_minor_max`` -> ``INVALID_PARAMETER``); zero is valid (a zero credit is in
   the licensee test list; a zero debit is a free bet).
-* Sessions (providers.md "Common ground" and Evolution ``/check``): ``/check``, ``/sid``,
+* Sessions (README.md "Common ground" and Evolution ``/check``): ``/check``, ``/sid``,
   ``/balance`` and ``/debit`` need a live sid: known, issued for provider "evolution",
   naming ``userId``, not replaced by a rotation, not expired (else ``INVALID_SID``).
   ``/credit``, ``/cancel`` and ``/promo_payout`` accept an expired, replaced, unknown or
@@ -37,15 +37,13 @@ reasons for each choice):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
 import msgspec
 
 from gateway import money
-from gateway.edge.sessions import GameSession
-from gateway.providers.audit import AUDIT_STR_CHARS_MAX, bounded_value
+from gateway.edge.game_session import GameSession
 from gateway.providers.evolution.schemas import (
     BalanceRequest,
     CancelRequest,
@@ -58,7 +56,16 @@ from gateway.providers.evolution.schemas import (
     SidResponse,
 )
 from gateway.providers.evolution.statuses import BET_DOES_NOT_EXIST, OK, status_for
-from gateway.shards.commands import Code, Credit, Debit, GetBalance, Origin, Result, Rollback
+from gateway.providers.refusal import AUDIT_STR_CHARS_MAX, Refusal, bounded_value
+from gateway.shards.commands import (
+    Code,
+    Credit,
+    Debit,
+    GetBalance,
+    Origin,
+    Result,
+    Rollback,
+)
 
 SCOPE: Final = "evolution"
 
@@ -76,7 +83,7 @@ PROMO_KEY_PREFIX: Final = "promo "
 _ADJUSTED_MIN: Final = -18
 _ADJUSTED_MAX: Final = 18
 
-# Fields copied into the audit ``request`` dict (DESIGN.md section 4; bounds: providers/audit.py).
+# Fields copied into the audit ``request`` dict (docs/DESIGN.md section 4; bounds: providers/refusal.py).
 _AUDIT_FIELDS: Final = (
     ("uuid",),
     ("userId",),
@@ -96,18 +103,9 @@ _AUDIT_FIELDS: Final = (
 _PLAYER_ID_RE: Final = re.compile(r"[\x21-\x7e]{1,128}")
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A request refused by the adapter itself: audit ``code``, Evolution ``status``, ``detail``."""
-
-    code: Code
-    detail: str
-    status: str
-
-    @classmethod
-    def of(cls, code: Code, detail: str) -> Refusal:
-        """A refusal answered with the status-table entry for ``code``."""
-        return cls(code, detail, status_for(code))
+def refusal_of(code: Code, detail: str) -> Refusal[str]:
+    """A refusal answered with the status-table entry for ``code`` (``statuses.status_for``)."""
+    return Refusal(code, detail, status_for(code))
 
 
 # ---- keys -----------------------------------------------------------------------------
@@ -123,10 +121,10 @@ def debit_key(ref_id: str) -> str:
 
 def amount_minor_from_decimal(
     value: Decimal, currency: str, *, amount_minor_max: int, allow_zero: bool = True
-) -> int | Refusal:
+) -> int | Refusal[str]:
     """Evolution ``amount`` (Decimal, major units) -> minor units of ``currency``, or a Refusal.
 
-    providers.md, Evolution "Response: amounts are decimal numbers in major units"; DESIGN.md
+    README.md "Response: amounts are decimal numbers in major units"; docs/DESIGN.md
     section 3. EUR ``Decimal("12.5")`` -> 1250; ``12.50`` and ``1.25E+1`` too. Refused:
     unknown ``currency`` (UNKNOWN_CURRENCY); NaN/Infinity, more significant fraction digits
     than the currency has (EUR 12.505), negative, zero unless ``allow_zero``, above
@@ -147,11 +145,11 @@ def amount_minor_from_decimal(
         )
     except money.AmountError as exc:
         code = Code.UNKNOWN_CURRENCY if exc.code == "unknown_currency" else Code.INVALID_AMOUNT
-        return Refusal.of(code, exc.detail)
+        return refusal_of(code, exc.detail)
 
 
 def amount_wire_from_minor(amount_minor: int, currency: str) -> msgspec.Raw:
-    """Minor units -> the JSON number Evolution reads as major units (providers.md,
+    """Minor units -> the JSON number Evolution reads as major units (README.md,
     Evolution "Response"), exact, with the currency's decimals and never in exponent form:
     EUR 1250 -> ``12.50``, JPY 5 -> ``5``, BTC 1 -> ``0.00000001`` (``money.minor_to_decimal_str``)."""
     return msgspec.Raw(money.minor_to_decimal_str(amount_minor, currency).encode("ascii"))
@@ -160,41 +158,41 @@ def amount_wire_from_minor(amount_minor: int, currency: str) -> msgspec.Raw:
 # ---- sessions ---------------------------------------------------------------------------
 
 
-def check_live_sid(session: GameSession | None, user_id: str, now_s: float) -> Refusal | None:
+def check_live_sid(session: GameSession | None, user_id: str, now_s: float) -> Refusal[str] | None:
     """``/check``, ``/sid``, ``/balance``, ``/debit``: the sid must be known, Evolution's,
-    ``user_id``'s, not replaced (providers.md: "later calls with the old sid are refused
+    ``user_id``'s, not replaced (README.md: "later calls with the old sid are refused
     with INVALID_SID") and not expired. ``now_s``: Unix seconds. All refusals -> INVALID_SID.
     """
     if session is None:
-        return Refusal.of(Code.INVALID_TOKEN, "unknown sid")
+        return refusal_of(Code.INVALID_TOKEN, "unknown sid")
     refusal = _check_identity(session, user_id)
     if refusal is not None:
         return refusal
     if session.replaced_by is not None:
-        return Refusal.of(Code.INVALID_TOKEN, "sid was replaced by /check or /sid")
+        return refusal_of(Code.INVALID_TOKEN, "sid was replaced by /check or /sid")
     if session.expired(now_s):
-        return Refusal.of(Code.TOKEN_EXPIRED, "sid expired")
+        return refusal_of(Code.TOKEN_EXPIRED, "sid expired")
     return None
 
 
-def check_settlement_sid(session: GameSession | None, user_id: str) -> Refusal | None:
+def check_settlement_sid(session: GameSession | None, user_id: str) -> Refusal[str] | None:
     """``/credit``, ``/cancel``, ``/promo_payout``: expiry and replacement are NOT checked
-    and an unknown or absent sid is fine (providers.md "Common ground": wins and rollbacks
+    and an unknown or absent sid is fine (README.md "Common ground": wins and rollbacks
     are retried for days); a known sid of another user or provider is refused."""
     if session is None:
         return None
     return _check_identity(session, user_id)
 
 
-def _check_identity(session: GameSession, user_id: str) -> Refusal | None:
+def _check_identity(session: GameSession, user_id: str) -> Refusal[str] | None:
     if session.provider != SCOPE:
-        return Refusal.of(Code.INVALID_TOKEN, "sid was issued for another provider")
+        return refusal_of(Code.INVALID_TOKEN, "sid was issued for another provider")
     if session.player_id != user_id:
-        return Refusal.of(Code.INVALID_TOKEN, "sid was issued to another user")
+        return refusal_of(Code.INVALID_TOKEN, "sid was issued to another user")
     return None
 
 
-def check_request(req: CheckRequest, session: GameSession | None, *, now_s: float) -> Refusal | None:
+def check_request(req: CheckRequest, session: GameSession | None, *, now_s: float) -> Refusal[str] | None:
     """``/check`` and ``/sid``: None if ``req.sid`` may be rotated for ``req.userId``."""
     return check_live_sid(session, req.user_id, now_s)
 
@@ -220,7 +218,7 @@ def round_and_game(game: Game | None, fallback_round: str) -> tuple[str, str]:
 
 def balance_to_command(
     req: BalanceRequest, session: GameSession | None, *, now_s: float
-) -> GetBalance | Refusal:
+) -> GetBalance | Refusal[str]:
     """``/balance`` -> GetBalance in the session's currency; a live sid for ``userId``;
     ``currency``, when sent, must be the session's (else CURRENCY_MISMATCH)."""
     refusal = check_live_sid(session, req.user_id, now_s)
@@ -228,7 +226,7 @@ def balance_to_command(
         return refusal
     assert session is not None
     if req.currency is not None and req.currency != session.currency:
-        return Refusal.of(
+        return refusal_of(
             Code.CURRENCY_MISMATCH,
             f"currency {req.currency} differs from the session's {session.currency}",
         )
@@ -242,7 +240,7 @@ def debit_to_command(
     now_s: float,
     amount_minor_max: int,
     origin: Origin | None = None,
-) -> Debit | Refusal:
+) -> Debit | Refusal[str]:
     """``/debit`` -> Debit of ``transaction.amount`` (minor units) under the key ``refId``.
 
     Needs a live sid for ``userId`` (INVALID_SID) whose currency is ``currency``
@@ -258,7 +256,7 @@ def debit_to_command(
     if isinstance(amount, Refusal):
         return amount
     if req.currency != session.currency:
-        return Refusal.of(
+        return refusal_of(
             Code.CURRENCY_MISMATCH,
             f"debit currency {req.currency} differs from the session's {session.currency}",
         )
@@ -281,7 +279,7 @@ def credit_to_command(
     *,
     amount_minor_max: int,
     origin: Origin | None = None,
-) -> Credit | Refusal:
+) -> Credit | Refusal[str]:
     """``/credit`` -> Credit (``credit_type="win"``, may be 0) of the debit ``refId``, under
     ``"credit " + transaction.id``. The sid is not required (``check_settlement_sid``);
     the shard checks the bet (BET_DOES_NOT_EXIST / BET_ALREADY_SETTLED) and the currency."""
@@ -315,7 +313,7 @@ def cancel_to_command(
     *,
     amount_minor_max: int,
     origin: Origin | None = None,
-) -> Rollback | Refusal:
+) -> Rollback | Refusal[str]:
     """``/cancel`` -> Rollback of the debit ``refId`` under ``"cancel " + transaction.id``.
 
     The refund is the debit's own stake (the shard knows it); ``transaction.amount``, when
@@ -325,7 +323,7 @@ def cancel_to_command(
     ``response_for_result(..., cancel=True)`` turns into BET_DOES_NOT_EXIST.
     """
     if req.currency is not None and not money.is_currency(req.currency):
-        return Refusal.of(Code.UNKNOWN_CURRENCY, f"unknown currency {req.currency!r}")
+        return refusal_of(Code.UNKNOWN_CURRENCY, f"unknown currency {req.currency!r}")
     refusal = check_settlement_sid(session, req.user_id)
     if refusal is not None:
         return refusal
@@ -367,7 +365,7 @@ def promo_to_command(
     *,
     amount_minor_max: int,
     origin: Origin | None = None,
-) -> Credit | Refusal:
+) -> Credit | Refusal[str]:
     """``/promo_payout`` -> Credit under ``"promo " + promoTransaction.id``, no bet, of type
     ``promo_credit_type(type)``. The sid is not required (``check_settlement_sid``)."""
     promo = req.promo_transaction
@@ -430,7 +428,7 @@ def response_for_result(result: Result, *, uuid: str | None, cancel: bool = Fals
     Replays (``Result.replayed``) carry the stored outcome and balance through the same table
     (a stored INSUFFICIENT_FUNDS replays as INSUFFICIENT_FUNDS). Refusals carry the unchanged
     balance the shard reports. ``cancel``: an OK with ``tombstoned`` (refId never seen) is
-    BET_DOES_NOT_EXIST (providers.md licensee test list); the tombstone still refuses a late
+    BET_DOES_NOT_EXIST (README.md licensee test list); the tombstone still refuses a late
     debit of that refId.
     """
     status = status_for(result.code)
@@ -457,7 +455,7 @@ def response_for_balance(result: Result, *, uuid: str | None, currency: str) -> 
     return EvolutionResponse(status=status, uuid=uuid)
 
 
-def response_for_refusal(refusal: Refusal, *, uuid: str | None) -> EvolutionResponse:
+def response_for_refusal(refusal: Refusal[str], *, uuid: str | None) -> EvolutionResponse:
     """Answer to a Refusal: its status, no balance (the wallet was not asked)."""
     return EvolutionResponse(status=refusal.status, uuid=uuid)
 

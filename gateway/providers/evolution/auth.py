@@ -1,6 +1,6 @@
 """Evolution's authentication: the operator's API key in the ``authToken`` query parameter.
 
-Source: shared/specs/providers.md, Evolution ("Transport": POST JSON ... "with the
+Source: README.md ("Transport": POST JSON ... "with the
 operator's API key as the ``authToken`` query parameter"). Evolution signs nothing: the key
 is the whole authentication, so there is no body signature to check and an altered body is
 indistinguishable from an honest one (README.md, choice 3). The comparison is constant-time
@@ -12,7 +12,8 @@ A wrong or missing key is answered ``INVALID_TOKEN_ID`` (``statuses.py``, UNAUTH
 from __future__ import annotations
 
 import hmac
-from typing import Final, Sequence
+from collections.abc import Sequence
+from typing import Final
 
 #: The query parameter Evolution sends the key in.
 PARAM: Final = "authToken"

@@ -1,6 +1,6 @@
 """Evolution One Wallet request and response bodies, as msgspec Structs.
 
-Source: shared/specs/providers.md, Evolution ("Request": ``sid``, ``userId``, ``uuid``,
+Source: README.md ("Request": ``sid``, ``userId``, ``uuid``,
 ``currency``, ``game{id, type, details{table{id, vid}}}``, ``transaction{id, refId,
 amount}``; promo payout ``promoTransaction{type, id, amount, voucherId,
 remainingRounds}``; "Response": ``{status, balance, bonus, uuid}``). Wire names are
@@ -23,7 +23,7 @@ long) raise ``BadRequest`` -> ``INVALID_PARAMETER`` (Evolution has one status fo
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Final, TypeVar, Union
+from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 
@@ -36,7 +36,7 @@ UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=_VISI
 Sid = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=_VISIBLE)]
 CurrencyCode = Annotated[str, msgspec.Meta(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9]+\Z")]
 Text = Annotated[str, msgspec.Meta(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*\Z")]
-GameRef = Union[Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)], Id]
+GameRef = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | Id
 
 
 class Table(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
@@ -61,7 +61,7 @@ class Game(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
 
 class Transaction(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
     """``transaction``: ``id`` unique per request kind, ``refId`` names the debit (a credit
-    or cancel finds its debit by ``refId``, providers.md), ``amount`` in major units."""
+    or cancel finds its debit by ``refId``, README.md), ``amount`` in major units."""
 
     id: Id
     ref_id: Id
@@ -84,8 +84,8 @@ class PromoTransaction(msgspec.Struct, kw_only=True, frozen=True, rename="camel"
     id: Id
     amount: Decimal
     type: Text | None = None
-    voucher_id: Union[Text, int, None] = None
-    remaining_rounds: Union[int, None] = None
+    voucher_id: Text | int | None = None
+    remaining_rounds: int | None = None
 
 
 class CheckRequest(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
@@ -183,7 +183,8 @@ R = TypeVar(
     PromoPayoutRequest,
 )
 
-DECODERS: Final = {
+#: One decoder per request Struct (``decode`` answers that Struct; typed Any here).
+DECODERS: Final[dict[type, msgspec.json.Decoder[Any]]] = {
     t: msgspec.json.Decoder(t)
     for t in (CheckRequest, BalanceRequest, DebitRequest, CreditRequest, CancelRequest,
               PromoPayoutRequest)

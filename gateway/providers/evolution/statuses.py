@@ -1,13 +1,13 @@
 """The ONE table mapping gateway result codes to Evolution One Wallet statuses.
 
-Source: shared/specs/providers.md, "Evolution" ("Statuses", the licensee test list) and
+Source: README.md ("Statuses", the licensee test list) and
 "Common ground". Every Evolution answer is HTTP 200 with one of these strings in
-``status`` (README.md, choice 1). providers.md: "the first and last are retryable" -- read
+``status`` (README.md, choice 1). README.md: "the first and last are retryable" -- read
 as the first and last *error* statuses of its list, ``TEMPORARY_ERROR`` and
 ``OPERATION_IN_PROCESS`` (``OK`` cannot be a retryable status). The gateway only ever
 sends ``TEMPORARY_ERROR`` as its retryable answer.
 
-Rows taken from providers.md (licensee test list):
+Rows taken from README.md (licensee test list):
 
 * ``INSUFFICIENT_FUNDS`` -> ``INSUFFICIENT_FUNDS`` (with the unchanged balance);
 * ``UNKNOWN_TRANSACTION`` -> ``BET_DOES_NOT_EXIST`` (credit or cancel with an unknown
@@ -19,7 +19,7 @@ Rows taken from providers.md (licensee test list):
 * ``IDEMPOTENCY_CONFLICT`` -> ``BET_ALREADY_EXIST`` (a repeated debit that differs: "never
   a second deduction"; an exact repeat is answered ``OK`` with the stored outcome).
 
-Choices where providers.md names no status (also in README.md, "Status table"):
+Choices where README.md names no status (also in README.md, "Status table"):
 
 * ``PLAYER_BLOCKED`` / ``LIMIT_REACHED`` -> ``FINAL_ERROR_ACTION_FAILED``: the bet must be
   refused for good (not retried, not shown as a lack of money). Evolution's list has no
@@ -28,7 +28,7 @@ Choices where providers.md names no status (also in README.md, "Status table"):
   ``PAYLOAD_TOO_LARGE`` -> ``INVALID_PARAMETER``: something in the request is wrong.
 * ``UNKNOWN_PLAYER`` -> ``INVALID_PARAMETER``: the ``userId`` names nobody; a final answer
   (``TEMPORARY_ERROR`` would make Evolution retry a credit for days).
-* ``INVALID_TOKEN`` / ``TOKEN_EXPIRED`` -> ``INVALID_SID`` (providers.md: a replaced sid is
+* ``INVALID_TOKEN`` / ``TOKEN_EXPIRED`` -> ``INVALID_SID`` (README.md: a replaced sid is
   refused with ``INVALID_SID``; an unknown or expired one is the same kind of refusal).
 * ``UNAUTHORIZED`` / ``INVALID_SIGNATURE`` / ``UNKNOWN_PROVIDER`` -> ``INVALID_TOKEN_ID``:
   Evolution authenticates with the ``authToken`` API key only; a wrong key is
@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from gateway.edge.sessions import SessionStoreUnavailable
+from gateway.edge.game_session import SessionStoreUnavailable
 from gateway.shards.commands import Code, Overloaded, ShardUnavailable
 
 OK: Final = "OK"
@@ -56,7 +56,7 @@ BET_DOES_NOT_EXIST: Final = "BET_DOES_NOT_EXIST"
 FINAL_ERROR_ACTION_FAILED: Final = "FINAL_ERROR_ACTION_FAILED"
 OPERATION_IN_PROCESS: Final = "OPERATION_IN_PROCESS"
 
-#: Every status providers.md lists for Evolution; nothing else is ever sent.
+#: Every status README.md lists for Evolution; nothing else is ever sent.
 ALL_STATUSES: Final = frozenset(
     {
         OK,
@@ -74,7 +74,7 @@ ALL_STATUSES: Final = frozenset(
     }
 )
 
-#: The statuses Evolution retries (providers.md: "the first and last are retryable").
+#: The statuses Evolution retries (README.md: "the first and last are retryable").
 RETRYABLE_STATUSES: Final = frozenset({TEMPORARY_ERROR, OPERATION_IN_PROCESS})
 
 #: Gateway result code -> Evolution status. Covers every ``Code`` (tests enforce it).

@@ -1,4 +1,4 @@
-"""Hub88 operator-wallet adapter (shared/specs/providers.md, Hub88).
+"""Hub88 operator-wallet adapter (README.md).
 
 ``routes(ctx)`` returns ``Mount("/providers/hub88", ...)`` with POST ``/user/info``,
 ``/user/balance``, ``/transaction/bet``, ``/transaction/win``, ``/transaction/rollback``;

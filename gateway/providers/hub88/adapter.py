@@ -1,7 +1,7 @@
 """Hub88 protocol rules as pure functions: decoded request + game session -> Command or Refusal,
 and Result -> Hub88 response. No I/O here; ``routes.py`` does the HTTP, Redis and shard calls.
 
-Source: shared/specs/providers.md, Hub88 and "Common ground"; shared/DESIGN.md sections 3
+Source: README.md ("Protocol facts", "Common ground"); docs/DESIGN.md sections 3
 (money), 5 (idempotency) and 8 (errors). Rules implemented:
 
 * scope ``"hub88"`` on every command; idempotency key = ``transaction_uuid``; player =
@@ -27,12 +27,10 @@ Source: shared/specs/providers.md, Hub88 and "Common ground"; shared/DESIGN.md s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
 
 from gateway import money
-from gateway.edge.sessions import GameSession
-from gateway.providers.audit import AUDIT_STR_CHARS_MAX, bounded_value
+from gateway.edge.game_session import GameSession
 from gateway.providers.hub88.schemas import (
     AMOUNT_SCALE,
     BalanceRequest,
@@ -48,11 +46,20 @@ from gateway.providers.hub88.statuses import (
     SYNTAX_STATUS,
     status_for,
 )
-from gateway.shards.commands import Code, Credit, Debit, GetBalance, Origin, Result, Rollback
+from gateway.providers.refusal import Refusal, bounded_value, field_getter
+from gateway.shards.commands import (
+    Code,
+    Credit,
+    Debit,
+    GetBalance,
+    Origin,
+    Result,
+    Rollback,
+)
 
 SCOPE: Final = "hub88"
 
-# Fields copied into the audit ``request`` dict (DESIGN.md section 4; bounds: providers/audit.py).
+# Fields copied into the audit ``request`` dict (docs/DESIGN.md section 4; bounds: providers/refusal.py).
 _AUDIT_FIELDS: Final = (
     "request_uuid",
     "user",
@@ -69,23 +76,15 @@ _AUDIT_FIELDS: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A request refused by the adapter itself: audit ``code``, Hub88 ``status``, ``detail``."""
+def refusal_of(code: Code, detail: str) -> Refusal[str]:
+    """A refusal answered with the status-table entry for ``code`` (``statuses.status_for``)."""
+    return Refusal(code, detail, status_for(code))
 
-    code: Code
-    detail: str
-    status: str
 
-    @classmethod
-    def of(cls, code: Code, detail: str) -> Refusal:
-        """A refusal answered with the status-table entry for ``code``."""
-        return cls(code, detail, status_for(code))
-
-    @classmethod
-    def syntax(cls, detail: str) -> Refusal:
-        """Body not JSON or too large: audited INVALID_REQUEST, answered RS_ERROR_WRONG_SYNTAX."""
-        return cls(Code.INVALID_REQUEST, detail, SYNTAX_STATUS)
+def syntax_refusal(detail: str) -> Refusal[str]:
+    """Body not JSON or too large: audited INVALID_REQUEST, answered RS_ERROR_WRONG_SYNTAX
+    (README.md, choice 5)."""
+    return Refusal(Code.INVALID_REQUEST, detail, SYNTAX_STATUS)
 
 
 # ---- amounts ------------------------------------------------------------------------
@@ -93,7 +92,7 @@ class Refusal:
 
 def amount_minor_from_wire(
     amount: int, currency: str, *, amount_minor_max: int, allow_zero: bool
-) -> int | Refusal:
+) -> int | Refusal[str]:
     """Hub88 ``amount`` (major units x 100000) -> minor units of ``currency``, or a Refusal.
 
     EUR 356000 -> 356. Refused: unknown currency (CURRENCY_MISMATCH), not exact in the
@@ -107,7 +106,7 @@ def amount_minor_from_wire(
         )
     except money.AmountError as exc:
         code = Code.CURRENCY_MISMATCH if exc.code == "unknown_currency" else Code.INVALID_AMOUNT
-        return Refusal.of(code, exc.detail)
+        return refusal_of(code, exc.detail)
 
 
 def balance_to_wire(amount_minor: int, currency: str) -> int:
@@ -120,21 +119,21 @@ def balance_to_wire(amount_minor: int, currency: str) -> int:
 
 def _check_live_session(
     session: GameSession | None, user: str | None, now_s: float
-) -> Refusal | None:
+) -> Refusal[str] | None:
     """Token known, naming ``user`` (if given), not expired: for bets, balance and info."""
     if session is None:
-        return Refusal.of(Code.INVALID_TOKEN, "unknown token")
+        return refusal_of(Code.INVALID_TOKEN, "unknown token")
     if user is not None and session.player_id != user:
-        return Refusal.of(Code.INVALID_TOKEN, "token was issued to another user")
+        return refusal_of(Code.INVALID_TOKEN, "token was issued to another user")
     if session.expired(now_s):
-        return Refusal.of(Code.TOKEN_EXPIRED, "token expired")
+        return refusal_of(Code.TOKEN_EXPIRED, "token expired")
     return None
 
 
-def _check_settlement_session(session: GameSession | None, user: str) -> Refusal | None:
+def _check_settlement_session(session: GameSession | None, user: str) -> Refusal[str] | None:
     """Wins and rollbacks: expiry not checked, unknown token fine, another user's token not."""
     if session is not None and session.player_id != user:
-        return Refusal.of(Code.INVALID_TOKEN, "token was issued to another user")
+        return refusal_of(Code.INVALID_TOKEN, "token was issued to another user")
     return None
 
 
@@ -148,7 +147,7 @@ def bet_to_command(
     now_s: float,
     amount_minor_max: int,
     origin: Origin | None = None,
-) -> Debit | Refusal:
+) -> Debit | Refusal[str]:
     """/transaction/bet -> Debit(amount_minor = stake in minor units), or a Refusal.
 
     ``session`` is the token's session (None if never issued); ``now_s`` Unix seconds.
@@ -166,7 +165,7 @@ def bet_to_command(
         return refusal
     assert session is not None
     if session.currency != req.currency:
-        return Refusal.of(
+        return refusal_of(
             Code.CURRENCY_MISMATCH,
             f"bet currency {req.currency} differs from the session's {session.currency}",
         )
@@ -188,7 +187,7 @@ def win_to_command(
     *,
     amount_minor_max: int,
     origin: Origin | None = None,
-) -> Credit | Refusal:
+) -> Credit | Refusal[str]:
     """/transaction/win -> Credit(amount_minor = payout in minor units, may be 0), or a Refusal.
 
     Token expiry is not checked; ``session`` may be None (unknown or absent token).
@@ -219,7 +218,7 @@ def win_to_command(
 
 def rollback_to_command(
     req: RollbackRequest, session: GameSession | None, *, origin: Origin | None = None
-) -> Rollback | Refusal:
+) -> Rollback | Refusal[str]:
     """/transaction/rollback -> Rollback of ``reference_transaction_uuid``, or a Refusal.
 
     Token expiry is not checked. ``currency`` (used only to answer with a balance when the
@@ -246,7 +245,7 @@ def rollback_to_command(
 
 def balance_to_command(
     req: BalanceRequest, session: GameSession | None, *, now_s: float
-) -> GetBalance | Refusal:
+) -> GetBalance | Refusal[str]:
     """/user/balance -> GetBalance in the session's currency; needs a live token for ``user``."""
     refusal = _check_live_session(session, req.user, now_s)
     if refusal is not None:
@@ -257,7 +256,7 @@ def balance_to_command(
 
 def info_to_command(
     req: UserInfoRequest, session: GameSession | None, *, now_s: float
-) -> GetBalance | Refusal:
+) -> GetBalance | Refusal[str]:
     """/user/info -> GetBalance for ``user``.
 
     With a token (not in Hub88's documented request, checked when sent): a live token for
@@ -281,8 +280,8 @@ def balance_of(result: Result, currency: str | None) -> tuple[str, int] | None:
     Money commands fill ``currency``/``cash_minor``/``bonus_minor``; GetBalance fills
     ``balances``: the one in ``currency``, or the only one when ``currency`` is None.
     """
-    if result.currency is not None and result.cash_minor is not None:
-        if currency is None or result.currency == currency:
+    if (result.currency is not None and result.cash_minor is not None
+            and (currency is None or result.currency == currency)):
             return result.currency, result.cash_minor + (result.bonus_minor or 0)
     if currency is None:
         if len(result.balances) == 1:
@@ -351,7 +350,7 @@ def response_for_balance(
 
 
 def response_for_refusal(
-    refusal: Refusal, *, user: str | None, request_uuid: str | None, currency: str | None
+    refusal: Refusal[str], *, user: str | None, request_uuid: str | None, currency: str | None
 ) -> Hub88Response:
     """Answer to a Refusal: its status, no balance (the wallet was not asked)."""
     return Hub88Response(
@@ -369,12 +368,8 @@ def audit_request(source: object) -> dict:
     parseable body. Tokens are never copied, only whether one was sent.
     """
     out: dict = {}
-    if isinstance(source, dict):
-        get = source.get
-    elif source is not None and hasattr(source, "__struct_fields__"):
-        def get(name: str, default: object = None) -> object:
-            return getattr(source, name, default)
-    else:
+    get = field_getter(source)
+    if get is None:
         return out
     for name in _AUDIT_FIELDS:
         value = get(name, None)
@@ -383,8 +378,3 @@ def audit_request(source: object) -> dict:
     out["token_sent"] = get("token", None) is not None
     return out
 
-
-def str_field(source: object, name: str) -> str | None:
-    """A string field of a request struct or generic JSON dict, bounded, else None."""
-    value = source.get(name) if isinstance(source, dict) else getattr(source, name, None)
-    return value[:AUDIT_STR_CHARS_MAX] if isinstance(value, str) else None

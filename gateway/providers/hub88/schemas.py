@@ -1,6 +1,6 @@
 """Hub88 wallet request and response bodies, as msgspec Structs.
 
-Source: shared/specs/providers.md, Hub88 ("Request fields", "Response", "Amounts"), and
+Source: README.md ("Request fields", "Response", "Amounts"), and
 Hub88's Operator Wallet API reference for ``/user/info``. Every request struct ignores
 unknown fields (Hub88 adds fields over time). A field is required only where the adapter
 cannot work without it; everything else is optional.
@@ -16,11 +16,11 @@ Decode errors: ``msgspec.ValidationError`` (missing field, wrong type, string to
 
 from __future__ import annotations
 
-from typing import Annotated, Final, TypeVar, Union
+from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 
-#: Hub88 amounts and balances are major units x 100000 (providers.md, Hub88 "Amounts").
+#: Hub88 amounts and balances are major units x 100000 (README.md "Amounts").
 AMOUNT_SCALE: Final = 100_000
 
 # Bounds on identifiers: generous for Hub88's UUIDs (36 chars) and user ids, tight enough
@@ -54,7 +54,7 @@ class BalanceRequest(msgspec.Struct, kw_only=True, frozen=True):
     request_uuid: Id | None = None
     user: UserId | None = None
     game_code: Text | None = None
-    game_id: Union[int, Text, None] = None
+    game_id: int | Text | None = None
     supplier_user: Text | None = None
 
 
@@ -83,7 +83,7 @@ class WinRequest(msgspec.Struct, kw_only=True, frozen=True):
     """POST /transaction/win: the bet's fields plus ``reference_transaction_uuid`` (the bet).
 
     ``token`` and ``game_code`` are optional: wins are retried for days after the session
-    ended, and ``user`` identifies the player (providers.md, "Common ground").
+    ended, and ``user`` identifies the player (README.md, "Common ground").
     ``amount`` is the payout x 100000, >= 0.
     """
 
@@ -152,7 +152,8 @@ class UserInfoResponse(Hub88Response, kw_only=True, omit_defaults=True):
 Request = UserInfoRequest | BalanceRequest | BetRequest | WinRequest | RollbackRequest
 R = TypeVar("R", UserInfoRequest, BalanceRequest, BetRequest, WinRequest, RollbackRequest)
 
-DECODERS: Final = {
+#: One decoder per request Struct (``decode`` answers that Struct; typed Any here).
+DECODERS: Final[dict[type, msgspec.json.Decoder[Any]]] = {
     UserInfoRequest: msgspec.json.Decoder(UserInfoRequest),
     BalanceRequest: msgspec.json.Decoder(BalanceRequest),
     BetRequest: msgspec.json.Decoder(BetRequest),

@@ -1,9 +1,9 @@
 """Hub88 request signatures: RSA-SHA256, PKCS#1 v1.5, base64, header ``X-Hub88-Signature``.
 
-Source: shared/specs/providers.md, Hub88 ("Signature"): Hub88 signs the raw request body with
+Source: README.md ("Signature"): Hub88 signs the raw request body with
 its private key and the operator verifies with Hub88's public key; the operator signs its
 response bodies with its own private key, in the same header. Test vectors:
-shared/vectors/hub88/ (tests/test_hub88_signature.py).
+tests/vectors/hub88/ (tests/test_hub88_signature.py).
 
 Keys are loaded once (``Hub88Signer.from_settings`` at start-up), never per request.
 
@@ -49,7 +49,7 @@ def load_public_key(pem: bytes) -> rsa.RSAPublicKey:
     """Parse a PEM RSA public key (SubjectPublicKeyInfo). Raises ValueError if not RSA."""
     key = serialization.load_pem_public_key(pem)
     if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError("Hub88 public key must be an RSA key")
+        raise ValueError("Hub88 public key must be an RSA key")  # noqa: TRY004 - documented: a wrong key is bad configuration
     return key
 
 
@@ -57,7 +57,7 @@ def load_private_key(pem: bytes) -> rsa.RSAPrivateKey:
     """Parse an unencrypted PEM RSA private key (PKCS#1 or PKCS#8). Raises ValueError if not RSA."""
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("operator private key must be an RSA key")
+        raise ValueError("operator private key must be an RSA key")  # noqa: TRY004 - documented: a wrong key is bad configuration
     return key
 
 

@@ -1,6 +1,6 @@
 """The ONE table mapping gateway result codes to Hub88 wallet statuses.
 
-Source: shared/specs/providers.md, Hub88 ("Statuses", "Rules") and "Common ground"; Hub88's
+Source: README.md ("Statuses", "Rules") and "Common ground"; Hub88's
 "Seamless Wallet response statuses - Operator API" page for the meaning of each status.
 Every Hub88 answer is HTTP 200 with one of these strings in ``status``.
 
@@ -18,7 +18,7 @@ Choices where the sources are silent (also in README.md):
   an invalid identity, a final answer. ``RS_ERROR_UNKNOWN`` is Hub88's retryable status and
   would make it retry a win for a non-existent player for days.
 * ``LIMIT_REACHED`` -> ``RS_ERROR_USER_DISABLED`` ("the user ... can't place any new
-  bets"). providers.md's list has no limit status (``RS_ERROR_LIMIT_REACHED`` appears only in
+  bets"). README.md's list has no limit status (``RS_ERROR_LIMIT_REACHED`` appears only in
   Hub88's supplier-side documents), and the refusal must be final, not retryable.
 * ``UNAUTHORIZED`` -> ``RS_ERROR_INVALID_PARTNER`` (the caller is not allowed);
   ``PLAYER_EXISTS`` -> ``RS_ERROR_UNKNOWN`` (not produced on Hub88 paths).
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from gateway.edge.sessions import SessionStoreUnavailable
+from gateway.edge.game_session import SessionStoreUnavailable
 from gateway.shards.commands import Code, Overloaded, ShardUnavailable
 
 RS_OK: Final = "RS_OK"
@@ -50,7 +50,7 @@ RS_ERROR_DUPLICATE_TRANSACTION: Final = "RS_ERROR_DUPLICATE_TRANSACTION"
 RS_ERROR_TRANSACTION_DOES_NOT_EXIST: Final = "RS_ERROR_TRANSACTION_DOES_NOT_EXIST"
 RS_ERROR_TRANSACTION_ROLLED_BACK: Final = "RS_ERROR_TRANSACTION_ROLLED_BACK"
 
-#: Every status providers.md lists for Hub88; nothing else is ever sent.
+#: Every status README.md lists for Hub88; nothing else is ever sent.
 ALL_STATUSES: Final = frozenset(
     {
         RS_OK,
@@ -99,7 +99,7 @@ STATUS_BY_CODE: Final[dict[Code, str]] = {
 SYNTAX_STATUS: Final = RS_ERROR_WRONG_SYNTAX
 
 #: Hub88's retryable answer: a bet answered with it is rolled back by Hub88, a win or
-#: rollback is retried (providers.md, Hub88, Caleta notes).
+#: rollback is retried (README.md, Caleta notes).
 RETRYABLE_STATUS: Final = RS_ERROR_UNKNOWN
 
 #: Exceptions from ``ctx.submit`` / ``ctx.sessions`` that mean "try again later".

@@ -1,4 +1,4 @@
-"""Pragmatic Play seamless-wallet adapter (shared/specs/providers.md, "Pragmatic Play").
+"""Pragmatic Play seamless-wallet adapter (README.md).
 
 Exports ``PREFIX`` ("/providers/pragmatic") and ``Adapter`` (EdgeContext -> ``routes()``,
 ``close()``), which ``gateway.app`` mounts. See README.md in this directory.

@@ -1,7 +1,7 @@
 """Pragmatic Play protocol rules as pure functions: decoded request (+ session) -> Command or
 Refusal, and Result -> response. No I/O here; ``routes.py`` does HTTP, Redis and the shard.
 
-Source: shared/specs/providers.md, "Pragmatic Play" and "Common ground"; shared/DESIGN.md
+Source: README.md ("Protocol facts", "Common ground"); docs/DESIGN.md
 sections 3 (money), 5 (idempotency) and 8 (errors). Rules implemented (README.md has the
 reasons for each choice):
 
@@ -32,8 +32,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Final, Literal
 
 from gateway import money
-from gateway.edge.sessions import GameSession
-from gateway.providers.audit import AUDIT_STR_CHARS_MAX
+from gateway.edge.game_session import GameSession
 from gateway.providers.pragmatic.schemas import (
     AdjustmentRequest,
     AuthenticateRequest,
@@ -57,6 +56,7 @@ from gateway.providers.pragmatic.statuses import (
     description_for,
     status_for,
 )
+from gateway.providers.refusal import AUDIT_STR_CHARS_MAX, Refusal
 from gateway.shards.commands import (
     Atomic,
     Code,
@@ -88,23 +88,14 @@ _AUDIT_FIELDS: Final = (
 _AUDIT_NAMES_MAX: Final = 32
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A request refused by the adapter itself: audit ``code``, Pragmatic ``error``, ``detail``."""
+def refusal_of(code: Code, detail: str) -> Refusal[int]:
+    """A refusal answered with the status-table ``error`` for ``code`` (``statuses.status_for``)."""
+    return Refusal(code, detail, status_for(code))
 
-    code: Code
-    detail: str
-    error: int
 
-    @classmethod
-    def of(cls, code: Code, detail: str) -> Refusal:
-        """A refusal answered with the status-table entry for ``code``."""
-        return cls(code, detail, status_for(code))
-
-    @classmethod
-    def bad_parameters(cls, detail: str) -> Refusal:
-        """Malformed or missing parameters: audited INVALID_REQUEST, answered 7."""
-        return cls(Code.INVALID_REQUEST, detail, BAD_PARAMETERS)
+def bad_parameters(detail: str) -> Refusal[int]:
+    """Malformed or missing parameters: audited INVALID_REQUEST, answered 7."""
+    return Refusal(Code.INVALID_REQUEST, detail, BAD_PARAMETERS)
 
 
 # ---- amounts ------------------------------------------------------------------------
@@ -117,10 +108,10 @@ def amount_minor_from_decimal(
     amount_minor_max: int,
     allow_zero: bool,
     allow_negative: bool = False,
-) -> int | Refusal:
+) -> int | Refusal[int]:
     """Pragmatic amount (decimal string, major units) -> signed minor units, or a Refusal.
 
-    providers.md, Pragmatic "Fields": ``amount`` (decimal string). ``"12.50"`` EUR -> 1250,
+    README.md "Fields": ``amount`` (decimal string). ``"12.50"`` EUR -> 1250,
     ``"100"`` JPY -> 100. Parsed exactly: the text must be a plain decimal
     (``-?digits[.digits]``), it is read with ``decimal.Decimal`` and converted by
     ``money.minor_from_decimal``: more significant fraction digits than the currency has
@@ -130,7 +121,7 @@ def amount_minor_from_decimal(
     ``amount_minor_max``. An unknown currency is ``UNKNOWN_CURRENCY`` (error 7).
     """
     if not isinstance(text, str) or not _DECIMAL_TEXT_RE.fullmatch(text):
-        return Refusal.of(Code.INVALID_AMOUNT, f"amount {str(text)[:40]!r} is not a plain decimal")
+        return refusal_of(Code.INVALID_AMOUNT, f"amount {str(text)[:40]!r} is not a plain decimal")
     try:
         minor = money.minor_from_decimal(Decimal(text), currency)
         if minor < 0 and not allow_negative:
@@ -138,9 +129,9 @@ def amount_minor_from_decimal(
         money.check_amount_minor(abs(minor), amount_minor_max=amount_minor_max, allow_zero=allow_zero)
     except money.AmountError as exc:
         code = Code.UNKNOWN_CURRENCY if exc.code == "unknown_currency" else Code.INVALID_AMOUNT
-        return Refusal.of(code, exc.detail)
+        return refusal_of(code, exc.detail)
     except InvalidOperation:
-        return Refusal.of(Code.INVALID_AMOUNT, "amount is not a decimal number")
+        return refusal_of(Code.INVALID_AMOUNT, "amount is not a decimal number")
     return minor
 
 
@@ -164,27 +155,27 @@ def usable_session(session: GameSession | None) -> GameSession | None:
 
 def check_live_session(
     session: GameSession | None, user_id: str | None, now_s: float
-) -> Refusal | None:
+) -> Refusal[int] | None:
     """authenticate, balance, bet: a known current token of this provider, naming ``user_id``
-    (when given), not expired -- else error 4 (providers.md "Common ground": bets must not be
+    (when given), not expired -- else error 4 (README.md "Common ground": bets must not be
     accepted with an expired token)."""
     session = usable_session(session)
     if session is None:
-        return Refusal.of(Code.INVALID_TOKEN, "unknown token")
+        return refusal_of(Code.INVALID_TOKEN, "unknown token")
     if user_id is not None and session.player_id != user_id:
-        return Refusal.of(Code.INVALID_TOKEN, "token was issued to another user")
+        return refusal_of(Code.INVALID_TOKEN, "token was issued to another user")
     if session.expired(now_s):
-        return Refusal.of(Code.TOKEN_EXPIRED, "token expired")
+        return refusal_of(Code.TOKEN_EXPIRED, "token expired")
     return None
 
 
-def check_settlement_session(session: GameSession | None, user_id: str) -> Refusal | None:
+def check_settlement_session(session: GameSession | None, user_id: str) -> Refusal[int] | None:
     """result, wins, endRound, refund, adjustment: expiry is not checked and an unknown token
     is fine (Pragmatic retries these for days; ``userId`` names the player), but our token
     naming another user is refused (error 4)."""
     session = usable_session(session)
     if session is not None and session.player_id != user_id:
-        return Refusal.of(Code.INVALID_TOKEN, "token was issued to another user")
+        return refusal_of(Code.INVALID_TOKEN, "token was issued to another user")
     return None
 
 
@@ -197,16 +188,16 @@ def settlement_currency(request_currency: str | None, session: GameSession | Non
     return session.currency if session is not None else None
 
 
-def only_wallet_currency(result: Result) -> str | Refusal:
+def only_wallet_currency(result: Result) -> str | Refusal[int]:
     """The currency of a player's only wallet, from ``GetBalance(player, None)``.
 
     UNKNOWN_PLAYER -> error 2; several wallets and no session or ``currency`` to choose ->
     error 7 (the wallet cannot tell which one the game played in).
     """
     if result.code is not Code.OK:
-        return Refusal.of(result.code, result.detail or "player lookup refused")
+        return refusal_of(result.code, result.detail or "player lookup refused")
     if len(result.balances) != 1:
-        return Refusal.bad_parameters("no session and no currency: the player has several wallets")
+        return bad_parameters("no session and no currency: the player has several wallets")
     return result.balances[0].currency
 
 
@@ -220,7 +211,7 @@ def bet_to_command(
     now_s: float,
     amount_minor_max: int,
     origin: Origin | None = None,
-) -> Debit | Refusal:
+) -> Debit | Refusal[int]:
     """/bet.html -> ``Debit(amount_minor >= 0, round_id=roundId, game_id=gameId)`` or a Refusal.
 
     Token rules: ``check_live_session`` (error 4). Currency: the session's; a ``currency``
@@ -233,7 +224,7 @@ def bet_to_command(
     assert session is not None
     currency = session.currency
     if req.currency is not None and req.currency != currency:
-        return Refusal.of(
+        return refusal_of(
             Code.CURRENCY_MISMATCH, f"bet currency {req.currency[:16]} is not the session's {currency}"
         )
     amount = amount_minor_from_decimal(
@@ -255,7 +246,7 @@ def bet_to_command(
 
 def result_to_command(
     req: ResultRequest, currency: str, *, amount_minor_max: int, origin: Origin | None = None
-) -> Credit | Atomic | Refusal:
+) -> Credit | Atomic | Refusal[int]:
     """/result.html -> the round's win, or (with a promo win) an Atomic of win + promo.
 
     The win: ``Credit(transaction_id=reference, credit_type="win", bet_transaction_id=None,
@@ -293,9 +284,9 @@ def result_to_command(
     if promo_amount == 0:
         return win
     if req.promoWinReference is None:
-        return Refusal.bad_parameters("promoWinAmount without promoWinReference")
+        return bad_parameters("promoWinAmount without promoWinReference")
     if req.promoWinReference == req.reference:
-        return Refusal.bad_parameters("promoWinReference equals reference")
+        return bad_parameters("promoWinReference equals reference")
     promo = Credit(
         scope=SCOPE,
         transaction_id=req.promoWinReference,
@@ -320,7 +311,7 @@ def win_to_command(
     *,
     amount_minor_max: int,
     origin: Origin | None = None,
-) -> Credit | Refusal:
+) -> Credit | Refusal[int]:
     """/bonusWin.html ("bonus"), /jackpotWin.html ("jackpot"), /promoWin.html ("promo") ->
     ``Credit(credit_type=...)`` keyed ``reference``, amount >= 0, paid into the house account
     of its type. Round: ``roundId``, else the ``reference`` (these may come outside a round);
@@ -380,7 +371,7 @@ def refund_to_command(
     """/refund.html -> ``Rollback(reference_transaction_id=reference)`` keyed ``refund:<reference>``.
 
     A refund of a bet never seen succeeds and leaves a tombstone, so the late bet is refused
-    (providers.md, Pragmatic: "success, remembered as a tombstone, is the safer reading").
+    (README.md: "success, remembered as a tombstone, is the safer reading").
     ``amount`` is not used: the stake stored with the bet is returned. ``currency`` (the
     session's, if known) only names the balance of the answer when the bet is unknown.
     """
@@ -397,7 +388,7 @@ def refund_to_command(
 
 def adjustment_to_command(
     req: AdjustmentRequest, currency: str, *, amount_minor_max: int, origin: Origin | None = None
-) -> Credit | Debit | Refusal:
+) -> Credit | Debit | Refusal[int]:
     """/adjustment.html -> a signed correction keyed ``reference`` on ``roundId`` (else reference).
 
     ``amount`` >= 0: ``Credit(credit_type="adjustment")``. ``amount`` < 0: ``Debit`` of its
@@ -426,7 +417,7 @@ def adjustment_to_command(
 
 def authenticate_to_command(
     req: AuthenticateRequest, session: GameSession | None, *, now_s: float
-) -> GetBalance | Refusal:
+) -> GetBalance | Refusal[int]:
     """/authenticate.html -> ``GetBalance`` of the token's player in its currency (error 4 if
     the token is not a live one of this provider)."""
     refusal = check_live_session(session, None, now_s)
@@ -438,7 +429,7 @@ def authenticate_to_command(
 
 def balance_to_command(
     req: BalanceRequest, session: GameSession | None, *, now_s: float
-) -> GetBalance | Refusal:
+) -> GetBalance | Refusal[int]:
     """/balance.html -> ``GetBalance(userId, session currency)``; a live token naming ``userId``."""
     refusal = check_live_session(session, req.userId, now_s)
     if refusal is not None:
@@ -449,7 +440,7 @@ def balance_to_command(
 
 def balance_per_game_to_command(
     req: BalancePerGameRequest, session: GameSession | None, *, now_s: float
-) -> GetBalance | Refusal:
+) -> GetBalance | Refusal[int]:
     """/getBalancePerGame.html -> ``GetBalance``: with a token, checked like /balance.html and in
     its currency; without one, every wallet of ``userId`` (the answer needs exactly one)."""
     if req.token is None:
@@ -476,8 +467,8 @@ class Money:
 def balance_of(result: Result, currency: str | None = None) -> Money | None:
     """The balance a Result carries (money commands: top-level fields; GetBalance: the entry
     in ``currency``, or the only one when ``currency`` is None); None if it carries none."""
-    if result.currency is not None and result.cash_minor is not None:
-        if currency is None or result.currency == currency:
+    if (result.currency is not None and result.cash_minor is not None
+            and (currency is None or result.currency == currency)):
             return Money(result.currency, result.cash_minor, result.bonus_minor or 0)
     candidates = [b for b in result.balances if currency is None or b.currency == currency]
     if len(candidates) == 1:
@@ -516,7 +507,7 @@ def response_for_money(
     ``error`` from the table (130 for any refusal on endRound). On success: ``transactionId``
     = ``Result.ledger_transaction_id`` (the ORIGINAL one on a replay; not sent for endRound).
     ``current``: the balance now, which a replay answers instead of the stored one
-    (providers.md, Pragmatic: "A repeated reference gets success with the current balance
+    (README.md: "A repeated reference gets success with the current balance
     and the original transactionId"). Refusals carry the unchanged balance when the shard
     reports one (error 1 always does). ``used_promo``: add ``usedPromo: 0`` (bet, result);
     the wallet has no promo balance to spend.
@@ -550,8 +541,8 @@ def response_for_authenticate(result: Result, session: GameSession) -> Pragmatic
     if response.error != SUCCESS:
         return response
     if result.player_status not in (None, "active"):
-        refusal = Refusal.of(Code.PLAYER_BLOCKED, f"player is {result.player_status}")
-        return PragmaticResponse(error=refusal.error, description=description_for(refusal.error))
+        refusal = refusal_of(Code.PLAYER_BLOCKED, f"player is {result.player_status}")
+        return PragmaticResponse(error=refusal.status, description=description_for(refusal.status))
     return PragmaticResponse(
         error=SUCCESS,
         description=description_for(SUCCESS),
@@ -585,9 +576,9 @@ def response_for_balance_per_game(
     )
 
 
-def response_for_refusal(refusal: Refusal) -> PragmaticResponse:
+def response_for_refusal(refusal: Refusal[int]) -> PragmaticResponse:
     """Answer to an adapter refusal: its error and description, no balance (not asked)."""
-    return PragmaticResponse(error=refusal.error, description=description_for(refusal.error))
+    return PragmaticResponse(error=refusal.status, description=description_for(refusal.status))
 
 
 def retryable_response() -> PragmaticResponse:

@@ -1,12 +1,14 @@
-"""Pragmatic Play wallet endpoints over HTTP (Starlette): read, parse, hash, decode, map, submit.
+"""Pragmatic Play wallet endpoints over HTTP: the eleven routes and Pragmatic's hooks into the
+shared pipeline.
 
-Source: shared/specs/providers.md, "Pragmatic Play" (transport, endpoints, hash, error codes)
-and "Common ground"; shared/DESIGN.md sections 2 (edge work), 5 (idempotency), 7 (Redis)
-and 8 (errors). Every answer is HTTP 200 with a JSON body carrying ``error`` and
+Source: gateway/providers/pragmatic/README.md ("Protocol facts": transport, endpoints, hash,
+error codes, "Common ground"); docs/DESIGN.md sections 2 (edge work), 5 (idempotency), 7
+(Redis) and 8 (errors). Every answer is HTTP 200 with a JSON body carrying ``error`` and
 ``description`` -- also refusals, also when something unexpected broke (then ``error: 100``,
 which Pragmatic retries). Never an HTTP 500.
 
-Per request, in order (each refusal is recorded with ``ctx.record_refusal``, except 1):
+Per request, in order (``gateway/providers/pipeline.py``; each refusal is recorded with
+``ctx.record_refusal``, except 1):
 
 1. rate limit: ``ctx.admit("provider", "pragmatic")`` not None -> 100, nothing read, no audit;
 2. ``Content-Type`` not ``application/x-www-form-urlencoded`` -> 7;
@@ -21,25 +23,25 @@ Per request, in order (each refusal is recorded with ``ctx.record_refusal``, exc
 
 Settlement calls (result, bonusWin, jackpotWin, promoWin, endRound, refund, adjustment) do
 not need Redis: if the session store is down they proceed without the token (``userId``
-names the player), per providers.md "Common ground" and DESIGN.md section 7.
+names the player), per README.md "Common ground" and docs/DESIGN.md section 7.
 """
 
 from __future__ import annotations
 
-import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Final
+from typing import Any, Final
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.edge.body import read_body_bounded
 from gateway.edge.context import EdgeContext
-from gateway.edge.sessions import GameSession
+from gateway.edge.game_session import GameSession
+from gateway.providers.pipeline import Endpoint, Pipeline, Rejected
 from gateway.providers.pragmatic import adapter as rules
-from gateway.providers.pragmatic.adapter import SCOPE, Refusal
+from gateway.providers.pragmatic.adapter import SCOPE, bad_parameters, refusal_of
 from gateway.providers.pragmatic.schemas import (
     AdjustmentRequest,
     AuthenticateRequest,
@@ -62,27 +64,102 @@ from gateway.providers.pragmatic.schemas import (
 )
 from gateway.providers.pragmatic.signature import PragmaticHasher
 from gateway.providers.pragmatic.statuses import PLAYER_FROZEN, RETRYABLE_EXCEPTIONS
+from gateway.providers.refusal import Refusal
 from gateway.shards.commands import Code, Command, GetBalance, Origin, Result
-
-log = logging.getLogger("gateway.providers.pragmatic")
 
 #: Where the app mounts this adapter.
 PREFIX: Final = "/providers/pragmatic"
 
 FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
 
-Process = Callable[[Any, dict[str, str], Origin], Awaitable[PragmaticResponse]]
+#: A processor: (decoded request, the form's fields for the audit, origin) -> answer.
+FormProcess = Callable[[Any, dict[str, str], Origin], Awaitable[PragmaticResponse]]
 
 
 @dataclass(frozen=True, slots=True)
-class _Endpoint:
-    path: str
-    request_type: type
-    process: Process
+class Form:
+    """A decoded request and the parsed form it came from (refusals audit the form)."""
+
+    req: Any
+    fields: dict[str, str]
 
 
 def _media_type(value: str | None) -> str:
     return (value or "").split(";", 1)[0].strip().lower()
+
+
+def _on_form(process: FormProcess) -> Callable[[Form, Origin], Awaitable[PragmaticResponse]]:
+    """``process`` as a pipeline endpoint, which hands it one decoded ``Form``."""
+    async def run(form: Form, origin: Origin) -> PragmaticResponse:
+        return await process(form.req, form.fields, origin)
+    return run
+
+
+class PragmaticWire:
+    """Pragmatic Play's hooks into ``Pipeline`` (``pipeline.WireProtocol[PragmaticResponse]``):
+    form-encoded bodies signed by an md5 ``hash`` parameter, HTTP 200 with a numeric ``error``."""
+
+    scope = SCOPE
+    retryable_exceptions = RETRYABLE_EXCEPTIONS
+
+    def __init__(self, hasher: PragmaticHasher, provider_id: str) -> None:
+        self._hasher = hasher
+        self._provider_id = provider_id
+
+    def retryable(self, request: Any | None) -> PragmaticResponse:
+        """Error 100, which Pragmatic retries."""
+        return rules.retryable_response()
+
+    def too_large(self, detail: str) -> Refusal[int]:
+        return bad_parameters(detail)
+
+    def precheck(self, request: Request) -> Rejected | None:
+        """Only ``application/x-www-form-urlencoded`` is read (error 7 otherwise)."""
+        content_type = request.headers.get("content-type")
+        if _media_type(content_type) != FORM_MEDIA_TYPE:
+            refusal = bad_parameters(f"content type must be {FORM_MEDIA_TYPE}")
+            return Rejected(refusal, audit={"content_type": (content_type or "")[:64]})
+        return None
+
+    def authenticate(self, request: Request, body: bytes) -> dict[str, str] | Rejected:
+        """The parsed form (strict, bounded), if its ``hash`` is right (error 5 otherwise)."""
+        try:
+            fields = parse_form(body)
+        except BadForm as exc:
+            return Rejected(bad_parameters(str(exc)), audit={"body_bytes": len(body)})
+        if not self._hasher.verify(fields):
+            return Rejected(refusal_of(Code.INVALID_SIGNATURE, "bad or missing hash"), fields)
+        return fields
+
+    def decode(self, payload: dict[str, str], request_type: type) -> Form | Rejected:
+        """The endpoint's Struct (error 7), from the configured ``providerId`` (error 5)."""
+        try:
+            req = decode_fields(payload, request_type)
+        except BadFields as exc:
+            return Rejected(bad_parameters(f"bad fields: {exc}"), payload)
+        if req.providerId != self._provider_id:
+            return Rejected(refusal_of(Code.UNAUTHORIZED, "providerId is not the configured provider"), payload)
+        return Form(req, payload)
+
+    def request_id(self, request: Any) -> str | None:
+        """Pragmatic sends no request id: the edge makes one."""
+        return None
+
+    def refusal_request_id(self, source: object) -> str | None:
+        return None
+
+    def audit_request(self, source: object) -> dict:
+        return rules.audit_request(source if isinstance(source, dict) else None)
+
+    def audit_player(self, source: object) -> str | None:
+        return rules.user_of(source if isinstance(source, dict) else None)
+
+    def refusal_answer(self, refusal: Refusal[Any], source: object) -> PragmaticResponse:
+        return rules.response_for_refusal(refusal)
+
+    async def respond(self, answer: PragmaticResponse, route: str, retry_after_s: int) -> Response:
+        """HTTP 200, JSON."""
+        return Response(encode_response(answer), status_code=200, media_type="application/json")
 
 
 class PragmaticAdapter:
@@ -94,121 +171,47 @@ class PragmaticAdapter:
     def __init__(self, ctx: EdgeContext) -> None:
         settings = ctx.settings
         self._ctx = ctx
-        self._hasher = PragmaticHasher(settings.providers.pragmatic.secret_key)
-        self._provider_id = settings.providers.pragmatic.provider_id
-        self._body_bytes_max = settings.server.body_bytes_max
         self._amount_minor_max = settings.money.amount_minor_max
-        self._endpoints = (
-            _Endpoint("/authenticate.html", AuthenticateRequest, self._authenticate),
-            _Endpoint("/balance.html", BalanceRequest, self._balance),
-            _Endpoint("/bet.html", BetRequest, self._bet),
-            _Endpoint("/result.html", ResultRequest, self._result),
-            _Endpoint("/bonusWin.html", BonusWinRequest, self._bonus_win),
-            _Endpoint("/jackpotWin.html", JackpotWinRequest, self._jackpot_win),
-            _Endpoint("/promoWin.html", PromoWinRequest, self._promo_win),
-            _Endpoint("/endRound.html", EndRoundRequest, self._end_round),
-            _Endpoint("/refund.html", RefundRequest, self._refund),
-            _Endpoint("/adjustment.html", AdjustmentRequest, self._adjustment),
-            _Endpoint("/getBalancePerGame.html", BalancePerGameRequest, self._balance_per_game),
+        wire = PragmaticWire(
+            PragmaticHasher(settings.providers.pragmatic.secret_key),
+            settings.providers.pragmatic.provider_id,
+        )
+        self._pipeline: Pipeline[PragmaticResponse] = Pipeline(ctx, wire)
+        self._endpoints: tuple[tuple[str, type, FormProcess], ...] = (
+            ("/authenticate.html", AuthenticateRequest, self._authenticate),
+            ("/balance.html", BalanceRequest, self._balance),
+            ("/bet.html", BetRequest, self._bet),
+            ("/result.html", ResultRequest, self._result),
+            ("/bonusWin.html", BonusWinRequest, self._bonus_win),
+            ("/jackpotWin.html", JackpotWinRequest, self._jackpot_win),
+            ("/promoWin.html", PromoWinRequest, self._promo_win),
+            ("/endRound.html", EndRoundRequest, self._end_round),
+            ("/refund.html", RefundRequest, self._refund),
+            ("/adjustment.html", AdjustmentRequest, self._adjustment),
+            ("/getBalancePerGame.html", BalancePerGameRequest, self._balance_per_game),
         )
 
     def routes(self) -> list[Route]:
-        """One POST route per endpoint (providers.md, Pragmatic "Endpoints")."""
-        return [Route(ep.path, self._handler(ep), methods=["POST"]) for ep in self._endpoints]
+        """One POST route per endpoint (README.md, "Protocol facts", endpoints)."""
+        return self._pipeline.routes(
+            Endpoint(path, request_type, _on_form(process))
+            for path, request_type, process in self._endpoints
+        )
 
     def close(self) -> None:
         """Nothing to release (no pools, no files)."""
-        return None
-
-    def _handler(self, ep: _Endpoint) -> Callable[[Request], Awaitable[Response]]:
-        async def handle(request: Request) -> Response:
-            return await self._serve(request, ep)
-
-        handle.__name__ = f"pragmatic_{ep.path.strip('/').removesuffix('.html')}"
-        return handle
-
-    # ---- pipeline ---------------------------------------------------------------------
-
-    async def _serve(self, request: Request, ep: _Endpoint) -> Response:
-        route = f"pragmatic {ep.path}"
-        try:
-            answer = await self._answer(request, ep, route)
-        except ClientDisconnect:
-            answer = rules.retryable_response()
-        except Exception:  # noqa: BLE001 - Pragmatic must get an error code, never an HTTP 500
-            log.exception("pragmatic: unexpected error on %s", route)
-            answer = rules.retryable_response()
-        return Response(encode_response(answer), status_code=200, media_type="application/json")
-
-    async def _answer(self, request: Request, ep: _Endpoint, route: str) -> PragmaticResponse:
-        # Rate limit first (docs/PROVIDERS.md): over the limit -> 100, Pragmatic's retryable
-        # code, before the body is read and without an audit record.
-        if await self._ctx.admit("provider", SCOPE) is not None:
-            return rules.retryable_response()
-        content_type = request.headers.get("content-type")
-        if _media_type(content_type) != FORM_MEDIA_TYPE:
-            refusal = Refusal.bad_parameters(f"content type must be {FORM_MEDIA_TYPE}")
-            return await self._refuse(route, refusal, None, audit={"content_type": (content_type or "")[:64]})
-        body = await read_body_bounded(request, self._body_bytes_max)
-        if body is None:
-            refusal = Refusal.bad_parameters(f"body exceeds {self._body_bytes_max} bytes")
-            audit = {
-                "body_bytes_max": self._body_bytes_max,
-                "content_length": (request.headers.get("content-length") or "")[:20],
-            }
-            return await self._refuse(route, refusal, None, audit=audit)
-        try:
-            fields = parse_form(body)
-        except BadForm as exc:
-            return await self._refuse(route, Refusal.bad_parameters(str(exc)), None,
-                                      audit={"body_bytes": len(body)})
-        if not self._hasher.verify(fields):
-            refusal = Refusal.of(Code.INVALID_SIGNATURE, "bad or missing hash")
-            return await self._refuse(route, refusal, fields)
-        try:
-            req = decode_fields(fields, ep.request_type)
-        except BadFields as exc:
-            return await self._refuse(route, Refusal.bad_parameters(f"bad fields: {exc}"), fields)
-        if req.providerId != self._provider_id:
-            refusal = Refusal.of(Code.UNAUTHORIZED, "providerId is not the configured provider")
-            return await self._refuse(route, refusal, fields)
-        origin = self._ctx.origin(route, None)
-        try:
-            return await ep.process(req, fields, origin)
-        except RETRYABLE_EXCEPTIONS as exc:
-            log.warning("pragmatic: retryable failure on %s: %r", route, exc)
-            return rules.retryable_response()
+        return
 
     async def _refuse(
-        self,
-        route: str,
-        refusal: Refusal,
-        fields: dict[str, str] | None,
-        *,
-        origin: Origin | None = None,
-        audit: dict | None = None,
+        self, refusal: Refusal[int], fields: dict[str, str], origin: Origin
     ) -> PragmaticResponse:
-        """Record an adapter-decided refusal in the audit chain and build its answer."""
-        if origin is None:
-            origin = self._ctx.origin(route, None)
-        try:
-            await self._ctx.record_refusal(
-                scope=SCOPE,
-                code=refusal.code,
-                detail=refusal.detail,
-                origin=origin,
-                request=audit if audit is not None else rules.audit_request(fields),
-                player_id=rules.user_of(fields),
-            )
-        except Exception:  # noqa: BLE001 - failing to audit a refusal must not fail the answer
-            log.exception("pragmatic: could not record a refusal on %s", route)
-        return rules.response_for_refusal(refusal)
+        return await self._pipeline.refuse(origin.route, refusal, fields, origin=origin)
 
     # ---- shared steps -----------------------------------------------------------------
 
     async def _settlement_currency(
         self, req: Any, session: GameSession | None
-    ) -> str | Refusal:
+    ) -> str | Refusal[int]:
         """The request's ``currency``, else the session's, else the player's only wallet."""
         currency = rules.settlement_currency(getattr(req, "currency", None), session)
         if currency is not None:
@@ -216,8 +219,8 @@ class PragmaticAdapter:
         return rules.only_wallet_currency(await self._ctx.submit(GetBalance(player_id=req.userId)))
 
     async def _current_balance(self, result: Result) -> rules.Money | None:
-        """For a replay: the balance now (providers.md, Pragmatic: "success with the current
-        balance and the original transactionId"); None when not a successful replay."""
+        """For a replay: the balance now (README.md, "Protocol facts": a repeated reference is
+        answered with success, the current balance and the original transactionId); None when not a successful replay."""
         if not result.replayed or result.code is not Code.OK:
             return None
         stored = rules.balance_of(result)
@@ -228,7 +231,7 @@ class PragmaticAdapter:
 
     async def _submit_money(
         self,
-        command: Command | Refusal,
+        command: Command | Refusal[int],
         fields: dict[str, str],
         origin: Origin,
         *,
@@ -237,7 +240,7 @@ class PragmaticAdapter:
     ) -> PragmaticResponse:
         """Answer the adapter's refusal, or submit and answer (current balance on a replay)."""
         if isinstance(command, Refusal):
-            return await self._refuse(origin.route, command, fields, origin=origin)
+            return await self._refuse(command, fields, origin)
         result = await self._ctx.submit(command)
         current = await self._current_balance(result)
         return rules.response_for_money(
@@ -249,7 +252,7 @@ class PragmaticAdapter:
         req: Any,
         fields: dict[str, str],
         origin: Origin,
-        build: Callable[[str], Command | Refusal],
+        build: Callable[[str], Command | Refusal[int]],
         *,
         used_promo: bool = False,
         end_round: bool = False,
@@ -258,10 +261,10 @@ class PragmaticAdapter:
         session = await self._ctx.sessions.get_for_settlement(req.token, SCOPE)
         refusal = rules.check_settlement_session(session, req.userId)
         if refusal is not None:
-            return await self._refuse(origin.route, refusal, fields, origin=origin)
+            return await self._refuse(refusal, fields, origin)
         currency = await self._settlement_currency(req, session)
         if isinstance(currency, Refusal):
-            return await self._refuse(origin.route, currency, fields, origin=origin)
+            return await self._refuse(currency, fields, origin)
         return await self._submit_money(
             build(currency), fields, origin, used_promo=used_promo, end_round=end_round
         )
@@ -274,13 +277,13 @@ class PragmaticAdapter:
         session = await self._ctx.sessions.get(req.token)
         command = rules.authenticate_to_command(req, session, now_s=time.time())
         if isinstance(command, Refusal):
-            return await self._refuse(origin.route, command, fields, origin=origin)
+            return await self._refuse(command, fields, origin)
         assert session is not None
         response = rules.response_for_authenticate(await self._ctx.submit(command), session)
         if response.error == PLAYER_FROZEN:
             await self._refuse(
-                origin.route, Refusal.of(Code.PLAYER_BLOCKED, "authenticate of a player who is not active"),
-                {**fields, "userId": session.player_id}, origin=origin,
+                refusal_of(Code.PLAYER_BLOCKED, "authenticate of a player who is not active"),
+                {**fields, "userId": session.player_id}, origin,
             )
         return response
 
@@ -290,7 +293,7 @@ class PragmaticAdapter:
         session = await self._ctx.sessions.get(req.token)
         command = rules.balance_to_command(req, session, now_s=time.time())
         if isinstance(command, Refusal):
-            return await self._refuse(origin.route, command, fields, origin=origin)
+            return await self._refuse(command, fields, origin)
         return rules.response_for_balance(await self._ctx.submit(command), command.currency)
 
     async def _balance_per_game(
@@ -298,12 +301,12 @@ class PragmaticAdapter:
     ) -> PragmaticResponse:
         game_ids = split_game_ids(req.gameIdList)
         if game_ids is None:
-            refusal = Refusal.bad_parameters("gameIdList must hold 1..100 game ids")
-            return await self._refuse(origin.route, refusal, fields, origin=origin)
+            refusal = bad_parameters("gameIdList must hold 1..100 game ids")
+            return await self._refuse(refusal, fields, origin)
         session = await self._ctx.sessions.get(req.token) if req.token is not None else None
         command = rules.balance_per_game_to_command(req, session, now_s=time.time())
         if isinstance(command, Refusal):
-            return await self._refuse(origin.route, command, fields, origin=origin)
+            return await self._refuse(command, fields, origin)
         result = await self._ctx.submit(command)
         return rules.response_for_balance_per_game(result, command.currency, game_ids)
 
@@ -317,7 +320,7 @@ class PragmaticAdapter:
     async def _result(
         self, req: ResultRequest, fields: dict[str, str], origin: Origin
     ) -> PragmaticResponse:
-        def build(currency: str) -> Command | Refusal:
+        def build(currency: str) -> Command | Refusal[int]:
             return rules.result_to_command(
                 req, currency, amount_minor_max=self._amount_minor_max, origin=origin
             )
@@ -327,7 +330,7 @@ class PragmaticAdapter:
     async def _win(
         self, req: Any, fields: dict[str, str], origin: Origin, credit_type: rules.WinKind
     ) -> PragmaticResponse:
-        def build(currency: str) -> Command | Refusal:
+        def build(currency: str) -> Command | Refusal[int]:
             return rules.win_to_command(
                 req, credit_type, currency, amount_minor_max=self._amount_minor_max, origin=origin
             )
@@ -352,7 +355,7 @@ class PragmaticAdapter:
     async def _end_round(
         self, req: EndRoundRequest, fields: dict[str, str], origin: Origin
     ) -> PragmaticResponse:
-        def build(currency: str) -> Command | Refusal:
+        def build(currency: str) -> Command | Refusal[int]:
             return rules.end_round_to_command(req, currency, origin=origin)
 
         return await self._settle(req, fields, origin, build, end_round=True)
@@ -360,7 +363,7 @@ class PragmaticAdapter:
     async def _adjustment(
         self, req: AdjustmentRequest, fields: dict[str, str], origin: Origin
     ) -> PragmaticResponse:
-        def build(currency: str) -> Command | Refusal:
+        def build(currency: str) -> Command | Refusal[int]:
             return rules.adjustment_to_command(
                 req, currency, amount_minor_max=self._amount_minor_max, origin=origin
             )
@@ -373,7 +376,7 @@ class PragmaticAdapter:
         session = await self._ctx.sessions.get_for_settlement(req.token, SCOPE)
         refusal = rules.check_settlement_session(session, req.userId)
         if refusal is not None:
-            return await self._refuse(origin.route, refusal, fields, origin=origin)
+            return await self._refuse(refusal, fields, origin)
         usable = rules.usable_session(session)
         currency = usable.currency if usable is not None else None
         command = rules.refund_to_command(req, currency, origin=origin)

@@ -1,6 +1,6 @@
 """Pragmatic Play wallet requests (form fields) and responses (JSON), as msgspec Structs.
 
-Source: shared/specs/providers.md, "Pragmatic Play" ("Transport": POST
+Source: README.md ("Transport": POST
 ``application/x-www-form-urlencoded``, JSON response; "Fields"; "Responses").
 
 Requests are read in two steps:
@@ -40,7 +40,7 @@ VALUE_CHARS_MAX: Final = 4_096
 #: Most game ids in one ``getBalancePerGame`` ``gameIdList``.
 GAME_IDS_MAX: Final = 100
 
-_NAME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,%d}" % (NAME_CHARS_MAX - 1))
+_NAME_RE: Final = re.compile(rf"[A-Za-z][A-Za-z0-9_]{{0,{NAME_CHARS_MAX - 1}}}")
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -105,7 +105,7 @@ def parse_form(body: bytes) -> dict[str, str]:
 
 # ---- requests ------------------------------------------------------------------------
 # Every request carries ``providerId`` and ``hash`` (hash is checked on the raw dict and not
-# decoded here). Fields follow providers.md's list; optional ones default to None.
+# decoded here). Fields follow README.md's list; optional ones default to None.
 
 
 class AuthenticateRequest(msgspec.Struct, kw_only=True, frozen=True):
@@ -131,7 +131,7 @@ class BalanceRequest(msgspec.Struct, kw_only=True, frozen=True):
 class BetRequest(msgspec.Struct, kw_only=True, frozen=True):
     """/bet.html: stake ``amount`` (decimal major units, >= 0) on ``roundId`` of ``gameId``.
 
-    ``currency`` is not in providers.md's field list; when sent it must be the session's.
+    ``currency`` is not in README.md's field list; when sent it must be the session's.
     """
 
     providerId: Id

@@ -1,6 +1,6 @@
 """Pragmatic Play request hash: md5 of the sorted parameters with the secret key appended.
 
-Source: shared/specs/providers.md, "Pragmatic Play" ("Hash: parameter ``hash`` = md5 of all
+Source: README.md ("Hash: parameter ``hash`` = md5 of all
 other parameters sorted by name, joined as ``k=v&k=v``, with the secret key appended
 directly after the string"). Example: parameters ``userId=42``, ``amount=1.50``,
 ``providerId=PragmaticPlay`` and secret ``s3cr3t`` give
@@ -11,7 +11,7 @@ Details decided here (README.md, "Choices"):
 * Values are the form-decoded values (what the provider had before it URL-encoded them),
   encoded as UTF-8 for md5. Names are sorted by code point (ASCII order for Pragmatic's
   names, so ``providerId`` sorts before ``reference``, and upper case before lower case).
-* **Empty-valued parameters** (``bonusCode=``): providers.md says "all other parameters",
+* **Empty-valued parameters** (``bonusCode=``): README.md says "all other parameters",
   so the primary string includes them as ``bonusCode=``. Integrations that drop empty
   parameters before hashing exist, so when that fails and the request has empty values,
   the string without them is tried too. Both need the secret, and the adapter treats an
@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Final, Mapping
+from collections.abc import Mapping
+from typing import Final
 
 #: The parameter that carries the hash; it is not part of the hashed string.
 HASH_PARAM: Final = "hash"

@@ -1,6 +1,6 @@
 """The ONE table mapping gateway result codes to Pragmatic Play ``error`` numbers.
 
-Source: shared/specs/providers.md, "Pragmatic Play" ("Error codes": 0 success, 1
+Source: README.md ("Error codes": 0 success, 1
 insufficient balance, 2 player not found, 3 bet not allowed, 4 token invalid or expired,
 5 invalid hash, 6 player frozen, 7 bad parameters, 8 game not found, 50 bet limit reached,
 100 internal error (provider retries), 120 internal error (no retry), 130 endRound error,
@@ -16,10 +16,10 @@ Choices where the sources name no code (also in README.md, "Status table"):
   reference: that is what 7 says.
 * ``TRANSACTION_SETTLED`` (refund of a bet whose round a result already paid) and
   ``UNKNOWN_TRANSACTION`` (refund naming something that is not a bet) -> 120 "internal
-  error (no retry)": final, not a success, and the code providers.md reports Pragmatic
+  error (no retry)": final, not a success, and the code README.md reports Pragmatic
   implementations using for a refund they cannot apply.
 * ``TRANSACTION_ROLLED_BACK`` -> 3 "bet not allowed". On Pragmatic paths it only arises for
-  a bet whose reference was refunded before it arrived (the tombstone; providers.md
+  a bet whose reference was refunded before it arrived (the tombstone; README.md
   "Common ground": the late bet is refused). Wins name no bet, and a repeated refund is a
   replay.
 * ``CURRENCY_MISMATCH`` / ``UNKNOWN_CURRENCY`` -> 7: Pragmatic's bet carries no currency
@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from gateway.edge.sessions import SessionStoreUnavailable
+from gateway.edge.game_session import SessionStoreUnavailable
 from gateway.shards.commands import Code, Overloaded, ShardUnavailable
 
 SUCCESS: Final = 0
@@ -62,7 +62,7 @@ END_ROUND_ERROR: Final = 130
 REALITY_CHECK: Final = 210
 BET_OUT_OF_LIMITS: Final = 310
 
-#: Every error code providers.md lists for Pragmatic, with the description we send.
+#: Every error code README.md lists for Pragmatic, with the description we send.
 DESCRIPTIONS: Final[dict[int, str]] = {
     SUCCESS: "Success",
     INSUFFICIENT_BALANCE: "Insufficient balance",
@@ -81,7 +81,7 @@ DESCRIPTIONS: Final[dict[int, str]] = {
     BET_OUT_OF_LIMITS: "Bet is out of limits",
 }
 
-#: Every code that may ever be sent (nothing outside providers.md's list).
+#: Every code that may ever be sent (nothing outside README.md's list).
 ALL_ERRORS: Final = frozenset(DESCRIPTIONS)
 
 #: Gateway result code -> Pragmatic ``error``. Covers every ``Code`` (tests enforce it).

@@ -1,4 +1,4 @@
-"""SoftSwiss (also BGaming) game-provider wallet adapter (shared/specs/providers.md, "SoftSwiss").
+"""SoftSwiss (also BGaming) game-provider wallet adapter (README.md).
 
 Exports ``PREFIX`` ("/providers/softswiss") and ``Adapter`` (EdgeContext -> ``routes()``,
 ``close()``), which ``gateway.app`` mounts. See README.md in this directory.

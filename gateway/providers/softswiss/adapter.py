@@ -2,8 +2,8 @@
 Refusal, and Result -> (Status, response body). No I/O here; ``routes.py`` does the HTTP,
 Redis and shard calls.
 
-Source: shared/specs/providers.md, "SoftSwiss game-provider protocol" and "Common ground";
-shared/DESIGN.md sections 3 (money), 5 (idempotency) and 8 (errors). Rules implemented:
+Source: README.md ("Protocol facts", "Common ground");
+docs/DESIGN.md sections 3 (money), 5 (idempotency) and 8 (errors). Rules implemented:
 
 * scope ``"softswiss"`` on every command; idempotency key = ``action_id``; player =
   ``user_id``; round = ``game_id``; game = ``game``.
@@ -17,7 +17,7 @@ shared/DESIGN.md sections 3 (money), 5 (idempotency) and 8 (errors). Rules imple
 * ``finished: true`` closes the round after the request's actions: the last action, if it
   is a win, carries ``round_closed=True``; otherwise a zero win keyed ``~close:<game_id>``
   is appended to the unit with ``round_closed=True``. Either settles the round's open bets,
-  which can then no longer be rolled back (providers.md "Common ground").
+  which can then no longer be rolled back (README.md "Common ground").
 * ``/rollback`` -> one ``Rollback`` per action (``original_action_id`` is the bet), all in
   one ``Atomic``. An unknown ``original_action_id`` leaves a tombstone (the shard); a later
   bet with that id is refused and not debited (400 / 400, statuses.py).
@@ -26,7 +26,7 @@ shared/DESIGN.md sections 3 (money), 5 (idempotency) and 8 (errors). Rules imple
 * ids starting with ``~`` are reserved for those two derived keys, so a provider's
   ``action_id`` can never collide with one (refused 400 / 400). An id named twice in one
   request (an ``action_id`` or ``original_action_id``) is refused the same way.
-* ``session_id`` (optional, not in providers.md): when a request with bets carries one, it
+* ``session_id`` (optional, not in README.md): when a request with bets carries one, it
   must be a live token of ``POST /v1/sessions`` for provider "softswiss", this ``user_id``
   and this ``currency``; unknown / rotated / another provider's or player's -> INVALID_TOKEN,
   expired -> TOKEN_EXPIRED, other currency -> CURRENCY_MISMATCH (all 412 / 101). Wins and
@@ -37,13 +37,17 @@ shared/DESIGN.md sections 3 (money), 5 (idempotency) and 8 (errors). Rules imple
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable, Final
+from datetime import UTC, datetime
+from typing import Final
 
 from gateway import money
-from gateway.edge.sessions import GameSession
-from gateway.providers.audit import AUDIT_STR_CHARS_MAX, bounded_value
+from gateway.edge.game_session import GameSession
+from gateway.providers.refusal import (
+    AUDIT_STR_CHARS_MAX,
+    Refusal,
+    bounded_value,
+    field_getter,
+)
 from gateway.providers.softswiss.schemas import (
     BetAction,
     ErrorResponse,
@@ -73,7 +77,7 @@ RESERVED_PREFIX: Final = "~"
 CLOSE_PREFIX: Final = "~close:"
 FREESPINS_PREFIX: Final = "~freespins:"
 
-# Fields copied into the audit ``request`` dict (DESIGN.md section 4; bounds: providers/audit.py).
+# Fields copied into the audit ``request`` dict (docs/DESIGN.md section 4; bounds: providers/refusal.py).
 _AUDIT_ACTIONS_MAX: Final = 10
 _AUDIT_FIELDS: Final = (
     "user_id", "currency", "game", "game_id", "finished", "issue_id", "status", "total_amount",
@@ -81,27 +85,18 @@ _AUDIT_FIELDS: Final = (
 _AUDIT_ACTION_FIELDS: Final = ("action", "action_id", "amount", "original_action_id")
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A request refused by the adapter itself: audit ``code``, answer ``status``, ``detail``."""
-
-    code: Code
-    detail: str
-    status: Status
-
-    @classmethod
-    def of(cls, code: Code, detail: str) -> Refusal:
-        """A refusal answered with the status-table entry for ``code``."""
-        return cls(code, detail, status_for(code))
+def refusal_of(code: Code, detail: str) -> Refusal[Status]:
+    """A refusal answered with the status-table entry for ``code`` (``statuses.status_for``)."""
+    return Refusal(code, detail, status_for(code))
 
 
 # ---- amounts ---------------------------------------------------------------------------
 
 
-def amount_minor_from_wire(amount: int, currency: str, *, amount_minor_max: int) -> int | Refusal:
+def amount_minor_from_wire(amount: int, currency: str, *, amount_minor_max: int) -> int | Refusal[Status]:
     """SoftSwiss ``amount`` (integer subunits of ``currency``) -> gateway minor units.
 
-    providers.md, SoftSwiss "Amounts": integers in the currency's subunits, which are the
+    README.md "Amounts": integers in the currency's subunits, which are the
     ISO 4217 minor units of ``money.CURRENCY_EXPONENTS`` (EUR 356 = 3.56 EUR -> 356), so the
     value is kept as is once checked. Zero is allowed (a zero win; a zero stake moves no
     money). Refused: unknown currency (UNKNOWN_CURRENCY), not an int (bool included),
@@ -112,23 +107,23 @@ def amount_minor_from_wire(amount: int, currency: str, *, amount_minor_max: int)
         return money.check_amount_minor(amount, amount_minor_max=amount_minor_max, allow_zero=True)
     except money.AmountError as exc:
         code = Code.UNKNOWN_CURRENCY if exc.code == "unknown_currency" else Code.INVALID_AMOUNT
-        return Refusal.of(code, exc.detail)
+        return refusal_of(code, exc.detail)
 
 
-def _check_currency(currency: str) -> Refusal | None:
+def _check_currency(currency: str) -> Refusal[Status] | None:
     if not money.is_currency(currency):
-        return Refusal.of(Code.UNKNOWN_CURRENCY, f"unknown currency {currency[:16]!r}")
+        return refusal_of(Code.UNKNOWN_CURRENCY, f"unknown currency {currency[:16]!r}")
     return None
 
 
-def _check_ids(ids: list[str]) -> Refusal | None:
+def _check_ids(ids: list[str]) -> Refusal[Status] | None:
     """Every id once per request, none in the reserved ``~`` space."""
     seen: set[str] = set()
     for value in ids:
         if value.startswith(RESERVED_PREFIX):
-            return Refusal.of(Code.INVALID_REQUEST, f"ids starting with {RESERVED_PREFIX!r} are reserved")
+            return refusal_of(Code.INVALID_REQUEST, f"ids starting with {RESERVED_PREFIX!r} are reserved")
         if value in seen:
-            return Refusal.of(Code.INVALID_REQUEST, f"id {value[:64]!r} named twice in one request")
+            return refusal_of(Code.INVALID_REQUEST, f"id {value[:64]!r} named twice in one request")
         seen.add(value)
     return None
 
@@ -141,21 +136,21 @@ def needs_session(req: PlayRequest) -> bool:
     return req.session_id is not None and any(isinstance(a, BetAction) for a in req.actions)
 
 
-def check_session(session: GameSession | None, req: PlayRequest, now_s: float) -> Refusal | None:
+def check_session(session: GameSession | None, req: PlayRequest, now_s: float) -> Refusal[Status] | None:
     """A bet's ``session_id``: live, for provider "softswiss", ``user_id`` and ``currency``.
 
     ``session`` is the token's session (None if never issued); ``now_s`` Unix seconds.
     """
     if session is None or session.replaced_by is not None:
-        return Refusal.of(Code.INVALID_TOKEN, "unknown session_id")
+        return refusal_of(Code.INVALID_TOKEN, "unknown session_id")
     if session.provider != SCOPE:
-        return Refusal.of(Code.INVALID_TOKEN, "session_id was issued for another provider")
+        return refusal_of(Code.INVALID_TOKEN, "session_id was issued for another provider")
     if session.player_id != req.user_id:
-        return Refusal.of(Code.INVALID_TOKEN, "session_id was issued to another user")
+        return refusal_of(Code.INVALID_TOKEN, "session_id was issued to another user")
     if session.expired(now_s):
-        return Refusal.of(Code.TOKEN_EXPIRED, "session_id expired")
+        return refusal_of(Code.TOKEN_EXPIRED, "session_id expired")
     if session.currency != req.currency:
-        return Refusal.of(
+        return refusal_of(
             Code.CURRENCY_MISMATCH,
             f"currency {req.currency} differs from the session's {session.currency}",
         )
@@ -182,7 +177,7 @@ def play_to_command(
     now_s: float,
     amount_minor_max: int,
     origin: Origin | None = None,
-) -> Atomic | GetBalance | Refusal:
+) -> Atomic | GetBalance | Refusal[Status]:
     """/play -> GetBalance (no actions), one Atomic of Debit/Credit, or a Refusal.
 
     ``session`` is the session of ``req.session_id`` when ``needs_session(req)``, else
@@ -195,9 +190,9 @@ def play_to_command(
     if not req.actions:
         return GetBalance(player_id=req.user_id, currency=req.currency)
     if req.game_id is None:
-        return Refusal.of(Code.INVALID_REQUEST, "game_id (the round) is required with actions")
+        return refusal_of(Code.INVALID_REQUEST, "game_id (the round) is required with actions")
     if req.game is None:
-        return Refusal.of(Code.INVALID_REQUEST, "game is required with actions")
+        return refusal_of(Code.INVALID_REQUEST, "game is required with actions")
     refusal = _check_ids([a.action_id for a in req.actions])
     if refusal is not None:
         return refusal
@@ -238,7 +233,7 @@ def play_to_command(
     return Atomic(scope=SCOPE, player_id=req.user_id, actions=tuple(actions), origin=origin)
 
 
-def rollback_to_command(req: RollbackRequest, *, origin: Origin | None = None) -> Atomic | Refusal:
+def rollback_to_command(req: RollbackRequest, *, origin: Origin | None = None) -> Atomic | Refusal[Status]:
     """/rollback -> one Atomic of Rollback (each undoes ``original_action_id``), or a Refusal.
 
     No session is checked. ``currency`` (a known one, else 400 / 400) is only used to answer
@@ -263,7 +258,7 @@ def rollback_to_command(req: RollbackRequest, *, origin: Origin | None = None) -
 
 def freespins_to_command(
     req: FreespinsRequest, *, amount_minor_max: int, origin: Origin | None = None
-) -> Credit | Refusal:
+) -> Credit | Refusal[Status]:
     """/freespins -> Credit(total_amount, credit_type "freespins") once per ``issue_id``.
 
     The amount rules are a win's (>= 0). ``status`` is not interpreted: whatever the issue's
@@ -286,7 +281,7 @@ def freespins_to_command(
 def iso_utc(time_us: int) -> str:
     """Microseconds since the Unix epoch -> ISO-8601 UTC, ``2025-01-31T12:00:00.123456Z``."""
     seconds, micros = divmod(time_us, 1_000_000)
-    moment = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micros)
+    moment = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=micros)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -310,7 +305,7 @@ def error_body(status: Status, balance: int | None) -> ErrorResponse:
     return ErrorResponse(code=status.code, message=status.message, balance=balance)
 
 
-def refusal_answer(refusal: Refusal) -> tuple[Status, ErrorResponse]:
+def refusal_answer(refusal: Refusal[Status]) -> tuple[Status, ErrorResponse]:
     """Answer to an adapter Refusal: its status, no balance (the wallet was not asked)."""
     return refusal.status, error_body(refusal.status, None)
 
@@ -362,7 +357,7 @@ def balance_answer(
         return _refused(result, currency)
     balance = balance_of(result, currency)
     if balance is None:
-        refusal = Refusal.of(Code.CURRENCY_MISMATCH, f"player has no {currency} wallet")
+        refusal = refusal_of(Code.CURRENCY_MISMATCH, f"player has no {currency} wallet")
         return refusal.status, error_body(refusal.status, None)
     return status_for(Code.OK), PlayResponse(balance=balance, game_id=game_id)
 
@@ -397,17 +392,6 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
-def _getter(source: object) -> Callable[[str, object], object] | None:
-    """A ``get(name, default)`` over a dict or a msgspec Struct; None for anything else."""
-    if isinstance(source, dict):
-        return source.get
-    if source is not None and hasattr(source, "__struct_fields__"):
-        def get(name: str, default: object = None) -> object:
-            return getattr(source, name, default)
-        return get
-    return None
-
-
 def audit_request(source: object) -> dict:
     """A small, bounded dict of what could be read from a request, for ``record_refusal``.
 
@@ -415,7 +399,7 @@ def audit_request(source: object) -> dict:
     parseable body. At most 10 actions are copied (and their count); a ``session_id`` is
     never copied, only whether one was sent.
     """
-    get = _getter(source)
+    get = field_getter(source)
     if get is None:
         return {}
     out: dict = {}
@@ -428,7 +412,7 @@ def audit_request(source: object) -> dict:
         out["actions_count"] = len(actions)
         summaries = []
         for action in actions[:_AUDIT_ACTIONS_MAX]:
-            action_get = _getter(action)
+            action_get = field_getter(action)
             if action_get is None:
                 summaries.append(_bounded(action))
                 continue

@@ -1,6 +1,6 @@
 """SoftSwiss wallet request and response bodies, as msgspec Structs.
 
-Source: shared/specs/providers.md, SoftSwiss (``/play``: ``{user_id, currency, game,
+Source: README.md (``/play``: ``{user_id, currency, game,
 game_id, finished, actions: [{action: "bet"|"win", amount, action_id, ...}]}``; the
 response ``{balance, game_id, transactions: [{action_id, tx_id, processed_at}]}``;
 ``/rollback`` actions ``[{action: "rollback", action_id, original_action_id}]``; amounts
@@ -26,7 +26,7 @@ Decode errors: ``msgspec.ValidationError`` (a field missing, of the wrong type, 
 
 from __future__ import annotations
 
-from typing import Annotated, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 
@@ -58,7 +58,7 @@ class BetAction(msgspec.Struct, tag_field="action", tag="bet", kw_only=True, fro
 
 class WinAction(msgspec.Struct, tag_field="action", tag="win", kw_only=True, frozen=True):
     """``{"action": "win", "action_id", "amount"}``: a payout of ``amount`` minor units for
-    the round (``game_id``); it names no bet (providers.md: wins are round-level)."""
+    the round (``game_id``); it names no bet (README.md: wins are round-level)."""
 
     action_id: Id
     amount: int
@@ -73,7 +73,7 @@ class PlayRequest(msgspec.Struct, kw_only=True, frozen=True):
 
     ``game`` is the game, ``game_id`` the round; both are required when there are actions
     (checked in adapter.py, so a balance request may omit them). ``finished: true`` closes
-    the round after the actions. ``session_id`` is not in providers.md: an optional token
+    the round after the actions. ``session_id`` is not in README.md: an optional token
     from ``POST /v1/sessions`` (provider "softswiss"), checked on requests with bets only.
     """
 
@@ -106,7 +106,7 @@ class RollbackRequest(msgspec.Struct, kw_only=True, frozen=True):
     """POST /rollback: one or more rollback actions, applied as one unit.
 
     ``game`` / ``game_id`` / ``finished`` / ``session_id`` are accepted and not required:
-    rollbacks are retried for days and need no session (providers.md "Common ground").
+    rollbacks are retried for days and need no session (README.md "Common ground").
     """
 
     user_id: UserId
@@ -168,7 +168,7 @@ class FreespinsResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class ErrorResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Every refusal: ``{code, message}`` and ``balance`` (minor units) when known --
-    always for insufficient funds (providers.md: "{code: 100, message, balance}")."""
+    always for insufficient funds (README.md: "{code: 100, message, balance}")."""
 
     code: int
     message: str
@@ -178,7 +178,8 @@ class ErrorResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
 Response = PlayResponse | FreespinsResponse | ErrorResponse
 R = TypeVar("R", PlayRequest, RollbackRequest, FreespinsRequest)
 
-DECODERS: Final = {
+#: One decoder per request Struct (``decode`` answers that Struct; typed Any here).
+DECODERS: Final[dict[type, msgspec.json.Decoder[Any]]] = {
     PlayRequest: msgspec.json.Decoder(PlayRequest),
     RollbackRequest: msgspec.json.Decoder(RollbackRequest),
     FreespinsRequest: msgspec.json.Decoder(FreespinsRequest),

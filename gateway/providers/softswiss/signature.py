@@ -1,6 +1,6 @@
 """SoftSwiss request signatures: ``X-REQUEST-SIGN`` = hex HMAC-SHA256 of the raw body.
 
-Source: shared/specs/providers.md, SoftSwiss ("Signature": header ``X-REQUEST-SIGN`` = hex
+Source: README.md ("Signature": header ``X-REQUEST-SIGN`` = hex
 HMAC-SHA256 of the raw body with the casino's auth token as key). The key is
 ``settings.providers.softswiss.auth_token``, read once at start-up.
 

@@ -1,9 +1,9 @@
 """The ONE table mapping gateway result codes to SoftSwiss answers: (HTTP status, code).
 
-Source: shared/specs/providers.md, "SoftSwiss game-provider protocol" ("Errors": insufficient
+Source: README.md ("Errors": insufficient
 funds is HTTP 412 with ``{code: 100, message, balance}``; a bad signature is 403; the other
 codes are 101, 105, 106, 107, 110, 153, 154, 155, 400, 403, 404, 405, 406, 500, 502, 503,
-504, 600-620, 700). providers.md lists the codes without their meanings; the messages below
+504, 600-620, 700). README.md lists the codes without their meanings; the messages below
 are the ones public integrations of the same protocol (the casino wallet side of
 SoftSwiss / BGaming and its "universal" game-provider API) send with each code:
 100 "Player has not enough funds to process an action", 101 "Player is invalid",
@@ -14,17 +14,17 @@ forbidden to the player", 110 "Player is disabled", 400 "Bad request", 403 "Forb
 Every error body is ``{"code": <int>, "message": <str>}`` plus ``balance`` (minor units)
 when the wallet knows it. Conventions (README.md, "Choices"):
 
-* A code below 400 is a business refusal and travels on HTTP 412 (providers.md gives 412
+* A code below 400 is a business refusal and travels on HTTP 412 (README.md gives 412
   for code 100; the other player-level codes are of the same kind). A code of 400 or more
-  is also the HTTP status (400, 403, 404, 503), as in providers.md's "bad signature is 403".
+  is also the HTTP status (400, 403, 404, 503), as in README.md's "bad signature is 403".
 * Never an HTTP 500: ``500 Unknown error`` is not sent. Anything retryable -- the shard
   overloaded or restarting, Redis down, the provider's rate limit, an unexpected fault --
   is HTTP 503 code 503 with ``Retry-After`` (``RETRYABLE``): SoftSwiss retries a 5xx.
 
-Choices where providers.md is silent:
+Choices where README.md is silent:
 
 * ``PLAYER_BLOCKED`` -> 412 / 110 ("Player is disabled"): the player exists but may not bet
-  (blocked or self-excluded); wins and rollbacks still pass (providers.md "Common ground").
+  (blocked or self-excluded); wins and rollbacks still pass (README.md "Common ground").
 * ``UNKNOWN_PLAYER``, ``CURRENCY_MISMATCH``, ``INVALID_TOKEN``, ``TOKEN_EXPIRED`` -> 412 /
   101 ("Player is invalid"): SoftSwiss names an account by ``user_id`` + ``currency``; no
   such account, or a ``session_id`` that does not (or no longer) vouch for it, is an invalid
@@ -50,7 +50,7 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple
 
-from gateway.edge.sessions import SessionStoreUnavailable
+from gateway.edge.game_session import SessionStoreUnavailable
 from gateway.shards.commands import Code, Overloaded, ShardUnavailable
 
 
@@ -78,7 +78,7 @@ SETTLED: Final = Status(400, 400, "Bad request. (action's round is already finis
 #: limit, an unexpected fault. Never sent for bad input.
 RETRYABLE: Final = Status(503, 503, "Service is unavailable")
 
-#: Every code this adapter may send (providers.md, SoftSwiss "Errors"); tests enforce it.
+#: Every code this adapter may send (README.md "Errors"); tests enforce it.
 SPEC_CODES: Final = frozenset(
     {100, 101, 105, 106, 107, 110, 153, 154, 155, 400, 403, 404, 405, 406, 500, 502, 503, 504,
      *range(600, 621), 700}

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import importlib
 
+from gateway.providers.registry import NAMES as PROVIDER_NAMES
 from tests.conformance.driver import Driver
 
-#: Every provider with a conformance driver: ``tests/conformance/drivers/<name>.py``.
-NAMES: tuple[str, ...] = ("hub88", "evolution", "pragmatic", "softswiss")
+#: Every provider the gateway mounts (gateway/providers/registry.py) must have a conformance
+#: driver, ``tests/conformance/drivers/<name>.py``: a registered provider without one fails
+#: its own test ids.
+NAMES: tuple[str, ...] = PROVIDER_NAMES
 
 
 def load(name: str) -> Driver:

@@ -1,6 +1,6 @@
 """Evolution conformance driver: the wallet scenarios said in Evolution's One Wallet protocol.
 
-Source: shared/specs/providers.md, "Evolution" and "Common ground". What it does, per request:
+Source: gateway/providers/evolution/README.md ("Protocol facts", "Common ground"). What it does, per request:
 
 * POST JSON to ``/providers/evolution/<endpoint>`` (``/check``, ``/balance``, ``/debit``,
   ``/credit``, ``/cancel``) with the operator's API key as the ``authToken`` query
@@ -17,11 +17,11 @@ Source: shared/specs/providers.md, "Evolution" and "Common ground". What it does
 * Amounts are decimal numbers in major units, sent as JSON numbers (never via float) and
   read back as ``Decimal``; an answer's ``balance`` must be exact in the currency
   (``12.50`` EUR), and ``Answer.balance_minor`` is ``balance + bonus`` in minor units.
-* Every answer must be HTTP 200, JSON, with one of the statuses providers.md lists; anything
+* Every answer must be HTTP 200, JSON, with one of the statuses gateway/providers/evolution/README.md lists; anything
   else raises AssertionError -- a conformance failure of the adapter, whatever the scenario.
 
-The ``expect`` table is written from providers.md (the licensee test list), not from the
-adapter's ``statuses.py``; the situations providers.md does not name a status for are
+The ``expect`` table is written from gateway/providers/evolution/README.md (the licensee test list), not from the
+adapter's ``statuses.py``; the situations gateway/providers/evolution/README.md does not name a status for are
 explained next to their rows.
 """
 
@@ -30,9 +30,10 @@ from __future__ import annotations
 import json
 import tomllib
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final, Mapping
+from typing import Any, Final
 
 import httpx
 import msgspec
@@ -49,7 +50,7 @@ AUTH_TOKEN: Final = tomllib.loads((ROOT / "config" / "default.toml").read_text()
 #: Minor-unit exponents of the currencies the scenarios use (ISO 4217).
 EXPONENTS: Final = {"EUR": 2, "USD": 2, "GBP": 2, "JPY": 0, "KWD": 3}
 
-#: providers.md, Evolution "Statuses": nothing else may ever be answered.
+#: gateway/providers/evolution/README.md "Statuses": nothing else may ever be answered.
 STATUSES: Final = frozenset({
     "OK", "TEMPORARY_ERROR", "UNKNOWN_ERROR", "INVALID_SID", "INVALID_TOKEN_ID", "INVALID_PARAMETER",
     "INSUFFICIENT_FUNDS", "BET_ALREADY_EXIST", "BET_ALREADY_SETTLED", "BET_DOES_NOT_EXIST",
@@ -119,7 +120,7 @@ class Driver:
         "win_after_rollback": frozenset({"BET_ALREADY_SETTLED"}),
         # Licensee test list: "cancel after credit -> BET_ALREADY_SETTLED".
         "rollback_after_win": frozenset({"BET_ALREADY_SETTLED"}),
-        # Not named by providers.md: a debit whose refId was cancelled before it arrived.
+        # Not named by gateway/providers/evolution/README.md: a debit whose refId was cancelled before it arrived.
         # Common ground: it must be refused with a final status and move nothing. The bet is
         # closed (cancelled), so "already settled" is the truthful answer; the generic final
         # refusal FINAL_ERROR_ACTION_FAILED is also acceptable. Not OK, not INSUFFICIENT_FUNDS,
@@ -128,10 +129,10 @@ class Driver:
         # "/check ... later calls with the old sid are refused with INVALID_SID": a sid that
         # is no longer valid is INVALID_SID.
         "bet_token_expired": frozenset({"INVALID_SID"}),
-        # Not named by providers.md: a blocked player's bet must be refused for good (Common
+        # Not named by gateway/providers/evolution/README.md: a blocked player's bet must be refused for good (Common
         # ground); Evolution's final refusal is FINAL_ERROR_ACTION_FAILED.
         "bet_blocked": frozenset({"FINAL_ERROR_ACTION_FAILED"}),
-        # Not named by providers.md: a currency the sid does not hold is a wrong parameter.
+        # Not named by gateway/providers/evolution/README.md: a currency the sid does not hold is a wrong parameter.
         "wrong_currency": frozenset({"INVALID_PARAMETER"}),
         # "with the operator's API key as the authToken query parameter": a wrong key is a
         # wrong token id.

@@ -1,19 +1,19 @@
 """Hub88 conformance driver: the wallet scenarios said in Hub88's operator wallet API.
 
-Source: shared/specs/providers.md, "Hub88" and "Common ground". What it does, per request:
+Source: gateway/providers/hub88/README.md, "Protocol facts" and "Common ground". What it does, per request:
 
 * POST JSON to ``/providers/hub88/<endpoint>`` (``/user/info``, ``/user/balance``,
   ``/transaction/bet|win|rollback``), signed in ``X-Hub88-Signature`` with base64(RSA-SHA256
   PKCS#1 v1.5 over the raw body) under the sandbox's Hub88 demo private key
   (config/keys/hub88-demo-private.pem), as Hub88 does ("Signature").
-* Every answer must be HTTP 200, JSON, one of the statuses providers.md lists, and signed by
+* Every answer must be HTTP 200, JSON, one of the statuses gateway/providers/hub88/README.md lists, and signed by
   the operator (verified here with the demo public key); anything else raises
   AssertionError -- a conformance failure of the adapter, whatever the scenario.
 * Amounts on the wire are major units x 100000 ("Amounts"): EUR 3.56 -> 356000. The answer's
   ``balance`` is converted back to minor units exactly (an inexact balance is a failure).
 
-The ``expect`` table is written from providers.md, not from the adapter's
-``statuses.py``; the one situation providers.md does not name a status for (rollback after
+The ``expect`` table is written from gateway/providers/hub88/README.md, not from the adapter's
+``statuses.py``; the one situation gateway/providers/hub88/README.md does not name a status for (rollback after
 a win: Hub88 has no "already settled" status) is explained next to its row.
 """
 
@@ -22,8 +22,9 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, Mapping
+from typing import Any, Final
 
 import httpx
 from cryptography.exceptions import InvalidSignature
@@ -37,13 +38,13 @@ KEYS: Final = ROOT / "config" / "keys"
 PREFIX: Final = "/providers/hub88"
 HEADER: Final = "X-Hub88-Signature"
 
-#: Hub88's amount scale: wire amount = major units x 100000 (providers.md, Hub88 "Amounts").
+#: Hub88's amount scale: wire amount = major units x 100000 (gateway/providers/hub88/README.md "Amounts").
 AMOUNT_SCALE: Final = 100_000
 
 #: Minor-unit exponents of the currencies the scenarios use (ISO 4217).
 EXPONENTS: Final = {"EUR": 2, "USD": 2, "GBP": 2, "JPY": 0, "KWD": 3}
 
-#: providers.md, Hub88 "Statuses": nothing else may ever be answered.
+#: gateway/providers/hub88/README.md "Statuses": nothing else may ever be answered.
 STATUSES: Final = frozenset({
     "RS_OK", "RS_ERROR_UNKNOWN", "RS_ERROR_INVALID_PARTNER", "RS_ERROR_INVALID_TOKEN",
     "RS_ERROR_INVALID_GAME", "RS_ERROR_WRONG_CURRENCY", "RS_ERROR_NOT_ENOUGH_MONEY",
@@ -74,7 +75,7 @@ OTHER_KEY: Final = rsa.generate_private_key(public_exponent=65537, key_size=2048
 
 
 def sign(body: bytes, key: rsa.RSAPrivateKey = PRIVATE_KEY) -> str:
-    """``X-Hub88-Signature`` of a raw body: base64(RSA-SHA256 PKCS#1 v1.5) (providers.md, Hub88)."""
+    """``X-Hub88-Signature`` of a raw body: base64(RSA-SHA256 PKCS#1 v1.5) (gateway/providers/hub88/README.md)."""
     return base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode("ascii")
 
 
@@ -121,7 +122,7 @@ class Hub88Driver:
         "win_unknown_bet": frozenset({"RS_ERROR_TRANSACTION_DOES_NOT_EXIST"}),
         # Hub88 Rules: "a win on a rolled-back bet -> RS_ERROR_TRANSACTION_ROLLED_BACK".
         "win_after_rollback": frozenset({"RS_ERROR_TRANSACTION_ROLLED_BACK"}),
-        # Not named by providers.md: Hub88 has no "already settled" status. The answer must
+        # Not named by gateway/providers/hub88/README.md: Hub88 has no "already settled" status. The answer must
         # be final (not RS_ERROR_UNKNOWN, which Hub88 retries for days), not a success and
         # not false (the bet exists and was not rolled back): the duplicate status
         # ("conflicts with what was already processed") is the only one left.
@@ -209,7 +210,7 @@ class Hub88Driver:
 
     async def rollback(self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str,
                        bet_txn_id: str, round_id: str, amount_minor: int) -> Answer:
-        # Hub88's rollback carries no amount (providers.md, Hub88 "Request fields").
+        # Hub88's rollback carries no amount (gateway/providers/hub88/README.md "Request fields").
         return await self.send(client, "/transaction/rollback", {
             "request_uuid": _rq(), "token": seat.token, "user": seat.player_id,
             "transaction_uuid": txn_id, "reference_transaction_uuid": bet_txn_id,

@@ -1,6 +1,6 @@
 """Pragmatic Play conformance driver: the wallet scenarios said in Pragmatic's seamless wallet.
 
-Source: shared/specs/providers.md, "Pragmatic Play" and "Common ground". What it does, per
+Source: gateway/providers/pragmatic/README.md ("Protocol facts", "Common ground"). What it does, per
 request:
 
 * POST ``application/x-www-form-urlencoded`` to ``/providers/pragmatic/<endpoint>.html``
@@ -18,11 +18,11 @@ request:
 * Amounts are decimal strings in major units ("Fields": ``amount`` decimal string), written
   exactly from minor units. Answers' ``cash`` and ``bonus`` are read as ``Decimal`` and must
   be exact in the currency; ``Answer.balance_minor`` is their sum in minor units.
-* Every answer must be HTTP 200, JSON, with an ``error`` from providers.md's list and a
+* Every answer must be HTTP 200, JSON, with an ``error`` from gateway/providers/pragmatic/README.md's list and a
   ``description``; anything else raises AssertionError. ``Answer.status`` is ``error`` as text.
 
-The ``expect`` table is written from providers.md, not from the adapter's ``statuses.py``;
-where providers.md names no code for a situation the reasoning is next to the row.
+The ``expect`` table is written from gateway/providers/pragmatic/README.md, not from the adapter's ``statuses.py``;
+where gateway/providers/pragmatic/README.md names no code for a situation the reasoning is next to the row.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final, Mapping
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import httpx
@@ -53,12 +54,12 @@ OTHER_SECRET: Final = SECRET + "-not-ours"
 #: Minor-unit exponents of the currencies the scenarios use (ISO 4217).
 EXPONENTS: Final = {"EUR": 2, "USD": 2, "GBP": 2, "JPY": 0, "KWD": 3}
 
-#: providers.md, Pragmatic "Error codes": nothing else may ever be answered.
+#: gateway/providers/pragmatic/README.md "Error codes": nothing else may ever be answered.
 ERRORS: Final = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 8, 50, 100, 120, 130, 210, 310})
 
 
 def md5_hash(params: Mapping[str, str], secret: str = SECRET) -> str:
-    """providers.md: md5 of all other parameters sorted by name as k=v&k=v, secret appended."""
+    """gateway/providers/pragmatic/README.md: md5 of all other parameters sorted by name as k=v&k=v, secret appended."""
     text = "&".join(f"{k}={params[k]}" for k in sorted(params)) + secret
     return hashlib.md5(text.encode("utf-8")).hexdigest()
 
@@ -101,7 +102,7 @@ class PragmaticDriver:
         # likewise: the result of a round whose bet was refunded names no bet to refuse.
         "win_after_rollback": frozenset({"0"}),
         # Common ground: refused with the "already settled" status. Pragmatic has none; 120
-        # is the final code providers.md reports Pragmatic wallets using for a refund they
+        # is the final code gateway/providers/pragmatic/README.md reports Pragmatic wallets using for a refund they
         # cannot apply.
         "rollback_after_win": frozenset({"120"}),
         # Common ground: the late bet of a refunded reference is refused: 3 "bet not
@@ -152,7 +153,7 @@ class PragmaticDriver:
         got = await self.send(client, "/authenticate.html", {"token": seat.token, "gameId": seat.game_id},
                               currency=seat.currency)
         assert got.status == "0", f"/authenticate.html refused: {got.body}"
-        assert got.body.get("userId") == seat.player_id, got.body
+        assert got.body.get("userId") == seat.player_id, got.body  # type: ignore[attr-defined]  # a JSON object
         return seat
 
     async def balance(self, client: httpx.AsyncClient, seat: Seat) -> Answer:

@@ -1,6 +1,6 @@
 """SoftSwiss conformance driver: the wallet scenarios said in SoftSwiss's game-provider protocol.
 
-Source: shared/specs/providers.md, "SoftSwiss game-provider protocol" and "Common ground".
+Source: gateway/providers/softswiss/README.md ("Protocol facts", "Common ground").
 What it does, per request:
 
 * POST JSON to ``/providers/softswiss/play`` or ``/rollback``, signed in ``X-REQUEST-SIGN``
@@ -14,12 +14,12 @@ What it does, per request:
   field, checked on bets only): SoftSwiss's own protocol has no token, so this is how an
   expired game session reaches the wallet.
 * Every answer must be JSON. ``Answer.status`` is ``"200"`` for a success, else
-  ``"<http>:<code>"`` (e.g. ``"412:100"``); the code must be one providers.md lists, and an
+  ``"<http>:<code>"`` (e.g. ``"412:100"``); the code must be one gateway/providers/softswiss/README.md lists, and an
   error body must carry ``message``. Amounts and ``balance`` are integers in the currency's
   subunits = minor units ("Amounts"); a ``balance`` that is not an integer is a failure.
 
-The ``expect`` table is written from providers.md, not from the adapter's ``statuses.py``.
-providers.md names the status of two situations (insufficient funds: 412 / 100; a bad
+The ``expect`` table is written from gateway/providers/softswiss/README.md, not from the adapter's ``statuses.py``.
+gateway/providers/softswiss/README.md names the status of two situations (insufficient funds: 412 / 100; a bad
 signature: 403) and lists the other codes without meanings; each other row says why its
 code is the one that fits.
 """
@@ -30,7 +30,8 @@ import hashlib
 import hmac
 import json
 import uuid
-from typing import Any, Final, Mapping
+from collections.abc import Mapping
+from typing import Any, Final
 
 import httpx
 
@@ -43,13 +44,13 @@ AUTH_TOKEN: Final = b"softswiss-demo-auth-token"
 #: A key that is not the casino's: what ``bet_bad_signature`` signs with.
 OTHER_KEY: Final = b"not-the-casino-auth-token"
 
-#: providers.md, SoftSwiss "Errors": every code an error body may carry.
+#: gateway/providers/softswiss/README.md "Errors": every code an error body may carry.
 CODES: Final = frozenset({100, 101, 105, 106, 107, 110, 153, 154, 155, 400, 403, 404, 405, 406,
                           500, 502, 503, 504, *range(600, 621), 700})
 
 
 def sign(body: bytes, key: bytes = AUTH_TOKEN) -> str:
-    """``X-REQUEST-SIGN``: hex HMAC-SHA256 of the raw body (providers.md, SoftSwiss)."""
+    """``X-REQUEST-SIGN``: hex HMAC-SHA256 of the raw body (gateway/providers/softswiss/README.md)."""
     return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
@@ -61,7 +62,7 @@ class SoftSwissDriver:
     """SoftSwiss's side of the wire (see the module docstring)."""
 
     name = "softswiss"
-    #: providers.md: a ``win`` action names only the round (``game_id``), never a bet.
+    #: gateway/providers/softswiss/README.md: a ``win`` action names only the round (``game_id``), never a bet.
     wins_reference_bets = False
     expect: Mapping[str, frozenset[str]] = {
         "ok": frozenset({"200"}),
@@ -147,14 +148,14 @@ class SoftSwissDriver:
 
     async def win(self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str, round_id: str,
                   amount_minor: int, bet_txn_id: str, round_closed: bool = False) -> Answer:
-        # A win names no bet (providers.md): ``bet_txn_id`` is not sent.
+        # A win names no bet (gateway/providers/softswiss/README.md): ``bet_txn_id`` is not sent.
         return await self.send(client, "/play", self._play(
             seat, round_id, [{"action": "win", "amount": amount_minor, "action_id": txn_id}],
             finished=round_closed))
 
     async def rollback(self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str,
                        bet_txn_id: str, round_id: str, amount_minor: int) -> Answer:
-        # A rollback carries no amount (providers.md, SoftSwiss "/rollback").
+        # A rollback carries no amount (gateway/providers/softswiss/README.md "/rollback").
         return await self.send(client, "/rollback", {
             "user_id": seat.player_id, "currency": seat.currency, "game": seat.game_id,
             "game_id": round_id,

@@ -1,0 +1,40 @@
+"""A game-launch session as the provider adapters read it: pure data, no I/O.
+
+The operator opens a session (``POST /v1/sessions``) and hands its token to the game; the
+provider sends the token back on every wallet call. ``gateway.edge.sessions.SessionStore``
+keeps these in Redis (docs/DESIGN.md section 7); the adapters' pure rules
+(``gateway/providers/<name>/adapter.py``) only ever see a ``GameSession`` or None, and import
+it from here so that they never import the Redis code.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class GameSession(msgspec.Struct, frozen=True):
+    """One session token and what it was issued for.
+
+    ``token``: the opaque token itself. ``player_id``, ``currency`` (ISO 4217 code),
+    ``provider`` (a registry name, e.g. ``"evolution"``) and ``game_id``: what the operator
+    opened it for. ``expires_at_s``: Unix seconds from which it is expired (it stays readable
+    for a grace period after that, so that "expired" can be told from "never issued").
+    ``replaced_by``: the new token when this one was rotated (Evolution's ``/check`` issues
+    a new sid and the old one is refused from then on, gateway/providers/evolution/README.md).
+    """
+
+    token: str
+    player_id: str
+    currency: str
+    provider: str
+    game_id: str
+    expires_at_s: int  # Unix seconds
+    replaced_by: str | None = None
+
+    def expired(self, now_s: float) -> bool:
+        """True once ``now_s`` (Unix seconds) has reached ``expires_at_s``."""
+        return now_s >= self.expires_at_s
+
+
+class SessionStoreUnavailable(Exception):
+    """Redis is down or slow: session-dependent operations answer retryably."""
