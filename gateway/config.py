@@ -8,7 +8,7 @@ and key, e.g. ``GATEWAY_SHARD__BATCH_SIZE_MAX=500``); ``GATEWAY_DATABASE_URL`` a
 ``GATEWAY_LOG_LEVEL`` set the top-level keys. Values are converted to the setting's type
 ("500" to an int, "false" to a bool), so a string setting keeps digits as text.
 
-Every limit carries its unit in its name (DESIGN.md section 9); ``Settings.check()`` refuses
+Every limit carries its unit in its name (docs/DESIGN.md section 9); ``Settings.check()`` refuses
 start-up when limits contradict each other.
 """
 
@@ -63,7 +63,7 @@ class ShardSettings(msgspec.Struct, forbid_unknown_fields=True):
     open_bets_per_player_max: int = 1_000
     prefetch_players_max: int = 1_000
     flush_retry_backoff_ms_max: int = 2_000
-    # Spending order of a bet: "cash_first" or "bonus_first" (DESIGN.md section 3).
+    # Spending order of a bet: "cash_first" or "bonus_first" (docs/DESIGN.md section 3).
     spend_order: str = "cash_first"
 
 

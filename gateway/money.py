@@ -3,7 +3,7 @@
 Every amount inside the gateway is an ``int`` of minor units (cents for EUR, yen for JPY,
 fils for KWD) travelling with its currency code. Wire formats differ (decimal strings,
 integers x100000, subunits); the helpers below convert at the edge and refuse any amount
-that is not exact in the currency's minor unit (DESIGN.md section 3).
+that is not exact in the currency's minor unit (docs/DESIGN.md section 3).
 
 Rounding happens only in the named helpers at the bottom, each stating its direction.
 """
@@ -166,7 +166,7 @@ def round_down_to_scale(numerator: int, denominator: int) -> int:
 
 
 def round_payout_down(numerator: int, denominator: int) -> int:
-    """Payout rounding (DESIGN.md section 3): down to the minor unit, for non-negative payouts.
+    """Payout rounding (docs/DESIGN.md section 3): down to the minor unit, for non-negative payouts.
 
     The operator keeps the sub-minor remainder; a payout is never rounded up.
     """

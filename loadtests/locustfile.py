@@ -29,9 +29,8 @@ import secrets
 from typing import Any
 
 import orjson
-from locust import FastHttpUser, LoadTestShape, between, task
-
 from dialects import DIALECTS, Call, new_id
+from locust import FastHttpUser, LoadTestShape, between, task
 from slot_math import STAKES_MINOR, draw_win_minor
 from traffic_shape import ShapeConfig
 

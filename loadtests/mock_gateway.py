@@ -17,13 +17,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import hub88_client as hub88
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-
-import hub88_client as hub88
 
 API_KEY = os.environ.get("GATEWAY_API_KEY", "demo-key-change-me")
 # Deliberate defects, to prove the load test catches them:

@@ -23,8 +23,8 @@ PAYTABLE: tuple[tuple[Fraction, Fraction], ...] = (
 )
 P_LOSE = 1 - sum(p for _, p in PAYTABLE)
 RTP = sum(m * p for m, p in PAYTABLE)
-assert RTP == Fraction(96, 100), RTP
-assert P_LOSE > Fraction(1, 2)  # most rounds lose
+assert Fraction(96, 100) == RTP, RTP
+assert Fraction(1, 2) < P_LOSE  # most rounds lose
 
 _CUMULATIVE: list[tuple[float, Fraction]] = []
 _acc = Fraction(0)

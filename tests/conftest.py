@@ -110,7 +110,7 @@ class GatewayProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout_s: float = 60.0) -> "GatewayProcess":
+    def start(self, timeout_s: float = 60.0) -> GatewayProcess:
         env = dict(os.environ)
         env.update({
             "GATEWAY_DATABASE_URL": self.database_url,

@@ -372,7 +372,7 @@ class ReadyProbe:
                 self.answers.append((time.monotonic(), status))
                 await asyncio.sleep(self.interval_s)
 
-    def start(self) -> "ReadyProbe":
+    def start(self) -> ReadyProbe:
         self._task = asyncio.create_task(self._run())
         return self
 
@@ -412,7 +412,7 @@ class TcpProxy:
         self._tasks: set[asyncio.Task] = set()
         self.connections = 0
 
-    async def accept(self) -> "TcpProxy":
+    async def accept(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

@@ -1,5 +1,5 @@
 """Bad input on the generic API: a clear 4xx problem+json with a stable code, never a 500,
-and nothing written but the audit record (DESIGN.md section 8).
+and nothing written but the audit record (docs/DESIGN.md section 8).
 
 Each test snapshots the ledger's row counts with asyncpg before the bad request and checks
 after it that transactions, entries, accounts and players did not change and that the
@@ -391,27 +391,24 @@ async def test_body_just_under_the_limit_is_decoded(client, gateway, player):
     {"Authorization": API_KEY}, {"Authorization": "Bearer"}, {"Authorization": f"Bearer {API_KEY}x"},
 ])
 async def test_unauthorized_write(gateway, headers):
-    async with httpx.AsyncClient(base_url=gateway.url, headers=headers, timeout=10.0) as anon:
-        async with Unchanged(gateway):
-            assert_problem(await anon.post("/v1/wallet/deposit", json={
-                "transaction_id": new_id("dep"), "player_id": new_id("p"), "currency": "EUR",
-                "amount_minor": 100}), 401, "unauthorized")
+    async with httpx.AsyncClient(base_url=gateway.url, headers=headers, timeout=10.0) as anon, Unchanged(gateway):
+        assert_problem(await anon.post("/v1/wallet/deposit", json={
+            "transaction_id": new_id("dep"), "player_id": new_id("p"), "currency": "EUR",
+            "amount_minor": 100}), 401, "unauthorized")
     audit = await last_audit(gateway)
     assert (audit["kind"], audit["code"]) == ("refusal", "unauthorized")
 
 
 async def test_unauthorized_read(client, gateway, player):
-    async with httpx.AsyncClient(base_url=gateway.url, timeout=10.0) as anon:
-        async with Unchanged(gateway, audit_rows=0):
-            assert_problem(await anon.get(f"/v1/players/{player}/balance"), 401, "unauthorized")
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10.0) as anon, Unchanged(gateway, audit_rows=0):
+        assert_problem(await anon.get(f"/v1/players/{player}/balance"), 401, "unauthorized")
 
 
 async def test_unauthorized_is_checked_before_the_body(gateway):
     """A request without a key gets 401 even when its body is also bad."""
-    async with httpx.AsyncClient(base_url=gateway.url, timeout=10.0) as anon:
-        async with Unchanged(gateway):
-            assert_problem(await anon.post("/v1/wallet/debit", content=b"{broken",
-                                           headers={"Content-Type": "application/json"}), 401, "unauthorized")
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10.0) as anon, Unchanged(gateway):
+        assert_problem(await anon.post("/v1/wallet/debit", content=b"{broken",
+                                       headers={"Content-Type": "application/json"}), 401, "unauthorized")
 
 
 # ---- routing --------------------------------------------------------------------------
@@ -459,7 +456,7 @@ async def test_openapi(client):
     assert r.status_code == 200
     doc = json.loads(r.content)
     assert doc["openapi"].startswith("3.")
-    assert V1_PATHS <= set(doc["paths"]), set(doc["paths"])
+    assert set(doc["paths"]) >= V1_PATHS, set(doc["paths"])
     assert {p for p in doc["paths"] if p.startswith("/v1")} == V1_PATHS
     assert set(doc["paths"]["/v1/wallet/debit"]) == {"post"}
     assert set(doc["paths"]["/v1/players/{player_id}/balance"]) == {"get"}

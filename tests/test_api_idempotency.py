@@ -1,4 +1,4 @@
-"""Idempotency over HTTP on the generic API: the DESIGN.md section 5 matrix.
+"""Idempotency over HTTP on the generic API: the docs/DESIGN.md section 5 matrix.
 
 Every test uses fresh players and transaction ids; balances are checked through
 ``GET /v1/players/{id}/balance`` and, where it says something the HTTP answer cannot, the
@@ -652,7 +652,7 @@ async def test_refusal_for_unknown_player_is_not_stored(client, gateway, path):
 
 
 async def test_prune_keeps_recent_keys_and_open_bets_and_drops_old_ones(client, gateway):
-    """Retention (DESIGN.md section 5): only outcomes older than the retention go; open bets stay."""
+    """Retention (docs/DESIGN.md section 5): only outcomes older than the retention go; open bets stay."""
     from gateway.ledger.retention import prune_idempotency_keys
 
     player = await new_player(client, deposit_minor=1_000)

@@ -331,11 +331,11 @@ def test_every_code_has_a_status():
 
 def test_every_status_is_an_evolution_status():
     # gateway/providers/evolution/README.md "Statuses": nothing else may ever be sent.
-    assert ALL_STATUSES == {
+    assert {
         "OK", "TEMPORARY_ERROR", "UNKNOWN_ERROR", "INVALID_SID", "INVALID_TOKEN_ID", "INVALID_PARAMETER",
         "INSUFFICIENT_FUNDS", "BET_ALREADY_EXIST", "BET_ALREADY_SETTLED", "BET_DOES_NOT_EXIST",
         "FINAL_ERROR_ACTION_FAILED", "OPERATION_IN_PROCESS",
-    }
+    } == ALL_STATUSES
     assert set(STATUS_BY_CODE.values()) <= ALL_STATUSES
     assert RETRYABLE_STATUS == "TEMPORARY_ERROR" and RETRYABLE_STATUS in RETRYABLE_STATUSES
     assert RETRYABLE_STATUSES <= ALL_STATUSES

@@ -1,5 +1,5 @@
 """Fault tests: kill -9 under load, database connections dropped mid-flush, a database outage,
-and retries of old keys after a restart or an eviction (DESIGN.md sections 2 and 5).
+and retries of old keys after a restart or an eviction (docs/DESIGN.md sections 2 and 5).
 
 Every test runs real ``gateway serve`` processes on databases of their own (``spawn_gateway``)
 and checks, from the client's side and from PostgreSQL:
@@ -422,7 +422,7 @@ async def test_new_win_in_a_repaired_batch_is_paid(spawn_gateway, services):
     same group deterministically: a retry of an old deposit (not in memory after the
     restart, so applied again and caught by the unique constraint) and a NEW win for an open
     bet of the same player. The repair re-applies both: the deposit must replay and the win
-    must be paid once (DESIGN.md section 5: a retry never changes the fate of other requests)."""
+    must be paid once (docs/DESIGN.md section 5: a retry never changes the fate of other requests)."""
     from gateway.app import open_pool
     from gateway.config import load_settings
     from gateway.ledger.store import LedgerStore
@@ -613,7 +613,7 @@ async def test_retry_after_eviction(spawn_gateway):
 async def test_fenced_shard_acknowledges_nothing_and_exits(spawn_gateway):
     """Another owner took the shard's lease (epoch bumped): the old process must not commit.
 
-    DESIGN.md section 6: batches commit only while the shard holds its epoch; section 8: a
+    docs/DESIGN.md section 6: batches commit only while the shard holds its epoch; section 8: a
     batch that cannot be fenced stops the shard loudly and the supervisor restarts it.
     """
     import asyncpg

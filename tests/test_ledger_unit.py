@@ -18,7 +18,6 @@ from gateway.money import AmountError
 from gateway.shards.commands import Debit, Origin
 from gateway.shards.router import bucket_of
 
-
 # ==== money =============================================================================
 
 
@@ -235,9 +234,9 @@ def make_chain(n: int = 5) -> list[tuple[int, bytes, bytes, str]]:
 
 def test_batch_audit_rows_chain_and_carry_inputs():
     from gateway.config import ShardSettings
-    from gateway.shards.apply import apply
     from gateway.ledger.audit import chain_batch
     from gateway.ledger.store import ts
+    from gateway.shards.apply import apply
     from gateway.shards.batch import Batch, make_item
     from gateway.shards.state import PlayerState, ShardState, Wallet
 

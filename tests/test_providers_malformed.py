@@ -329,7 +329,7 @@ common_bad_amounts = st.one_of(
 )
 #: Floats that are not whole numbers (NaN and infinities included): never integer subunits.
 fractional_floats = st.floats(allow_nan=True, allow_infinity=True).filter(
-    lambda f: f != f or f in (float("inf"), float("-inf")) or f != int(f))  # noqa: PLR0124 - f != f: NaN
+    lambda f: f != f or f in (float("inf"), float("-inf")) or f != int(f))
 decimal_bad_amounts = st.one_of(  # decimal major units: a 3rd fraction digit is inexact in EUR
     st.integers(min_value=1, max_value=10**6).filter(lambda n: n % 10).map(lambda n: n / 1000),
     st.floats(max_value=-0.01),

@@ -26,7 +26,7 @@ def test_names_are_unique_package_names():
 @pytest.mark.parametrize("name", registry.NAMES)
 def test_each_name_is_an_adapter_package(name):
     package = importlib.import_module(f"gateway.providers.{name}")
-    assert package.PREFIX == f"/providers/{name}"
+    assert f"/providers/{name}" == package.PREFIX
     assert callable(getattr(package.Adapter, "routes", None))
     assert callable(getattr(package.Adapter, "close", None))
 

@@ -233,7 +233,7 @@ async def test_without_redis_money_calls_flow_unlimited_and_it_is_counted(spawn_
         player = new_id("p")
         r = await http.post("/v1/players", json={"player_id": player, "currencies": ["EUR"], "country": "MT"})
         assert r.status_code == 201, r.text
-        for i in range(5):  # far past the burst of 1: no limiting without Redis
+        for _ in range(5):  # far past the burst of 1: no limiting without Redis
             r = await http.post("/v1/wallet/deposit", json={
                 "transaction_id": new_id("dep"), "player_id": player, "currency": "EUR", "amount_minor": 1_000})
             assert r.status_code == 200, r.text

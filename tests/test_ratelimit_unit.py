@@ -1,6 +1,6 @@
 """The rate limiter (gateway/edge/ratelimit.py) against a real Redis, without a gateway.
 
-Source: issue "Per-partner and per-provider rate limits in Redis"; shared/DESIGN.md section 7
+Source: issue "Per-partner and per-provider rate limits in Redis"; docs/DESIGN.md section 7
 (rate limits in Redis; without Redis, money operations keep working); docs/RATE_LIMITS.md
 (design and tolerance).
 

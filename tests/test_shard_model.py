@@ -2,7 +2,7 @@
 
 A hypothesis ``RuleBasedStateMachine`` drives random command sequences through the real
 ``apply`` and through ``RefModel``, a plain reference model written from the rules
-(DESIGN.md sections 3 and 5, the rules table in gateway/shards/apply.py), and compares
+(docs/DESIGN.md sections 3 and 5, the rules table in gateway/shards/apply.py), and compares
 every answer, every balance and every stored outcome.
 
 The harness plays the parts of the shard loop and of PostgreSQL around ``apply``:
@@ -35,12 +35,11 @@ including one for ``Shard._repair``, which the state machine does not drive.
 from __future__ import annotations
 
 import copy
-
-import msgspec
 import os
 import types
 from dataclasses import dataclass, field
 
+import msgspec
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -54,7 +53,6 @@ from hypothesis.stateful import (
 
 from gateway.config import Settings, ShardSettings
 from gateway.shards import keys as shard_keys
-from gateway.shards.port import PrefetchResult
 from gateway.shards.apply import apply, player_account
 from gateway.shards.commands import (
     Atomic,
@@ -68,6 +66,7 @@ from gateway.shards.commands import (
     SetPlayerStatus,
     Withdraw,
 )
+from gateway.shards.port import PrefetchResult
 from gateway.shards.shard import Shard
 from gateway.shards.state import ShardState, TxRecord
 
@@ -265,7 +264,7 @@ class RefModel:
         return self._ok(self._rec(cmd, K_WITHDRAW, cmd.currency, cmd.amount_minor))
 
     def _debit(self, cmd: Debit) -> Expect:
-        # providers.md "Common ground" counts the game too (DESIGN.md section 5 does not name it)
+        # providers.md "Common ground" counts the game too (docs/DESIGN.md section 5 does not name it)
         e = self._existing(cmd, K_DEBIT, {"currency": cmd.currency, "amount_minor": cmd.amount_minor,
                                           "round_id": cmd.round_id, "game_id": cmd.game_id})
         if e is None:

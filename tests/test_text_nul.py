@@ -15,7 +15,13 @@ import asyncpg
 import pytest
 
 from gateway.shards.commands import (
-    Atomic, Code, Credit, Debit, RecordRefusal, has_nul, without_nul,
+    Atomic,
+    Code,
+    Credit,
+    Debit,
+    RecordRefusal,
+    has_nul,
+    without_nul,
 )
 from tests.conftest import new_id, new_player
 from tests.test_hub88_http import sign

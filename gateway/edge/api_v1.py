@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -33,6 +33,7 @@ from gateway.providers.registry import NAMES as PROVIDER_NAMES
 from gateway.shards.commands import (
     PLAYER_STATUSES,
     Code,
+    Command,
     CreatePlayer,
     Credit,
     Debit,
@@ -164,7 +165,11 @@ class Problem(msgspec.Struct, omit_defaults=True):
 
 
 _encoder = msgspec.json.Encoder()
-_decoders = {t: msgspec.json.Decoder(t) for t in (CreatePlayerBody, PlayerStatusBody, SessionBody, FundsBody, DebitBody, CreditBody, RollbackBody)}
+_decoders: dict[type, msgspec.json.Decoder[Any]] = {
+    t: msgspec.json.Decoder(t)
+    for t in (CreatePlayerBody, PlayerStatusBody, SessionBody, FundsBody, DebitBody, CreditBody, RollbackBody)
+}
+BodyT = TypeVar("BodyT", bound=msgspec.Struct)
 
 
 class Refused(Exception):
@@ -189,9 +194,11 @@ async def read_body(request: Request, body_bytes_max: int) -> bytes:
     return body
 
 
-def _decode(kind: type, raw: bytes):
+def _decode(kind: type[BodyT], raw: bytes) -> BodyT:
+    """``raw`` decoded as ``kind``; Refused(invalid_request) for anything else."""
     try:
-        return _decoders[kind].decode(raw)
+        body: BodyT = _decoders[kind].decode(raw)
+        return body
     except msgspec.ValidationError as exc:
         raise Refused("invalid_request", str(exc)) from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
@@ -293,10 +300,12 @@ class Api:
 
         return endpoint
 
-    async def _money(self, command) -> Response:
+    async def _money(self, command: Command) -> Response:
         result: Result = await self.ctx.submit(command)
         if result.code is not Code.OK:
             return result_problem(result)
+        assert (result.transaction_id is not None and result.player_id is not None and result.currency is not None
+                and result.cash_minor is not None and result.bonus_minor is not None), "an OK money result has its balance"
         return _json(MoneyResponse(
             transaction_id=result.transaction_id, player_id=result.player_id, currency=result.currency,
             cash_minor=result.cash_minor, bonus_minor=result.bonus_minor, replayed=result.replayed,
@@ -316,11 +325,7 @@ class Api:
         ))
         if result.code is not Code.OK:
             return result_problem(result)
-        return _json(PlayerResponse(
-            player_id=result.player_id, country=result.country, status=result.player_status,
-            balances=[BalanceOut(b.currency, b.cash_minor, b.bonus_minor) for b in result.balances],
-            replayed=result.replayed,
-        ), status=200 if result.replayed else 201)
+        return _json(_player_response(result), status=200 if result.replayed else 201)
 
     async def set_status(self, request: Request, partner: str, raw: bytes) -> Response:
         """Block, self-exclude or reactivate a player: ``{"status": "blocked"|"self_excluded"|"active"}``.
@@ -342,10 +347,7 @@ class Api:
         ))
         if result.code is not Code.OK:
             return result_problem(result)
-        return _json(PlayerResponse(
-            player_id=result.player_id, country=result.country, status=result.player_status,
-            balances=[BalanceOut(b.currency, b.cash_minor, b.bonus_minor) for b in result.balances],
-        ))
+        return _json(_player_response(result))
 
     async def balance(self, request: Request, partner: str, raw: bytes) -> Response:
         player_id = request.path_params["player_id"]
@@ -421,6 +423,16 @@ class Api:
             reference_transaction_id=body.reference_transaction_id, currency=body.currency,
             origin=self.ctx.origin("POST /v1/wallet/rollback", request.headers.get("x-request-id")),
         ))
+
+
+def _player_response(result: Result) -> PlayerResponse:
+    """The answer for a player (create, status): its country, status and balances."""
+    assert result.player_id is not None and result.country is not None and result.player_status is not None
+    return PlayerResponse(
+        player_id=result.player_id, country=result.country, status=result.player_status,
+        balances=[BalanceOut(b.currency, b.cash_minor, b.bonus_minor) for b in result.balances],
+        replayed=result.replayed,
+    )
 
 
 def _refusal_code(code: str) -> Code:

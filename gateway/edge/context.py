@@ -74,7 +74,7 @@ class EdgeContext:
         request: dict | None = None,
         player_id: str | None = None,
     ) -> None:
-        """Write a refused request into the audit chain (DESIGN.md section 4).
+        """Write a refused request into the audit chain (docs/DESIGN.md section 4).
 
         Routed to the player's shard when a player id could be read, else to shard 0's
         chain. Best effort under overload: a full shard drops the audit of a refusal rather

@@ -1,6 +1,6 @@
 """The edge's one Redis client: short timeouts and one immediate retry.
 
-Redis holds sessions and rate-limit buckets (DESIGN.md section 7). When it is down or slow,
+Redis holds sessions and rate-limit buckets (docs/DESIGN.md section 7). When it is down or slow,
 session-dependent calls must get their retryable answer within the provider's timeout (a
 few seconds), so the client waits at most ``socket_timeout_ms`` per attempt and retries
 once, at once: enough to replace a pooled connection that Redis closed (a restart), never

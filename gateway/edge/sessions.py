@@ -136,7 +136,7 @@ class SessionStore:
                 assert len(values) == len(batch)
                 for (_, future), value in zip(batch, values, strict=True):
                     if not future.done():
-                        future.set_result(value)  # type: ignore[arg-type]  # the client returns bytes (decode_responses off)
+                        future.set_result(value)
         finally:
             self._drain = None
 

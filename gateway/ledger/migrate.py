@@ -2,7 +2,7 @@
 
 Each file runs once, in its own transaction, under an advisory lock (so two gateways starting
 together do not race) and with ``lock_timeout`` / ``statement_timeout`` set, so a migration
-waiting on a busy table fails fast instead of stalling traffic (DESIGN.md section 4). A
+waiting on a busy table fails fast instead of stalling traffic (docs/DESIGN.md section 4). A
 changed file that was already applied is refused (checksum mismatch).
 """
 

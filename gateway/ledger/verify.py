@@ -1,4 +1,4 @@
-"""Ledger invariants, checkable at any time (DESIGN.md section 4).
+"""Ledger invariants, checkable at any time (docs/DESIGN.md section 4).
 
 1. every transaction's entries sum to zero per currency;
 2. every account's materialised balance equals the sum of its entries;

@@ -2,11 +2,11 @@
 
 No I/O and no await: everything a command needs is loaded into ``ShardState`` by the
 prefetch step before this runs, and everything it changes leaves as an ``Applied`` record
-for the write-behind batch (DESIGN.md section 2). The shard loop guarantees that, for every
+for the write-behind batch (docs/DESIGN.md section 2). The shard loop guarantees that, for every
 command handed in, the player is resident (or known absent) and the referenced key of a
 credit/rollback is resident or listed in ``state.absent_keys``.
 
-Idempotency follows DESIGN.md section 5:
+Idempotency follows docs/DESIGN.md section 5:
 
 | situation                                  | result                                        |
 |--------------------------------------------|-----------------------------------------------|
@@ -503,7 +503,7 @@ def _rollback(state: ShardState, command: Rollback, now_us: int) -> Applied:
     applied = Applied(command, Result(code=Code.OK), player_id=player.player_id)
     if bet is None:
         # Rollback of a transaction never seen: succeed and leave a tombstone so that the late
-        # debit is refused (DESIGN.md section 5; providers.md "Common ground").
+        # debit is refused (docs/DESIGN.md section 5; providers.md "Common ground").
         record = _new_record(state, command, ROLLBACK, wallet, now_us, currency=currency,
                              amount_minor=0, reference_id=command.reference_transaction_id,
                              round_id=command.round_id)

@@ -3,10 +3,10 @@
 The edge decodes a wire protocol (generic API, Hub88, ...) into one of the ``Command``
 structs below and submits it to the shard that owns the player. The shard answers with a
 ``Result``; expected business outcomes are ``Code`` values, never exceptions
-(DESIGN.md section 8). These structs are the whole contract between edge and shard, so a
+(docs/DESIGN.md section 8). These structs are the whole contract between edge and shard, so a
 shard can move to another process (msgpack over a socket) without touching either side.
 
-Idempotency (DESIGN.md section 5): ``scope`` is who sent it (partner id or provider name),
+Idempotency (docs/DESIGN.md section 5): ``scope`` is who sent it (partner id or provider name),
 ``transaction_id`` is their id. Together they are the idempotency key.
 """
 

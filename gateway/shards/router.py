@@ -1,4 +1,4 @@
-"""player -> bucket -> shard (DESIGN.md section 6).
+"""player -> bucket -> shard (docs/DESIGN.md section 6).
 
 ``bucket_of`` is crc32 of the UTF-8 player id modulo ``bucket_count``: stable across
 processes, hosts and Python versions (never Python's ``hash()``). The bucket -> shard map

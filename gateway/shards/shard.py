@@ -1,4 +1,4 @@
-"""The shard: one asyncio single-writer loop owning its players (DESIGN.md section 2).
+"""The shard: one asyncio single-writer loop owning its players (docs/DESIGN.md section 2).
 
     submit() -> inbox (bounded) -> loop: take a group -> prefetch (one batched read for cold
     players / unknown keys) -> apply() each, synchronously -> open batch

@@ -4,7 +4,7 @@ Everything here is plain data mutated only by ``apply`` (and by the shard loop's
 load/evict steps, which run between applies, never during one). Sizes are bounded by
 ``ShardSettings.players_resident_max`` and ``keys_resident_max``; an entry that has
 uncommitted writes is never evicted, because re-reading it from PostgreSQL would read the
-past (DESIGN.md section 2, "Hot state in memory").
+past (docs/DESIGN.md section 2, "Hot state in memory").
 """
 
 from __future__ import annotations

@@ -344,7 +344,8 @@ def units_answer(
             # the stored transaction's time, so a replay answers what the first answer said
             processed_at=iso_utc(r.processed_at_us or now_us),
         )
-        for action_id, r in zip(action_ids, result.results)
+        # results may go on past the actions (the derived close-round win is last)
+        for action_id, r in zip(action_ids, result.results, strict=False)
     ]
     return status_for(Code.OK), PlayResponse(balance=balance, game_id=game_id, transactions=transactions)
 
