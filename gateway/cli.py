@@ -1,35 +1,86 @@
-"""``gateway`` command: serve, migrate, verify-ledger, audit-export.
+"""``gateway`` command: serve, migrate, verify-ledger, audit-export, prune-keys, reviews.
 
 Configuration comes from ``config/default.toml``, ``--config FILE`` / ``GATEWAY_CONFIG`` and
-``GATEWAY_*`` environment variables (see ``gateway.config``). With no database or Redis URL
-the embedded servers under ``data_dir`` are used, so every command works on a fresh machine.
+``GATEWAY_*`` environment variables (see ``gateway.config``, docs/CONFIGURATION.md). With no
+database or Redis URL (sandbox mode) the embedded servers under ``data_dir`` are used, so
+every command works on a fresh machine.
+
+A user's mistake (bad configuration, an unreachable, missing or unmigrated database,
+Redis down, a bad date) is one line on stderr and exit code 2 (click's usage errors) or 1,
+never a traceback (gateway/preflight.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
+import os
 import sys
+import tomllib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, TypeVar
 
 import click
+import msgspec
 import orjson
 
-from gateway.config import load_settings
+from gateway.config import Settings, load_settings
 from gateway.logs import configure_logging
+from gateway.preflight import Problem
+
+T = TypeVar("T")
 
 
-def _settings(config: str | None, **overrides):
-    settings = load_settings(config)
-    for section_key, value in overrides.items():
-        if value is not None:
-            section, key = section_key.split("__")
-            setattr(getattr(settings, section), key, value)
-    settings.check()
+def _version() -> str:
+    try:
+        return version("wallet-gateway")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def _settings(config: str | None, **overrides: Any) -> Settings:
+    """Settings from the files and environment plus ``overrides`` ("section__key": value);
+    a configuration mistake becomes a one-line ClickException."""
+    try:
+        settings = load_settings(config)
+        for section_key, value in overrides.items():
+            if value is not None:
+                section, key = section_key.split("__")
+                setattr(getattr(settings, section), key, value)
+        settings.check()
+    except (ValueError, msgspec.ValidationError, tomllib.TOMLDecodeError, OSError) as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
     configure_logging(settings.log_level)
     return settings
 
 
+def _run(coro: Awaitable[T]) -> T:
+    """Run ``coro``; a start-up Problem becomes a one-line ClickException."""
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except Problem as problem:
+        raise click.ClickException(str(problem)) from None
+
+
+class IsoTime(click.ParamType):
+    """An ISO 8601 date or time (``2026-12-01``, ``2026-12-01T10:00:00Z``, with an offset);
+    a time without an offset is UTC."""
+
+    name = "ISO-8601-time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 time (e.g. 2026-12-01 or 2026-12-01T10:00:00Z)", param, ctx)
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 @click.group()
+@click.version_option(_version(), "--version", prog_name="gateway")
 def main() -> None:
     """Wallet and bet gateway for regulated iGaming operators."""
 
@@ -38,46 +89,96 @@ def main() -> None:
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), help="Extra TOML config file.")
 @click.option("--host", default=None, help="Bind address (default from config: 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default from config: 8080).")
-def serve(config: str | None, host: str | None, port: int | None) -> None:
-    """Serve the gateway (one process: edge + shard) on uvloop."""
+@click.option("--edges", type=click.IntRange(1, 64), default=None,
+              help="Edge (HTTP) processes (default: cluster.edges, else from the CPU count).")
+@click.option("--shards", type=click.IntRange(1, 64), default=None,
+              help="Shard processes (default: cluster.shards, else from the CPU count).")
+@click.option("--single-process", is_flag=True, default=None,
+              help="Run the edge and one shard in this one process (cluster.single_process).")
+def serve(config: str | None, host: str | None, port: int | None, edges: int | None, shards: int | None,
+          single_process: bool | None) -> None:
+    """Serve the gateway: a supervisor with edge and shard processes, or one process.
+
+    Stop it with Ctrl-C or SIGTERM: the edges finish the requests in flight, the shards
+    commit what they applied, then it exits.
+    """
     import uvicorn
 
     from gateway.app import create_app
 
-    settings = _settings(config, server__host=host, server__port=port)
-    # The database thread (gateway/ledger/io_thread.py) needs the GIL briefly per batch; the
-    # default 5 ms switch interval would make each of its steps wait behind HTTP work.
-    sys.setswitchinterval(0.0005)
-    server = settings.server
-    gc.set_threshold(server.gc_gen0_threshold, server.gc_gen1_threshold, server.gc_gen2_threshold)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.server.host,
-        port=settings.server.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=15,
-        limit_concurrency=settings.shard.inbox_depth_max,
-        backlog=4096,
-        proxy_headers=False,  # nothing to trust by default; its middleware costs ~6% CPU per request
-        server_header=False,
-        date_header=False,
-    )
+    settings = _settings(config, server__host=host, server__port=port, cluster__edges=edges,
+                         cluster__shards=shards, cluster__single_process=single_process)
+    if settings.database.url or settings.redis.url:
+        _run(_preflight_serve(settings))
+    if not settings.cluster.single_process:
+        from gateway.cluster.supervisor import Supervisor
+
+        edge_count, shard_count = settings.process_counts()
+        sys.exit(_run(Supervisor(settings, edge_count, shard_count, config_path=config).run()))
+    from gateway.cluster.processes import tune_runtime, uvicorn_options
+
+    tune_runtime(settings)
+    uvicorn.run(create_app(settings), host=settings.server.host, port=settings.server.port,
+                **uvicorn_options(settings))
 
 
-async def _with_conn(settings, fn):
-    import asyncpg
+@main.command("_shard", hidden=True)
+@click.option("--shard-id", type=click.IntRange(0, 63), required=True)
+def shard_process(shard_id: int) -> None:
+    """A shard process (started by ``gateway serve``'s supervisor)."""
+    from gateway.cluster.processes import run_shard, tune_runtime
 
+    settings = _settings(None)
+    tune_runtime(settings)
+    import uvloop
+
+    sys.exit(uvloop.run(run_shard(settings, shard_id)))
+
+
+@main.command("_edge", hidden=True)
+@click.option("--fd", type=int, required=True, help="The inherited listening socket.")
+def edge_process(fd: int) -> None:
+    """An edge process (started by ``gateway serve``'s supervisor)."""
+    from gateway.cluster.processes import run_edge
+
+    sys.exit(run_edge(_settings(None), fd))
+
+
+async def _preflight_serve(settings: Settings) -> None:
+    """Before serving against external services: PostgreSQL reachable and migrated (unless
+    ``GATEWAY_MIGRATE_ON_START=1``), else a Problem. Redis is not required to serve (money
+    operations that do not need it keep working, docs/DESIGN.md section 7): an unreachable
+    Redis is one warning line on stderr, and the gateway starts."""
+    from gateway.preflight import check_migrated, check_redis, connect
+
+    if settings.database.url:
+        conn = await connect(settings.database.url)
+        try:
+            if os.environ.get("GATEWAY_MIGRATE_ON_START") != "1":
+                await check_migrated(conn)
+        finally:
+            await conn.close()
+    if settings.redis.url:
+        try:
+            await check_redis(settings.redis.url)
+        except Problem as problem:
+            click.echo(f"Warning: {problem}; game sessions and rate limits are unavailable until it answers",
+                       err=True)
+
+
+async def _with_conn(settings: Settings, fn: Callable[[Any], Awaitable[T]], *, migrated: bool = True) -> T:
+    """Run ``fn(conn)`` on the configured (or embedded) database; ``migrated``: refuse an
+    unmigrated one first (Problem)."""
     from gateway.embedded import EmbeddedServices
+    from gateway.preflight import check_migrated, connect
 
-    embedded = EmbeddedServices(settings)
+    embedded = EmbeddedServices(settings, redis=False)
     await embedded.astart()
     try:
-        conn = await asyncpg.connect(embedded.database_url)
+        conn = await connect(embedded.database_url)
         try:
+            if migrated:
+                await check_migrated(conn)
             return await fn(conn)
         finally:
             await conn.close()
@@ -97,7 +198,7 @@ def migrate_cmd(config: str | None) -> None:
         return await migrate(conn, lock_timeout_ms=settings.database.lock_timeout_ms,
                              statement_timeout_ms=settings.database.statement_timeout_ms)
 
-    applied = asyncio.run(_with_conn(settings, run))
+    applied = _run(_with_conn(settings, run, migrated=False))
     click.echo(orjson.dumps({"applied": applied}).decode())
 
 
@@ -108,7 +209,7 @@ def verify_ledger_cmd(config: str | None) -> None:
     from gateway.ledger.verify import verify_ledger
 
     settings = _settings(config)
-    report = asyncio.run(_with_conn(settings, verify_ledger))
+    report = _run(_with_conn(settings, verify_ledger))
     click.echo(orjson.dumps(report, default=str, option=orjson.OPT_INDENT_2).decode())
     sys.exit(0 if report["ok"] else 1)
 
@@ -129,42 +230,97 @@ def prune_keys_cmd(config: str | None) -> None:
     async def run(conn):
         return await prune_idempotency_keys(conn, days)
 
-    deleted = asyncio.run(_with_conn(settings, run))
+    deleted = _run(_with_conn(settings, run))
     click.echo(orjson.dumps({"deleted": deleted, "retention_days": days}).decode())
+
+
+#: Audit rows fetched per round trip while exporting (bounded memory for any size).
+EXPORT_FETCH_ROWS = 2_000
 
 
 @main.command("audit-export")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False))
-@click.option("--player", default=None, help="Only this player's records.")
-@click.option("--since", default=None, help="ISO timestamp, inclusive.")
-@click.option("--until", default=None, help="ISO timestamp, exclusive.")
-@click.option("--limit", type=int, default=100_000, show_default=True)
-def audit_export(config, player, since, until, limit) -> None:
-    """Export audit records as JSON lines (with their chain hashes) for a regulator."""
-    from datetime import datetime
+@click.option("--partner", default=None, help="Only this partner's records.")
+@click.option("--player", default=None, help="Only this player's records (with --partner for one partner's player).")
+@click.option("--since", type=IsoTime(), default=None, help="From this time, inclusive (ISO 8601; UTC if no offset).")
+@click.option("--until", type=IsoTime(), default=None, help="Until this time, exclusive (ISO 8601).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Stop after this many records (default: all). A cut is announced on stderr.")
+def audit_export(config: str | None, partner: str | None, player: str | None, since: datetime | None,
+                 until: datetime | None, limit: int | None) -> None:
+    """Export audit records as JSON lines, streamed, in chain order (shard, seq).
 
+    Each line: ``shard_id``, ``seq``, ``recorded_at`` (ISO 8601, UTC), ``applied_at``
+    (ISO 8601 of the record's ``applied_at_us``), ``partner_id``, ``player_id``, ``kind``,
+    ``code``, ``prev_hash``, ``hash`` (hex) and ``record``: the exact stored text, so that
+    ``sha256(bytes.fromhex(prev_hash) + record.encode()) == bytes.fromhex(hash)`` checks each
+    line (docs/ARCHITECTURE.md, "Audit").
+    """
+    settings = _settings(config)
+    if since is not None and until is not None and since >= until:
+        raise click.BadParameter("--since must be before --until", param_hint="'--since'")
+
+    async def run(conn: Any) -> tuple[int, bool]:
+        written = 0
+        cut = False
+        query = """SELECT shard_id, seq, recorded_at, partner_id, player_id, kind, code, record,
+                          encode(prev_hash, 'hex') AS prev_hash, encode(hash, 'hex') AS hash
+                   FROM audit_log
+                   WHERE ($1::text IS NULL OR partner_id = $1)
+                     AND ($2::text IS NULL OR player_id = $2)
+                     AND ($3::timestamptz IS NULL OR recorded_at >= $3)
+                     AND ($4::timestamptz IS NULL OR recorded_at < $4)
+                   ORDER BY shard_id, seq"""
+        out = sys.stdout
+        async with conn.transaction(readonly=True):
+            async for r in conn.cursor(query, partner, player, since, until, prefetch=EXPORT_FETCH_ROWS):
+                if limit is not None and written >= limit:
+                    cut = True
+                    break
+                applied_us = orjson.loads(r["record"]).get("applied_at_us")
+                out.write(orjson.dumps({
+                    "shard_id": r["shard_id"], "seq": r["seq"],
+                    "recorded_at": r["recorded_at"].astimezone(UTC).isoformat(),
+                    "applied_at": None if applied_us is None else datetime.fromtimestamp(
+                        applied_us // 1_000_000, UTC).replace(microsecond=applied_us % 1_000_000).isoformat(),
+                    "partner_id": r["partner_id"], "player_id": r["player_id"], "kind": r["kind"],
+                    "code": r["code"], "prev_hash": r["prev_hash"], "hash": r["hash"], "record": r["record"],
+                }).decode() + "\n")
+                written += 1
+        return written, cut
+
+    written, cut = _run(_with_conn(settings, run))
+    if cut:
+        click.echo(f"audit-export: cut at --limit {limit}: more records match; narrow the range or raise the limit",
+                   err=True)
+    else:
+        click.echo(f"audit-export: {written} records", err=True)
+
+
+@main.command("reviews")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--all", "include_resolved", is_flag=True, help="Include resolved items.")
+def reviews_cmd(config: str | None, include_resolved: bool) -> None:
+    """List operator-review items (wins without a bet the protocol made us accept, debts
+    left by reversed wins) as JSON lines, oldest first."""
     settings = _settings(config)
 
-    async def run(conn):
-        rows = await conn.fetch(
-            """SELECT shard_id, seq, record, encode(prev_hash, 'hex') AS prev_hash, encode(hash, 'hex') AS hash
-               FROM audit_log
-               WHERE ($1::text IS NULL OR player_id = $1)
-                 AND ($2::timestamptz IS NULL OR recorded_at >= $2)
-                 AND ($3::timestamptz IS NULL OR recorded_at < $3)
-               ORDER BY shard_id, seq LIMIT $4""",
-            player,
-            datetime.fromisoformat(since) if since else None,
-            datetime.fromisoformat(until) if until else None,
-            limit,
-        )
-        for r in rows:
-            sys.stdout.write(orjson.dumps({
-                "shard_id": r["shard_id"], "seq": r["seq"], "prev_hash": r["prev_hash"], "hash": r["hash"],
-                "record": orjson.loads(r["record"]),
-            }).decode() + "\n")
+    async def run(conn: Any) -> None:
+        async with conn.transaction(readonly=True):
+            async for r in conn.cursor(
+                """SELECT v.txn_id, v.partner_id, v.player_id, v.scope, v.reason, v.created_at, v.resolved_at,
+                          v.resolved_by, v.note, t.transaction_id, t.kind, t.currency, t.amount_minor
+                   FROM operator_reviews v LEFT JOIN transactions t USING (txn_id)
+                   WHERE $1 OR v.resolved_at IS NULL ORDER BY v.created_at""",
+                include_resolved, prefetch=EXPORT_FETCH_ROWS,
+            ):
+                item = dict(r)
+                for field in ("created_at", "resolved_at"):
+                    if item[field] is not None:
+                        item[field] = item[field].astimezone(UTC).isoformat()
+                sys.stdout.write(orjson.dumps(item).decode() + "\n")
 
-    asyncio.run(_with_conn(settings, run))
+    _run(_with_conn(settings, run))
 
 
 if __name__ == "__main__":

@@ -14,104 +14,154 @@ start-up when limits contradict each other.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
 
 import msgspec
 
+from gateway.config_types import Secret
+from gateway.providers import registry
+from gateway.providers.integration import IntegrationSettings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
+SANDBOX_CONFIG = PROJECT_ROOT / "config" / "sandbox.toml"
+API_SOURCE = "api"  # the partners' own idempotency source (gateway/shards/commands.py)
 
 
 class ServerSettings(msgspec.Struct, forbid_unknown_fields=True):
-    host: str = "127.0.0.1"
-    port: int = 8080
-    body_bytes_max: int = 65_536
+    host: str = "127.0.0.1"  # the public listening address
+    port: int = 8080  # the public listening port (every edge process shares it)
+    body_bytes_max: int = 65_536  # larger request bodies get 413 (or the protocol's status) unread
     edge_id: str = ""  # defaults to "host:pid"
+    # uvicorn's own connection bounds, passed by ``gateway serve``: an idle keep-alive
+    # connection is closed this long after its last response (uvicorn ``timeout_keep_alive``),
+    # and past ``connections_max`` open connections plus running requests uvicorn answers 503
+    # (``limit_concurrency``; 0 = ``shard.inbox_depth_max``). uvicorn has no header-read
+    # timeout, arms the keep-alive timeout only after a response and counts idle connections
+    # in ``connections_max``: the front proxy bounds slow, idle and per-address connections
+    # (deploy/haproxy/, docs/SECURITY.md "Connection limits").
+    keep_alive_timeout_s: int = 5
+    connections_max: int = 0  # see keep_alive_timeout_s
     # Python's cyclic GC thresholds (gen0 in allocations, gen1 and gen2 in collections of
     # the younger generation), set by ``gateway serve``. Python's default (700, 10, 10)
     # collected so often under load that the collector showed as ~10% of the loop's CPU and
     # in the p99 tail (docs/BENCHMARKS.md, "Adapter overhead"). Higher thresholds only delay
     # collecting reference cycles: at most gen0 more container objects wait for it.
     gc_gen0_threshold: int = 50_000
-    gc_gen1_threshold: int = 20
-    gc_gen2_threshold: int = 100
+    gc_gen1_threshold: int = 20  # gen0 collections
+    gc_gen2_threshold: int = 100  # gen1 collections
 
 
 class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True):
     url: str = ""  # empty: start the embedded PostgreSQL under data_dir
-    pool_size_max: int = 8
-    statement_timeout_ms: int = 30_000
-    lock_timeout_ms: int = 5_000
-    connect_timeout_ms: int = 5_000
+    pool_size_max: int = 8  # connections per shard process (its batches, prefetches, probes)
+    statement_timeout_ms: int = 30_000  # PostgreSQL statement_timeout of every connection
+    lock_timeout_ms: int = 5_000  # `gateway migrate`: give up instead of queueing behind traffic
+    connect_timeout_ms: int = 5_000  # one connection attempt
 
 
 class RedisSettings(msgspec.Struct, forbid_unknown_fields=True):
     url: str = ""  # empty: start the embedded Redis under data_dir
-    socket_timeout_ms: int = 200
+    socket_timeout_ms: int = 200  # one Redis command; then sessions answer retryably, limits fail open
 
 
 class ShardSettings(msgspec.Struct, forbid_unknown_fields=True):
-    shard_id: int = 0
-    bucket_count: int = 4096
-    inbox_depth_max: int = 20_000
-    batch_size_max: int = 2_000
-    flush_interval_ms: int = 2
-    players_resident_max: int = 1_000_000
-    keys_resident_max: int = 1_000_000
-    open_bets_per_player_max: int = 1_000
-    prefetch_players_max: int = 1_000
-    flush_retry_backoff_ms_max: int = 2_000
+    shard_id: int = 0  # the single process's shard; `gateway serve` numbers its shard processes 0..N-1
+    bucket_count: int = 4096  # players hash onto this many buckets (docs/DESIGN.md section 6); fixed once laid out
+    inbox_depth_max: int = 20_000  # commands waiting per shard; more get 503 + Retry-After
+    batch_size_max: int = 2_000  # commands per group commit
+    flush_interval_ms: int = 2  # the longest a lone command waits for company before its batch goes
+    players_resident_max: int = 1_000_000  # players kept in a shard's memory (least recently used leave)
+    keys_resident_max: int = 1_000_000  # idempotency keys kept in memory (older ones are read back on demand)
+    open_bets_per_player_max: int = 1_000  # unsettled bets a player may hold
+    prefetch_players_max: int = 1_000  # players read from PostgreSQL in one prefetch
+    flush_retry_backoff_ms_max: int = 2_000  # the longest pause between retries of a failed commit
+    # Failing fast (docs/ARCHITECTURE.md): the longest a caller waits for its commit before
+    # a retryable answer; storage failures shorter than the grace are absorbed, longer ones
+    # make the shard refuse new commands at once and /readyz say not ready; an idle or
+    # failing shard pings storage every probe interval.
+    commit_timeout_ms: int = 1_500
+    storage_failure_grace_ms: int = 500  # see commit_timeout_ms
+    storage_probe_interval_ms: int = 250  # see commit_timeout_ms
+    storage_probe_timeout_ms: int = 500  # one storage ping
     # Spending order of a bet: "cash_first" or "bonus_first" (docs/DESIGN.md section 3).
     spend_order: str = "cash_first"
 
 
+class ClusterSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """The process model of ``gateway serve`` (docs/ARCHITECTURE.md, "Processes").
+
+    ``edges`` HTTP edge processes and ``shards`` shard processes under one supervisor (0:
+    derived from the CPU count); ``single_process`` runs the edge and one shard in one
+    process instead (development and most tests). Edges reach shards over Unix sockets in
+    ``socket_dir`` (empty: ``<data_dir>/run``).
+    """
+
+    edges: int = 0  # edge (HTTP) processes; 0: the CPUs left after the shards, at least 1
+    shards: int = 0  # shard processes; 0: half the CPUs, at least 1
+    single_process: bool = False  # true: the edge and one shard in one process
+    socket_dir: str = ""  # the internal channel's Unix sockets; empty: <data_dir>/run
+    # The internal channel (gateway/cluster/channel.py): a request unanswered this long is
+    # answered retryably by the edge (above shard.commit_timeout_ms, which the shard itself
+    # answers); at most channel_inflight_max requests in flight per edge and shard.
+    channel_timeout_ms: int = 3_000
+    channel_inflight_max: int = 20_000
+    route_attempts_max: int = 3  # sends of one command while its bucket's owner is looked up
+    ping_interval_ms: int = 250  # edges ping shards (readiness, reconnects)
+    restart_backoff_ms_max: int = 10_000  # the supervisor's longest pause before restarting a child
+    drain_timeout_s: int = 15  # SIGTERM: edges finish requests, shards commit, within this
+
+
 class MoneySettings(msgspec.Struct, forbid_unknown_fields=True):
     amount_minor_max: int = 100_000_000_00  # 100 million major units of a 2-decimal currency
-    idempotency_retention_days: int = 120
+    idempotency_retention_days: int = 120  # `gateway prune-keys` keeps keys this long (at least 120)
 
 
 class SessionSettings(msgspec.Struct, forbid_unknown_fields=True):
-    token_ttl_s: int = 3_600
+    token_ttl_s: int = 3_600  # a game session token's life in Redis
     # Concurrent session lookups share one Redis MGET of at most this many tokens
     # (gateway/edge/sessions.py).
     lookup_batch_size_max: int = 256
 
 
-class Hub88Settings(msgspec.Struct, forbid_unknown_fields=True):
-    enabled: bool = True
-    # Hub88's public key verifies its requests; our private key signs our responses.
-    provider_public_key_path: str = "config/keys/hub88-demo-public.pem"
-    operator_private_key_path: str = "config/keys/hub88-demo-private.pem"
-    verify_signatures: bool = True
-    signing_threads: int = 2
+#: Integration and partner ids: lower-case letters, digits, "_" and "-" (commands.py).
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
+
+#: Roles a partner key may hold (docs/SECURITY.md): "wallet" (players, sessions, money).
+PARTNER_ROLES = ("wallet",)
 
 
-class EvolutionSettings(msgspec.Struct, forbid_unknown_fields=True):
-    enabled: bool = True
-    # The operator's API key that Evolution sends as the ``authToken`` query parameter.
-    auth_token: str = "evolution-demo-auth-token"
+class ApiKey(msgspec.Struct, forbid_unknown_fields=True):
+    """One API key of a partner: its SHA-256 digest (hex), or the key itself as a secret
+    (hashed at load and then forgotten). ``key_id`` names it in logs and rotation notes."""
+
+    key_id: str
+    sha256: str = ""
+    key: Secret = ""
 
 
-class PragmaticSettings(msgspec.Struct, forbid_unknown_fields=True):
-    enabled: bool = True
-    # Secret appended to the sorted parameters before md5 (the ``hash`` parameter).
-    secret_key: str = "pragmatic-demo-secret"
-    provider_id: str = "PragmaticPlay"
+class Partner(msgspec.Struct, forbid_unknown_fields=True):
+    """An operator brand: owns its players and its provider integrations.
+
+    ``api_keys``: one, or two during a rotation overlap (docs/SECURITY.md, "Rotating an
+    API key"). ``roles``: what its keys may do (PARTNER_ROLES).
+    """
+
+    api_keys: list[ApiKey] = []
+    roles: list[str] = msgspec.field(default_factory=lambda: ["wallet"])
 
 
-class SoftSwissSettings(msgspec.Struct, forbid_unknown_fields=True):
-    enabled: bool = True
-    # The casino's auth token: the HMAC-SHA256 key of ``X-REQUEST-SIGN``.
-    auth_token: str = "softswiss-demo-auth-token"
-
-
-class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True):
-    hub88: Hub88Settings = msgspec.field(default_factory=Hub88Settings)
-    evolution: EvolutionSettings = msgspec.field(default_factory=EvolutionSettings)
-    pragmatic: PragmaticSettings = msgspec.field(default_factory=PragmaticSettings)
-    softswiss: SoftSwissSettings = msgspec.field(default_factory=SoftSwissSettings)
+# One [integrations.<name>] section: the union of every registered provider's settings,
+# tagged by ``provider`` (gateway/providers/registry.py; each in its provider's folder).
+if TYPE_CHECKING:
+    Integration = IntegrationSettings
+else:
+    Integration = Union[registry.settings_types()]  # noqa: UP007 - a union built at run time
 
 
 class RateLimit(msgspec.Struct, forbid_unknown_fields=True):
@@ -122,35 +172,51 @@ class RateLimit(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class RateLimitSettings(msgspec.Struct, forbid_unknown_fields=True):
-    """Per-partner (generic API) and per-provider (adapters) limits, kept in Redis.
+    """Per-partner (generic API) and per-integration (adapters) limits, kept in Redis.
 
-    ``partners`` / ``providers`` override the defaults by partner id / provider name.
+    ``partners`` / ``providers`` override the defaults by partner id / integration name.
     """
 
-    enabled: bool = True
+    enabled: bool = True  # false: the rate limits are off
     partner_default: RateLimit = msgspec.field(default_factory=lambda: RateLimit(5_000, 10_000))
     provider_default: RateLimit = msgspec.field(default_factory=lambda: RateLimit(10_000, 20_000))
     partners: dict[str, RateLimit] = {}
     providers: dict[str, RateLimit] = {}
 
 
-class Partner(msgspec.Struct, forbid_unknown_fields=True):
-    partner_id: str
-    api_key: str
+class SecuritySettings(msgspec.Struct, forbid_unknown_fields=True):
+    """``inline_secrets_allowed = false`` says the deployment keeps its secrets in files or
+    the environment (Kubernetes Secrets): a secret written inline in a TOML file is then
+    refused at start-up (production mode only)."""
+
+    inline_secrets_allowed: bool = True  # see above
+
+
+#: Deployment modes: "sandbox" loads config/sandbox.toml (demo partner and integrations)
+#: and may start embedded PostgreSQL and Redis; "production" refuses demo credentials,
+#: empty keys and embedded services (docs/SECURITY.md).
+MODES = ("sandbox", "production")
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True):
-    data_dir: str = "var"
-    log_level: str = "info"
+    mode: str = "sandbox"  # "sandbox" or "production" (docs/SECURITY.md)
+    data_dir: str = "var"  # embedded services, sockets and runtime files (relative: to the project)
+    log_level: str = "info"  # JSON log lines on stderr at this level and above
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
     shard: ShardSettings = msgspec.field(default_factory=ShardSettings)
     money: MoneySettings = msgspec.field(default_factory=MoneySettings)
     session: SessionSettings = msgspec.field(default_factory=SessionSettings)
-    providers: ProviderSettings = msgspec.field(default_factory=ProviderSettings)
     rate_limits: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
-    partners: list[Partner] = []
+    security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
+    cluster: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
+    partners: dict[str, Partner] = {}
+    integrations: dict[str, Integration] = {}
+
+    def integration(self, name: str) -> Integration:
+        """The integration called ``name``; KeyError if there is none."""
+        return self.integrations[name]
 
     def check(self) -> None:
         """Refuse contradictory limits. Raises ValueError naming the setting."""
@@ -168,6 +234,12 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
             problems.append("shard.keys_resident_max must be >= 4 x shard.batch_size_max")
         if s.spend_order not in ("cash_first", "bonus_first"):
             problems.append("shard.spend_order must be cash_first or bonus_first")
+        if not 100 <= s.commit_timeout_ms <= 600_000:
+            problems.append("shard.commit_timeout_ms must be within 100..600000")
+        if not 0 <= s.storage_failure_grace_ms <= s.commit_timeout_ms:
+            problems.append("shard.storage_failure_grace_ms must be within 0..shard.commit_timeout_ms")
+        if not 10 <= s.storage_probe_interval_ms <= 60_000 or not 10 <= s.storage_probe_timeout_ms <= 60_000:
+            problems.append("shard.storage_probe_interval_ms and storage_probe_timeout_ms must be within 10..60000")
         if not 1 <= s.bucket_count <= 65_536:
             problems.append("shard.bucket_count must be within 1..65536")
         if self.money.idempotency_retention_days < 120:
@@ -176,6 +248,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
             problems.append("money.amount_minor_max must be >= 1")
         if not 256 <= self.server.body_bytes_max <= 10 * 1024 * 1024:
             problems.append("server.body_bytes_max must be within 256..10485760")
+        if not 1 <= self.server.keep_alive_timeout_s <= 3_600:
+            problems.append("server.keep_alive_timeout_s must be within 1..3600")
+        if self.server.connections_max != 0 and not 16 <= self.server.connections_max <= 1_000_000:
+            problems.append("server.connections_max must be 0 (= shard.inbox_depth_max) or within 16..1000000")
         if not 100 <= self.server.gc_gen0_threshold <= 10_000_000:
             problems.append("server.gc_gen0_threshold must be within 100..10000000")
         if not (1 <= self.server.gc_gen1_threshold <= 10_000 and 1 <= self.server.gc_gen2_threshold <= 10_000):
@@ -191,11 +267,74 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
         for name, limit in limits:
             if limit.requests_per_s < 1 or limit.burst < 1:
                 problems.append(f"{name}: requests_per_s and burst must be >= 1")
-        keys = [p.api_key for p in self.partners]
-        if len(set(keys)) != len(keys):
-            problems.append("partners: api keys must be unique")
+        c = self.cluster
+        if not (0 <= c.edges <= 64 and 0 <= c.shards <= 64):
+            problems.append("cluster.edges and cluster.shards must be within 0..64 (0: from the CPU count)")
+        if c.shards > s.bucket_count:
+            problems.append("cluster.shards must be <= shard.bucket_count")
+        if c.channel_timeout_ms <= s.commit_timeout_ms:
+            problems.append("cluster.channel_timeout_ms must be above shard.commit_timeout_ms")
+        if not 1 <= c.channel_inflight_max <= 1_000_000:
+            problems.append("cluster.channel_inflight_max must be within 1..1000000")
+        if not 1 <= c.route_attempts_max <= 10:
+            problems.append("cluster.route_attempts_max must be within 1..10")
+        if not 10 <= c.ping_interval_ms <= 60_000:
+            problems.append("cluster.ping_interval_ms must be within 10..60000")
+        if not 100 <= c.restart_backoff_ms_max <= 600_000:
+            problems.append("cluster.restart_backoff_ms_max must be within 100..600000")
+        if not 1 <= c.drain_timeout_s <= 600:
+            problems.append("cluster.drain_timeout_s must be within 1..600")
+        problems += self._tenancy_problems()
         if problems:
             raise ValueError("invalid configuration: " + "; ".join(problems))
+
+    def _tenancy_problems(self) -> list[str]:
+        """Partners, their keys and their integrations are consistent (docs/SECURITY.md)."""
+        problems: list[str] = []
+        if self.mode not in MODES:
+            problems.append(f"mode must be one of {', '.join(MODES)}")
+        digests: list[str] = []
+        for partner_id, partner in self.partners.items():
+            where = f"partners.{partner_id}"
+            if not NAME_PATTERN.match(partner_id):
+                problems.append(f"{where}: a partner id is 1-32 of a-z, 0-9, '_', '-' (starting with a letter or digit)")
+            if not 1 <= len(partner.api_keys) <= 2:
+                problems.append(f"{where}.api_keys: one key, or two during a rotation")
+            for key in partner.api_keys:
+                if not key.sha256 or not re.fullmatch(r"[0-9a-f]{64}", key.sha256):
+                    problems.append(f"{where}.api_keys.{key.key_id}: needs a non-empty key (or its sha256, 64 hex digits)")
+                digests.append(key.sha256)
+            for role in partner.roles:
+                if role not in PARTNER_ROLES:
+                    problems.append(f"{where}.roles: unknown role {role!r} (known: {', '.join(PARTNER_ROLES)})")
+        if len(set(digests)) != len(digests):
+            problems.append("partners: api keys must be unique")
+        for name, integration in self.integrations.items():
+            where = f"integrations.{name}"
+            if not NAME_PATTERN.match(name):
+                problems.append(f"{where}: an integration name is 1-32 of a-z, 0-9, '_', '-'")
+            if integration.partner_id not in self.partners:
+                problems.append(f"{where}.partner_id: no partner {integration.partner_id!r}")
+            if name == API_SOURCE:
+                problems.append(f"{where}: 'api' is the partners' own scope, not an integration name")
+            if not integration.enabled:
+                continue
+            for field_name in integration.secrets:
+                if not getattr(integration, field_name):
+                    problems.append(f"{where}.{field_name}: empty")
+            problems += [f"{where}: {problem}" for problem in integration.problems()]
+        return problems
+
+    def process_counts(self, cpus: int | None = None) -> tuple[int, int]:
+        """(edges, shards) for ``gateway serve``: the configured ones, else from the CPU
+        count: half the cores for shards (at least one), the rest for edges (at least one)."""
+        cpus = cpus or os.cpu_count() or 1
+        shards = self.cluster.shards or max(1, cpus // 2)
+        edges = self.cluster.edges or max(1, cpus - shards)
+        return edges, shards
+
+    def socket_dir(self) -> Path:
+        return self.resolve_path(self.cluster.socket_dir or str(Path(self.data_dir) / "run"))
 
     def resolve_path(self, path: str) -> Path:
         p = Path(path)
@@ -212,7 +351,7 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-_TOP_LEVEL_KEYS = ("data_dir", "log_level")
+_TOP_LEVEL_KEYS = ("mode", "data_dir", "log_level")
 
 
 def _env_overrides(environ: dict[str, str]) -> dict:
@@ -239,15 +378,86 @@ def _env_overrides(environ: dict[str, str]) -> dict:
 def load_settings(
     path: str | Path | None = None, environ: dict[str, str] | None = None
 ) -> Settings:
-    """Load, merge and check settings. Raises ValueError / msgspec.ValidationError if invalid."""
+    """Load, merge, resolve secrets and check settings.
+
+    Order: config/default.toml, then config/sandbox.toml in sandbox mode (the demo partner
+    and integrations), then ``path`` or ``GATEWAY_CONFIG``, then ``GATEWAY_*`` variables.
+    The mode is read from the last two first (``mode = "production"`` /
+    ``GATEWAY_MODE=production``). Raises ValueError (a message naming the setting) or
+    msgspec.ValidationError if invalid; production refusals are ValueErrors too.
+    """
     environ = dict(os.environ) if environ is None else environ
-    data: dict = {}
-    if DEFAULT_CONFIG.exists():
-        data = tomllib.loads(DEFAULT_CONFIG.read_text())
+    defaults: dict = tomllib.loads(DEFAULT_CONFIG.read_text()) if DEFAULT_CONFIG.exists() else {}
     extra = path or environ.get("GATEWAY_CONFIG")
-    if extra:
-        data = _merge(data, tomllib.loads(Path(extra).read_text()))
-    data = _merge(data, _env_overrides(environ))
+    extra_data: dict = tomllib.loads(Path(extra).read_text()) if extra else {}
+    env_data = _env_overrides(environ)
+    mode = env_data.get("mode", extra_data.get("mode", defaults.get("mode", "sandbox")))
+    files = defaults
+    if mode == "sandbox" and SANDBOX_CONFIG.exists():
+        files = _merge(files, tomllib.loads(SANDBOX_CONFIG.read_text()))
+    files = _merge(files, extra_data)
+    data = _merge(files, env_data)
     settings = msgspec.convert(data, Settings, strict=False)
+    inline = _resolve_secrets(settings, files, env_data, environ)
     settings.check()
+    if settings.mode == "production":
+        from gateway.security import production_problems
+
+        problems = production_problems(settings, inline)
+        if problems:
+            raise ValueError("refused in production mode: " + "; ".join(problems))
     return settings
+
+
+def _secret_value(secret: Secret, where: str, environ: dict[str, str]) -> str:
+    if isinstance(secret, str):
+        return secret
+    if bool(secret.env) == bool(secret.file):
+        raise ValueError(f"{where}: give exactly one of env or file")
+    if secret.env:
+        if secret.env not in environ:
+            raise ValueError(f"{where}: environment variable {secret.env} is not set")
+        return environ[secret.env]
+    try:
+        return Path(secret.file).read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"{where}: cannot read {secret.file}: {exc.strerror}") from None
+
+
+def _resolve_secrets(settings: Settings, files: dict, env_data: dict, environ: dict[str, str]) -> list[str]:
+    """Replace every SecretRef by its value and every API key by its SHA-256 digest.
+
+    Returns the settings paths whose secret was written inline in a TOML file (a value
+    given by a ``GATEWAY_*`` variable or a SecretRef counts as external).
+    """
+    inline: list[str] = []
+
+    def from_file(*keys: str) -> bool:
+        node: Any = files
+        for key in keys:
+            node = node.get(key) if isinstance(node, dict) else None
+        over: Any = env_data
+        for key in keys:
+            over = over.get(key) if isinstance(over, dict) else None
+        return isinstance(node, str) and over is None
+
+    for name, integration in settings.integrations.items():
+        for field_name in integration.secrets:
+            value = getattr(integration, field_name)
+            where = f"integrations.{name}.{field_name}"
+            if isinstance(value, str) and value and from_file("integrations", name, field_name):
+                inline.append(where)
+            setattr(integration, field_name, _secret_value(value, where, environ))
+    for partner_id, partner in settings.partners.items():
+        for index, key in enumerate(partner.api_keys):
+            where = f"partners.{partner_id}.api_keys.{key.key_id}"
+            raw = _secret_value(key.key, where, environ)
+            if raw and key.sha256:
+                raise ValueError(f"{where}: give the key or its sha256, not both")
+            if raw:
+                raw_entry = files.get("partners", {}).get(partner_id, {}).get("api_keys", [])
+                if index < len(raw_entry) and isinstance(raw_entry[index].get("key"), str):
+                    inline.append(where)
+                key.sha256 = hashlib.sha256(raw.encode()).hexdigest()
+                key.key = ""
+    return inline

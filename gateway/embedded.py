@@ -277,10 +277,13 @@ class EmbeddedServices:
         *,
         database_name: str = "gateway",
         lock_timeout_s: float = 120.0,
+        redis: bool = True,
     ) -> None:
+        """``redis=False``: never start an embedded Redis (commands that only touch the ledger)."""
         if not _DB_NAME_RE.match(database_name):
             raise ValueError(f"database_name must match {_DB_NAME_RE.pattern}: {database_name!r}")
         self._settings = settings
+        self._with_redis = redis
         self._database_name = database_name
         self._lock_timeout_s = lock_timeout_s
         self.data_dir: Path = settings.resolve_path(settings.data_dir)
@@ -303,7 +306,7 @@ class EmbeddedServices:
 
     @property
     def embeds_redis(self) -> bool:
-        return not self._settings.redis.url
+        return self._with_redis and not self._settings.redis.url
 
     @property
     def started(self) -> bool:

@@ -1,10 +1,31 @@
-"""Prometheus metrics (exposed at ``/metrics``). Names follow Prometheus conventions: units last."""
+"""Prometheus metrics (exposed at ``/metrics``). Names follow Prometheus conventions: units last.
+
+Under ``gateway serve``'s process model the supervisor sets ``PROMETHEUS_MULTIPROC_DIR``
+for its children, so prometheus_client keeps every process's values in files there and
+any edge's ``/metrics`` shows the whole tree (shard metrics included, labelled by shard):
+prometheus_client's multiprocess mode, its documented way of doing this. Gauges say how
+they combine across processes (``multiprocess_mode``); a child that exits is marked dead
+by the supervisor so its live gauges disappear.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def exposition() -> bytes:
+    """The text exposition of this process's metrics, or of every process of the tree in
+    multiprocess mode."""
+    if os.environ.get(MULTIPROCESS_DIR_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
 
 _LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -16,9 +37,12 @@ request_latency_seconds = Histogram(
     "gateway_request_latency_seconds", "HTTP request latency by route and outcome code.",
     ("route", "outcome"), buckets=_LATENCY_BUCKETS_S, registry=REGISTRY,
 )
-inbox_depth = Gauge("gateway_shard_inbox_depth", "Commands waiting in the shard inbox.", ("shard",), registry=REGISTRY)
-players_resident = Gauge("gateway_shard_players_resident", "Players held in shard memory.", ("shard",), registry=REGISTRY)
-keys_resident = Gauge("gateway_shard_keys_resident", "Idempotency keys held in shard memory.", ("shard",), registry=REGISTRY)
+inbox_depth = Gauge("gateway_shard_inbox_depth", "Commands waiting in the shard inbox.", ("shard",), registry=REGISTRY,
+    multiprocess_mode="livesum")
+players_resident = Gauge("gateway_shard_players_resident", "Players held in shard memory.", ("shard",), registry=REGISTRY,
+    multiprocess_mode="livesum")
+keys_resident = Gauge("gateway_shard_keys_resident", "Idempotency keys held in shard memory.", ("shard",), registry=REGISTRY,
+    multiprocess_mode="livesum")
 batch_size = Histogram(
     "gateway_batch_size_commands", "Commands per committed write-behind batch.", ("shard",),
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000), registry=REGISTRY,
@@ -53,4 +77,14 @@ rate_limit_unavailable_total = Counter(
     "gateway_rate_limit_unavailable_total",
     "Requests let through without rate limiting because Redis was unreachable (fail open).",
     registry=REGISTRY,
+)
+commit_timeouts_total = Counter(
+    "gateway_commit_timeouts_total",
+    "Callers answered retryably because their batch did not commit within shard.commit_timeout_ms.",
+    ("shard",), registry=REGISTRY,
+)
+storage_unavailable_refusals_total = Counter(
+    "gateway_storage_unavailable_refusals_total",
+    "Commands refused at once (retryable) because the shard's storage was not answering.",
+    ("shard",), registry=REGISTRY,
 )

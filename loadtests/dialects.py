@@ -6,7 +6,7 @@ gateway/providers/<name>/README.md) and reads its answer back as (success, balan
 player keeps the expected balance and checks every answer against it; a retry is the same
 bytes sent again.
 
-Sandbox credentials are config/default.toml's. Currency EUR (2 decimals) is assumed by the
+Sandbox credentials are config/sandbox.toml's. Currency EUR (2 decimals) is assumed by the
 decimal formatting of Evolution and Pragmatic.
 """
 

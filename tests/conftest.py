@@ -16,6 +16,7 @@ Fixtures:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -36,6 +37,10 @@ from gateway.ledger.verify import verify_ledger
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "demo-key-change-me"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+#: Every test gateway also has a second partner, "rival", with two integrations of its own.
+TWO_PARTNERS_CONFIG = ROOT / "tests" / "config" / "two_partners.toml"
+RIVAL_API_KEY = "rival-key-change-me"
+RIVAL_AUTH = {"Authorization": f"Bearer {RIVAL_API_KEY}"}
 
 
 def with_database(url: str, database: str) -> str:
@@ -118,14 +123,35 @@ class GatewayProcess:
             "GATEWAY_MIGRATE_ON_START": "1",
             "GATEWAY_SERVER__PORT": str(self.port),
             "GATEWAY_DATA_DIR": str(self.log_path.parent / "var"),
+            "GATEWAY_CONFIG": str(TWO_PARTNERS_CONFIG),
+            # One process unless a test asks for the cluster (fault tests kill -9 this process).
+            "GATEWAY_CLUSTER__SINGLE_PROCESS": "true",
         })
         env.update(self.extra_env)
         log = open(self.log_path, "ab")
+        # Its own session: kill_tree() ends a cluster's supervisor and children together.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve"], cwd=ROOT, env=env, stdout=log, stderr=log,
+            start_new_session=True,
         )
         self.wait_ready(timeout_s)
         return self
+
+    def children(self, role: str) -> list:
+        """The cluster's child processes of ``role`` ("_shard" or "_edge"), as psutil.Process,
+        in the order of their ``--shard-id`` (shards)."""
+        import psutil
+
+        assert self.proc is not None
+        found = [p for p in psutil.Process(self.proc.pid).children() if role in p.cmdline()]
+        return sorted(found, key=lambda p: p.cmdline())
+
+    def kill_tree(self) -> None:
+        """SIGKILL the gateway and everything it started (its process group)."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
 
     def wait_ready(self, timeout_s: float) -> float:
         """Poll /readyz; returns seconds waited. Raises with the log tail on failure."""
@@ -205,7 +231,7 @@ async def spawn_gateway(services: Services, tmp_path):
 
     yield spawn
     for process in started:
-        process.kill()
+        process.kill_tree()
     for url in databases:
         await services.drop_database(url)
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 
-SCOPE = "demo"  # the sandbox partner: the idempotency scope of every request sent here
+SCOPE = "demo:api"  # the sandbox partner's API scope: the idempotency scope of every request sent here
 CURRENCY = "EUR"
 
 
@@ -65,6 +65,7 @@ class Op:
     attempts: int = 0
     statuses: list = field(default_factory=list)  # every answer: HTTP status or exception name
     refusal: dict | None = None  # a non-200, non-503 answer (kept for the report)
+    timings: list = field(default_factory=list)  # (sent, answered) monotonic seconds, per attempt
 
     @property
     def transaction_id(self) -> str:
@@ -112,12 +113,15 @@ def rollback_op(player: str, bet: Op) -> Op:
 async def send(client: httpx.AsyncClient, op: Op, phase: str) -> dict | None:
     """Send ``op`` once. Returns the JSON of a 200 (recording the ack), else None."""
     op.attempts += 1
+    sent = time.monotonic()
     try:
         r = await client.post(op.path, json=op.body)
     except httpx.HTTPError as exc:
         op.statuses.append(type(exc).__name__)
+        op.timings.append((sent, time.monotonic()))
         return None
     op.statuses.append(r.status_code)
+    op.timings.append((sent, time.monotonic()))
     if r.status_code != 200:
         if r.status_code != 503:
             op.refusal = {"status": r.status_code, "body": r.text[:500]}

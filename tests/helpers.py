@@ -10,6 +10,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from gateway.edge.sessions import KEY_PREFIX, SessionStore
+from gateway.providers.integration import Caller
 
 
 def wallet_of(response: httpx.Response, currency: str = "EUR") -> tuple[int, int]:
@@ -45,3 +46,28 @@ async def expire(redis_url: str, token: str) -> bool:
         return await redis.exists(KEY_PREFIX + token) == 1
     finally:
         await redis.aclose()
+
+
+# ---- unit tests of the provider adapters -------------------------------------------------
+
+#: The sandbox partner (config/sandbox.toml) that owns every sandbox integration.
+SANDBOX_PARTNER = "demo"
+
+
+def sandbox_caller(provider: str) -> Caller:
+    """The sandbox integration of ``provider``: named after it, owned by ``demo``."""
+    return Caller.of(provider, provider, SANDBOX_PARTNER)
+
+
+def sandbox_scope(provider: str) -> str:
+    """The idempotency scope of the sandbox integration of ``provider``: ``"demo:<provider>"``."""
+    return sandbox_caller(provider).scope
+
+
+def integration_config(provider: str, **fields: object) -> dict:
+    """Settings data (for ``msgspec.convert(..., Settings)``) holding the demo partner and one
+    integration of ``provider`` named after it, with ``fields``."""
+    return {
+        "partners": {SANDBOX_PARTNER: {"api_keys": []}},
+        "integrations": {provider: {"provider": provider, "partner_id": SANDBOX_PARTNER, **fields}},
+    }

@@ -138,7 +138,7 @@ async def test_amount_wrong_type(client, gateway, player, value, kind):
     # The audit record carries who it was about and what was refused.
     audit = await last_audit(gateway)
     assert (audit["kind"], audit["code"], audit["scope"], audit["player_id"]) == (
-        "refusal", "invalid_request", "demo", player)
+        "refusal", "invalid_request", "demo:api", player)
 
 
 async def test_player_id_as_int(client, gateway, player):
@@ -427,8 +427,9 @@ async def test_unknown_route(client, gateway, method, path):
 async def test_wrong_method(client, gateway, method, path):
     async with Unchanged(gateway, audit_rows=0):
         r = await client.request(method, path)
-    problem = assert_problem(r, 400, "invalid_request")
+    problem = assert_problem(r, 405, "method_not_allowed")
     assert method in problem["detail"]
+    assert r.headers["allow"], r.headers
 
 
 # ---- audit fidelity of edge refusals --------------------------------------------------

@@ -14,7 +14,8 @@ import pytest
 
 from tests.conftest import new_id, new_player
 
-PARTNER = "demo"  # the sandbox partner's id: the idempotency scope of the generic API
+PARTNER = "demo"  # the sandbox partner's id
+API_SCOPE = "demo:api"  # the idempotency scope of its generic-API calls
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -82,7 +83,7 @@ async def txn_rows(gateway, txn: str) -> list[asyncpg.Record]:
     conn = await db(gateway)
     try:
         return await conn.fetch(
-            "SELECT * FROM transactions WHERE scope = $1 AND transaction_id = $2", PARTNER, txn)
+            "SELECT * FROM transactions WHERE scope = $1 AND transaction_id = $2", API_SCOPE, txn)
     finally:
         await conn.close()
 
@@ -321,7 +322,7 @@ async def test_refused_debit_stays_refused_after_deposit(client, gateway):
     assert entries == 0
     audits = await audit_rows(gateway, bet)
     assert [a["code"] for a in audits] == ["insufficient_funds", "insufficient_funds"]
-    assert all(a["player_id"] == player and a["scope"] == PARTNER for a in audits)
+    assert all(a["player_id"] == player and a["scope"] == API_SCOPE for a in audits)
 
 
 async def test_refused_withdraw_stays_refused(client, gateway):
@@ -520,7 +521,7 @@ async def test_concurrent_identical_debits_apply_once(client, gateway):
     conn = await db(gateway)
     try:
         balance_row = await conn.fetchval(
-            "SELECT balance_minor FROM accounts WHERE account = $1 AND currency = 'EUR'", f"player:{player}:cash")
+            "SELECT balance_minor FROM accounts WHERE account = $1 AND currency = 'EUR'", f"player:demo:{player}:cash")
     finally:
         await conn.close()
     assert balance_row == 8_766
@@ -611,7 +612,7 @@ async def test_bonus_deposit_spend_cash_first_and_rollback_restores_split(client
             dep_row["txn_id"])
     finally:
         await conn.close()
-    assert accounts == {f"player:{player}:cash": 340, f"player:{player}:bonus": 500}
+    assert accounts == {f"player:demo:{player}:cash": 340, f"player:demo:{player}:bonus": 500}
     assert bonus_house == -500
 
 

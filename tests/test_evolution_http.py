@@ -6,7 +6,7 @@ ground"), docs/DESIGN.md sections 5 (idempotency), 7 (Redis) and 8 (errors),
 gateway/providers/evolution/README.md (status table and choices).
 
 Every request carries the operator's key as the ``authToken`` query parameter (the
-sandbox's ``providers.evolution.auth_token``); every answer must be HTTP 200, JSON, and one
+sandbox's ``[integrations.evolution] auth_token``); every answer must be HTTP 200, JSON, and one
 of Evolution's statuses (``Evo.post``). Amounts go out as JSON numbers in major units and
 come back parsed as ``Decimal`` (never float). Balances are read back through the generic
 API and, where the answer cannot show it, rows are counted with asyncpg on the gateway's
@@ -28,12 +28,13 @@ import pytest
 
 from gateway.config import load_settings
 from gateway.embedded import EmbeddedServices
-from tests.conftest import check_ledger, free_port, new_id, new_player
+from tests.conftest import check_ledger, new_id, new_player
 from tests.helpers import cash, expire
 
 PREFIX = "/providers/evolution"
-AUTH_TOKEN = load_settings(environ={}).providers.evolution.auth_token  # config/default.toml
-OTHER_PROVIDER_KEY = load_settings(environ={}).providers.softswiss.auth_token
+_SANDBOX = load_settings(environ={})  # config/sandbox.toml: one integration per provider, partner "demo"
+AUTH_TOKEN = _SANDBOX.integration("evolution").auth_token
+OTHER_PROVIDER_KEY = _SANDBOX.integration("softswiss").auth_token
 BODY_BYTES_MAX = 65536  # config/default.toml [server] body_bytes_max
 ENDPOINTS = ("/check", "/sid", "/balance", "/debit", "/credit", "/cancel", "/promo_payout")
 MONEY = ("/debit", "/credit", "/cancel", "/promo_payout")
@@ -42,8 +43,12 @@ MONEY = ("/debit", "/credit", "/cancel", "/promo_payout")
 STATUSES = {
     "OK", "TEMPORARY_ERROR", "UNKNOWN_ERROR", "INVALID_SID", "INVALID_TOKEN_ID", "INVALID_PARAMETER",
     "INSUFFICIENT_FUNDS", "BET_ALREADY_EXIST", "BET_ALREADY_SETTLED", "BET_DOES_NOT_EXIST",
-    "FINAL_ERROR_ACTION_FAILED", "OPERATION_IN_PROCESS",
+    "FINAL_ERROR_ACTION_FAILED", "OPERATION_IN_PROCESS", "ACCOUNT_LOCKED",
 }
+#: README.md "Answers": every answer of these endpoints carries ``balance`` and ``bonus``,
+#: except a wrong ``authToken``'s (nothing read) and a retryable one (nothing could be read).
+BALANCE_ENDPOINTS = {"/balance", "/debit", "/credit", "/cancel", "/promo_payout"}
+NO_BALANCE = {"INVALID_TOKEN_ID", "TEMPORARY_ERROR"}
 
 _encoder = msgspec.json.Encoder(decimal_format="number")
 
@@ -76,6 +81,11 @@ class Evo:
         answer = json.loads(r.content, parse_float=Decimal)
         assert isinstance(answer, dict), answer
         assert answer.get("status") in STATUSES, answer
+        # a body over the limit is refused before the key is read, alike on every endpoint
+        if endpoint in BALANCE_ENDPOINTS and answer["status"] not in NO_BALANCE and len(body) <= BODY_BYTES_MAX:
+            assert "balance" in answer and "bonus" in answer, (endpoint, answer)
+        if endpoint in ("/check", "/sid"):
+            assert "balance" not in answer and "bonus" not in answer, (endpoint, answer)
         for field in ("balance", "bonus"):
             if field in answer:
                 assert isinstance(answer[field], (Decimal, int)) and not isinstance(answer[field], bool), answer
@@ -188,7 +198,7 @@ async def row_counts(database_url: str) -> tuple[int, int]:
 
 async def txn_rows(gateway, key: str) -> list:
     return await fetch(gateway, "SELECT kind, player_id, amount_minor, code, bet_state, credit_type, "
-                                "round_id, game_id FROM transactions WHERE scope = 'evolution' "
+                                "round_id, game_id FROM transactions WHERE scope = 'demo:evolution' "
                                 "AND transaction_id = $1", key)
 
 
@@ -224,7 +234,7 @@ async def test_debit_then_credit(client, gateway, evo):
     assert [(r["kind"], r["amount_minor"], r["credit_type"])
             for r in await txn_rows(gateway, "credit " + credit["transaction"]["id"])] == [("credit", 3025, "win")]
     # Evolution's raw ids stay in the audit (the shard key keeps only the refId of a debit)
-    (audit,) = await fetch(gateway, "SELECT record FROM audit_log WHERE scope = 'evolution' AND transaction_id = $1",
+    (audit,) = await fetch(gateway, "SELECT record FROM audit_log WHERE scope = 'demo:evolution' AND transaction_id = $1",
                            ref)
     origin = json.loads(audit["record"])["request"]["origin"]
     assert origin["route"] == "evolution /debit"
@@ -290,14 +300,16 @@ async def test_repeated_credit_and_second_credit(client, gateway, evo):
 
 
 async def test_repeated_cancel(client, gateway, evo):
-    """Licensee list: a repeated cancel -> BET_ALREADY_SETTLED or OK."""
+    """Licensee list: a repeated cancel -> BET_ALREADY_SETTLED or OK; we answer
+    BET_ALREADY_SETTLED (what the licensee test asserts), with the balance."""
     player, sid = await seated(client, deposit_minor=10_000)
     rd, ref = new_id("rd"), new_id("ref")
     assert (await evo.post("/debit", debit_body(player, sid, ref, "40", round_id=rd)))["status"] == "OK"
     cancel = cancel_body(player, sid, ref, "40", round_id=rd)
     assert await evo.post("/cancel", cancel) == ok(cancel, 10_000)
+    # the same cancel again: BET_ALREADY_SETTLED (README.md "Certification", case 16)
     retry = again(cancel)
-    assert await evo.post("/cancel", retry) == ok(retry, 10_000)
+    assert await evo.post("/cancel", retry) == answer(retry, "BET_ALREADY_SETTLED", 10_000)
     second = cancel_body(player, sid, ref, "40", round_id=rd)
     assert await evo.post("/cancel", second) == answer(second, "BET_ALREADY_SETTLED", 10_000)
     assert await cash(client, player) == 10_000
@@ -321,13 +333,15 @@ async def test_cancel_with_unknown_ref_id_is_bet_does_not_exist_and_late_debit_r
     rd, ref = new_id("rd"), new_id("lost")
     cancel = cancel_body(player, sid, ref, "20", round_id=rd)
     assert await evo.post("/cancel", cancel) == answer(cancel, "BET_DOES_NOT_EXIST", 10_000)
-    # its retry (same transaction.id) replays the stored rollback: OK or BET_DOES_NOT_EXIST
-    # (README.md choice 16: the shard's replay does not carry ``tombstoned`` yet)
+    # its retry (same transaction.id) is answered the same (choice 16)
     retry = again(cancel)
-    assert (await evo.post("/cancel", retry))["status"] in {"OK", "BET_DOES_NOT_EXIST"}
+    assert await evo.post("/cancel", retry) == answer(retry, "BET_DOES_NOT_EXIST", 10_000)
 
+    # the late debit: FINAL_ERROR_ACTION_FAILED (README.md "Certification", case 14), and again
     late = debit_body(player, sid, ref, "20", round_id=rd)
-    assert await evo.post("/debit", late) == answer(late, "BET_ALREADY_SETTLED", 10_000)
+    assert await evo.post("/debit", late) == answer(late, "FINAL_ERROR_ACTION_FAILED", 10_000)
+    late_retry = again(late)
+    assert await evo.post("/debit", late_retry) == answer(late_retry, "FINAL_ERROR_ACTION_FAILED", 10_000)
     credit = credit_body(player, sid, ref, "100", round_id=rd)
     assert await evo.post("/credit", credit) == answer(credit, "BET_ALREADY_SETTLED", 10_000)
 
@@ -427,11 +441,11 @@ async def test_check_rotates_the_sid_and_the_old_one_is_refused(client, gateway,
 
     # the old sid is refused everywhere a live sid is needed
     old_debit = debit_body(player, sid, new_id("ref"), "1", round_id=new_id("rd"))
-    assert await evo.post("/debit", old_debit) == answer(old_debit, "INVALID_SID")
+    assert await evo.post("/debit", old_debit) == answer(old_debit, "INVALID_SID", 10_000)
     again_check = {**check, "uuid": new_id("uu")}
     assert await evo.post("/check", again_check) == answer(again_check, "INVALID_SID")
     bal = {"sid": sid, "userId": player, "currency": "EUR", "uuid": new_id("uu")}
-    assert await evo.post("/balance", bal) == answer(bal, "INVALID_SID")
+    assert await evo.post("/balance", bal) == answer(bal, "INVALID_SID", 10_000)
     assert await cash(client, player) == 10_000
 
     # the new one works, and credits/cancels with the OLD sid are still accepted
@@ -450,20 +464,51 @@ async def test_two_concurrent_checks_of_one_sid_yield_one_new_sid(client, gatewa
     assert sorted(g["status"] for g in got) == ["INVALID_SID"] * 5 + ["OK"], got
 
 
-async def test_sid_endpoint_rotates_a_valid_sid_and_refuses_without_one(client, gateway, evo):
-    """Choice (README.md): /sid replaces a live sid like /check; it never mints a session
-    from a userId alone."""
+async def test_sid_endpoint_issues_a_sid_for_an_existing_active_user(client, gateway, evo):
+    """README.md choice 11 (licensee list: every case starts with sid() and an arbitrary
+    sid): a live sid of the user is rotated like /check; any other sid gets a new session of
+    the user, in its first currency, on this integration; nobody and a locked account get
+    none."""
     player, sid = await seated(client, deposit_minor=10_000)
     got = await evo.post("/sid", {"sid": sid, "userId": player, "uuid": new_id("uu")})
     assert got["status"] == "OK" and got["sid"] != sid
     stale = {"sid": sid, "userId": player, "uuid": new_id("uu")}
-    assert await evo.post("/sid", stale) == answer(stale, "INVALID_SID")
-    unknown = {"sid": "never-issued-" + new_id(), "userId": player, "uuid": new_id("uu")}
-    assert await evo.post("/sid", unknown) == answer(unknown, "INVALID_SID")
+    fresh = await evo.post("/sid", stale)
+    assert fresh["status"] == "OK" and fresh["sid"] not in (sid, got["sid"]), fresh
+    arbitrary = {"sid": "abc", "userId": player, "uuid": new_id("uu"), "channel": {"type": "M"}}
+    minted = await evo.post("/sid", arbitrary)
+    assert minted["status"] == "OK" and minted["uuid"] == arbitrary["uuid"], minted
+    empty = await evo.post("/sid", {"sid": "", "userId": player})
+    assert empty["status"] == "OK", empty
+    # every sid issued works, none replaced another
+    for i, new_sid in enumerate((got["sid"], fresh["sid"], minted["sid"], empty["sid"])):
+        debit = debit_body(player, new_sid, new_id("ref"), "1", round_id=new_id("rd"))
+        assert await evo.post("/debit", debit) == ok(debit, 9_900 - 100 * i)
+        check = await evo.post("/check", {"sid": new_sid, "userId": player, "uuid": new_id("uu")})
+        assert check["status"] == "OK", check
+
+    nobody = {"sid": "abc", "userId": "nobody-" + new_id(), "uuid": new_id("uu")}
+    assert await evo.post("/sid", nobody) == answer(nobody, "INVALID_PARAMETER")
     missing = {"userId": player, "uuid": new_id("uu")}
     assert await evo.post("/sid", missing) == answer(missing, "INVALID_PARAMETER")
-    debit = debit_body(player, got["sid"], new_id("ref"), "1", round_id=new_id("rd"))
-    assert await evo.post("/debit", debit) == ok(debit, 9_900)
+    r = await client.post(f"/v1/players/{player}/status", json={"status": "blocked", "reason": "test"})
+    assert r.status_code == 200, r.text
+    locked = {"sid": "abc", "userId": player, "uuid": new_id("uu")}
+    assert await evo.post("/sid", locked) == answer(locked, "ACCOUNT_LOCKED")
+    assert [c for c, _ in await refusals(gateway, player)] == ["invalid_request", "player_blocked"]
+
+
+async def test_sid_issues_only_for_a_player_of_one_currency(client, gateway, evo):
+    """Evolution's /sid names no currency: a player of one wallet gets a session in it; one
+    of several wallets is INVALID_PARAMETER (the operator opens that session itself)."""
+    single = await new_player(client, currencies=("USD",), deposit_minor=5_000)
+    got = await evo.post("/sid", {"sid": "x", "userId": single})
+    assert got["status"] == "OK", got
+    bal = await evo.post("/balance", {"sid": got["sid"], "userId": single})
+    assert bal == {"status": "OK", "balance": Decimal("50.00"), "bonus": Decimal("0.00")}, bal
+    several = await new_player(client, currencies=("USD", "EUR"), deposit_minor=5_000)
+    assert await evo.post("/sid", {"sid": "x", "userId": several}) == {"status": "INVALID_PARAMETER"}
+    assert [c for c, _ in await refusals(gateway, several)] == ["currency_mismatch"]
 
 
 async def test_check_refuses_another_users_or_another_providers_sid(client, gateway, evo):
@@ -475,7 +520,7 @@ async def test_check_refuses_another_users_or_another_providers_sid(client, gate
     foreign = {"sid": hub88_token, "userId": player, "uuid": new_id("uu")}
     assert await evo.post("/check", foreign) == answer(foreign, "INVALID_SID")
     foreign_debit = debit_body(player, hub88_token, new_id("ref"), "1", round_id=new_id("rd"))
-    assert await evo.post("/debit", foreign_debit) == answer(foreign_debit, "INVALID_SID")
+    assert await evo.post("/debit", foreign_debit) == answer(foreign_debit, "INVALID_SID", 10_000)
     # the untouched Evolution sid still works
     assert (await evo.post("/check", {"sid": sid, "userId": player, "uuid": new_id("uu")}))["status"] == "OK"
 
@@ -490,10 +535,10 @@ async def test_expired_sid_refuses_debit_accepts_credit_cancel_promo(client, gat
     before = await player_txn_count(gateway, player)
 
     refused = debit_body(player, sid, new_id("ref"), "1", round_id=rd)
-    assert await evo.post("/debit", refused) == answer(refused, "INVALID_SID")
+    assert await evo.post("/debit", refused) == answer(refused, "INVALID_SID", 7_000)
     assert await player_txn_count(gateway, player) == before
     bal = {"sid": sid, "userId": player, "uuid": new_id("uu")}
-    assert await evo.post("/balance", bal) == answer(bal, "INVALID_SID")
+    assert await evo.post("/balance", bal) == answer(bal, "INVALID_SID", 7_000)
     check = {"sid": sid, "userId": player, "uuid": new_id("uu")}
     assert await evo.post("/check", check) == answer(check, "INVALID_SID")
 
@@ -515,7 +560,7 @@ async def test_unknown_sid_refuses_debit_but_not_settlements(client, gateway, ev
     assert (await evo.post("/debit", debit_body(player, sid, ref, "10", round_id=rd)))["status"] == "OK"
     bogus = "never-issued-" + new_id()
     debit = debit_body(player, bogus, new_id("ref"), "1", round_id=rd)
-    assert await evo.post("/debit", debit) == answer(debit, "INVALID_SID")
+    assert await evo.post("/debit", debit) == answer(debit, "INVALID_SID", 9_000)
     credit = credit_body(player, bogus, ref, "1", round_id=rd)
     assert await evo.post("/credit", credit) == ok(credit, 9_100)
 
@@ -526,10 +571,64 @@ async def test_settlement_with_another_users_sid_is_refused(client, gateway, evo
     rd, ref = new_id("rd"), new_id("ref")
     assert (await evo.post("/debit", debit_body(player, sid, ref, "10", round_id=rd)))["status"] == "OK"
     credit = credit_body(player, mallory_sid, ref, "500", round_id=rd)
-    assert await evo.post("/credit", credit) == answer(credit, "INVALID_SID")
+    assert await evo.post("/credit", credit) == answer(credit, "INVALID_SID", 9_000)
     cancel = cancel_body(player, mallory_sid, ref, "10", round_id=rd)
-    assert await evo.post("/cancel", cancel) == answer(cancel, "INVALID_SID")
+    assert await evo.post("/cancel", cancel) == answer(cancel, "INVALID_SID", 9_000)
     assert await cash(client, player) == 9_000
+
+
+async def test_unknown_user_id_is_invalid_parameter_even_with_a_valid_sid(client, gateway, evo):
+    """README.md "Certification", case 4 (licensee test checkUsingInvalidUserId): a userId
+    naming no player, with a valid sid of another user, on /check, /balance, /debit,
+    /cancel and /credit -> INVALID_PARAMETER; nothing moves, the sid still works."""
+    player, sid = await seated(client, deposit_minor=10_000)
+    fake = "fakeUserId_" + new_id()
+    rd, ref = new_id("rd"), new_id("ref")
+    check = {"sid": sid, "userId": fake, "uuid": new_id("uu")}
+    assert await evo.post("/check", check) == answer(check, "INVALID_PARAMETER")
+    bal = {"sid": sid, "userId": fake, "currency": "EUR", "uuid": new_id("uu")}
+    assert await evo.post("/balance", bal) == answer(bal, "INVALID_PARAMETER", 0)
+    debit = debit_body(fake, sid, ref, "10", round_id=rd)
+    assert await evo.post("/debit", debit) == answer(debit, "INVALID_PARAMETER", 0)
+    placed = debit_body(player, sid, ref, "10", round_id=rd)
+    assert await evo.post("/debit", placed) == ok(placed, 9_000)
+    cancel = cancel_body(fake, sid, ref, "10", round_id=rd)
+    assert await evo.post("/cancel", cancel) == answer(cancel, "INVALID_PARAMETER", 0)
+    credit = credit_body(fake, sid, ref, "2", round_id=rd)
+    assert await evo.post("/credit", credit) == answer(credit, "INVALID_PARAMETER", 0)
+    assert await cash(client, player) == 9_000
+    credit = credit_body(player, sid, ref, "10", round_id=rd)
+    assert await evo.post("/credit", credit) == ok(credit, 10_000)
+    # without any sid the shard names the unknown player the same way
+    lone = credit_body(fake, None, new_id("ref"), "1", round_id=rd)
+    assert await evo.post("/credit", lone) == answer(lone, "INVALID_PARAMETER", 0)
+
+
+async def test_empty_informational_strings_are_processed(client, gateway, evo):
+    """README.md "Certification", case 26: ``game.details.table.vid: ""`` (and ``table.id``,
+    ``game.type``, ``uuid``, ``voucherId`` empty) is a normal debit, credit, cancel and promo."""
+    player, sid = await seated(client, deposit_minor=10_000)
+    rd, paid, cancelled = new_id("rd"), new_id("ref"), new_id("ref")
+    vid = {"id": rd, "type": "blackjack", "details": {"table": {"id": "tbl-1", "vid": ""}}}
+    bare = {"id": rd, "type": "", "details": {"table": {"id": "", "vid": ""}}}
+    debit = {**debit_body(player, sid, paid, "10", round_id=rd), "game": vid, "uuid": ""}
+    assert await evo.post("/debit", debit) == {"status": "OK", "balance": Decimal("90.00"),
+                                               "bonus": Decimal("0.00"), "uuid": ""}
+    other = {**debit_body(player, sid, cancelled, "5", round_id=rd), "game": bare}
+    assert await evo.post("/debit", other) == ok(other, 8_500)
+    credit = {**credit_body(player, sid, paid, "20", round_id=rd), "game": vid}
+    assert await evo.post("/credit", credit) == ok(credit, 10_500)
+    cancel = {**cancel_body(player, sid, cancelled, "5", round_id=rd), "game": bare}
+    assert await evo.post("/cancel", cancel) == ok(cancel, 11_000)
+    promo = promo_body(player, sid, new_id("promo"), "1")
+    promo["promoTransaction"]["voucherId"] = ""
+    promo["promoTransaction"]["type"] = ""
+    assert await evo.post("/promo_payout", promo) == ok(promo, 11_100)
+    assert [(r["round_id"], r["game_id"]) for r in await txn_rows(gateway, paid)] == [(rd, "tbl-1")]
+    assert [(r["round_id"], r["game_id"]) for r in await txn_rows(gateway, cancelled)] == [(rd, "")]
+    # the keys stay non-empty
+    keyless = {**debit_body(player, sid, "", "1", round_id=rd)}
+    assert await evo.post("/debit", keyless) == answer(keyless, "INVALID_PARAMETER", 0)
 
 
 # ==== balance, promo, currencies, blocked players ===============================================
@@ -546,7 +645,7 @@ async def test_balance_reports_cash_and_bonus_separately(client, gateway, evo):
     no_currency = {"sid": sid, "userId": player, "uuid": new_id("uu")}
     assert await evo.post("/balance", no_currency) == ok(no_currency, 12_345, 500)
     wrong = {"sid": sid, "userId": player, "currency": "USD", "uuid": new_id("uu")}
-    assert await evo.post("/balance", wrong) == answer(wrong, "INVALID_PARAMETER")
+    assert await evo.post("/balance", wrong) == answer(wrong, "INVALID_PARAMETER", 12_345, 500)
 
 
 async def test_promo_payout_is_a_promo_credit_and_replays(client, gateway, evo):
@@ -570,12 +669,14 @@ async def test_wrong_currency_is_invalid_parameter(client, gateway, evo):
     """Choice (README.md): a debit in another currency than the sid's -> INVALID_PARAMETER."""
     player = await new_player(client, currencies=("EUR", "USD"), deposit_minor=10_000)
     sid = await open_sid(client, player, "EUR")
+    # a refusal answers the balance in the sid's currency (README.md "Answers")
     usd = debit_body(player, sid, new_id("ref"), "1", round_id=new_id("rd"), currency="USD")
-    assert await evo.post("/debit", usd) == answer(usd, "INVALID_PARAMETER")
+    assert await evo.post("/debit", usd) == answer(usd, "INVALID_PARAMETER", 10_000)
     unknown = debit_body(player, sid, new_id("ref"), "1", round_id=new_id("rd"), currency="XXX")
-    assert await evo.post("/debit", unknown) == answer(unknown, "INVALID_PARAMETER")
+    assert await evo.post("/debit", unknown) == answer(unknown, "INVALID_PARAMETER", 10_000)
+    # no sid, a currency the player lacks: zero in that currency
     no_wallet = credit_body(player, None, new_id("ref"), "1", round_id=new_id("rd"), currency="GBP")
-    assert await evo.post("/credit", no_wallet) == answer(no_wallet, "INVALID_PARAMETER")
+    assert await evo.post("/credit", no_wallet) == answer(no_wallet, "INVALID_PARAMETER", 0)
     assert await cash(client, player) == 10_000
     assert [c for c, _ in await refusals(gateway, player)][:2] == ["currency_mismatch", "unknown_currency"]
 
@@ -596,9 +697,11 @@ async def test_exact_amounts_and_excess_digits(client, gateway, evo):
                             headers={"Content-Type": "application/json"})
     assert b'"balance":8.766,"bonus":0.000' in r.content, r.content
 
-    for currency, sid, amount in (("JPY", jpy_sid, "1.5"), ("KWD", kwd_sid, "0.0001")):
+    for currency, sid, amount, balance in (("JPY", jpy_sid, "1.5", Decimal(993)),
+                                           ("KWD", kwd_sid, "0.0001", Decimal("8.766"))):
         bad = debit_body(player, sid, new_id("ref"), amount, round_id=new_id("rd"), currency=currency)
-        assert await evo.post("/debit", bad) == answer(bad, "INVALID_PARAMETER")
+        assert await evo.post("/debit", bad) == {"status": "INVALID_PARAMETER", "uuid": bad["uuid"],
+                                                 "balance": balance, "bonus": Decimal(0)}
     assert await cash(client, player, "JPY") == 993 and await cash(client, player, "KWD") == 8_766
 
 
@@ -620,7 +723,7 @@ async def test_bad_amounts_are_invalid_parameter_and_audited(client, gateway, ev
 
 async def test_blocked_player_cannot_debit_but_gets_credit_and_cancel(client, gateway, evo):
     """Common ground: wins and rollbacks accepted for a blocked or self-excluded player; bets
-    not. PLAYER_BLOCKED -> FINAL_ERROR_ACTION_FAILED (statuses.py)."""
+    not. PLAYER_BLOCKED -> ACCOUNT_LOCKED (README.md "Certification", case 28)."""
     player, sid = await seated(client, deposit_minor=10_000)
     rd, paid, cancelled = new_id("rd"), new_id("ref"), new_id("ref")
     assert (await evo.post("/debit", debit_body(player, sid, paid, "10", round_id=rd)))["status"] == "OK"
@@ -629,7 +732,7 @@ async def test_blocked_player_cannot_debit_but_gets_credit_and_cancel(client, ga
         r = await client.post(f"/v1/players/{player}/status", json={"status": status, "reason": "test"})
         assert r.status_code == 200, r.text
         debit = debit_body(player, sid, new_id("ref"), "1", round_id=rd)
-        assert await evo.post("/debit", debit) == answer(debit, "FINAL_ERROR_ACTION_FAILED", 7_000)
+        assert await evo.post("/debit", debit) == answer(debit, "ACCOUNT_LOCKED", 7_000)
 
     credit = credit_body(player, sid, paid, "50", round_id=rd)
     assert await evo.post("/credit", credit) == ok(credit, 12_000)
@@ -734,7 +837,10 @@ async def test_malformed_bodies_are_invalid_parameter(client, gateway, evo, endp
     txns, audits = await row_counts(gateway.database_url)
     got = await evo.send(endpoint, body)
     assert got["status"] == "INVALID_PARAMETER", got
-    assert set(got) <= {"status", "uuid"}
+    if endpoint in ("/check", "/sid"):
+        assert set(got) <= {"status", "uuid"}
+    else:  # README.md "Answers": an unreadable request answers a zero balance
+        assert got["balance"] == got["bonus"] == 0 and set(got) <= {"status", "uuid", "balance", "bonus"}, got
     assert await row_counts(gateway.database_url) == (txns, audits + 1)
 
 
@@ -820,24 +926,28 @@ def own_redis(services, tmp_path):
                                       "GATEWAY_DATABASE_URL": services.admin_database_url})
     embedded = EmbeddedServices(settings).start()
     try:
-        yield embedded.redis_url
+        yield embedded, embedded.redis_url
     finally:
         embedded.stop()
 
 
-async def test_redis_down_settlements_proceed_without_the_sid_debits_are_retryable(spawn_gateway):
+async def test_redis_down_settlements_proceed_without_the_sid_debits_are_retryable(spawn_gateway, own_redis):
     """docs/DESIGN.md section 7: money operations that do not need Redis keep working; the
-    ones that do fail with a clear retryable error (TEMPORARY_ERROR, HTTP 200)."""
-    dead = f"redis://127.0.0.1:{free_port()}/0"
-    gw = await spawn_gateway(env={"GATEWAY_REDIS_URL": dead})
+    ones that do fail with a clear retryable error (TEMPORARY_ERROR, HTTP 200). The gateway
+    needs Redis up to start (gateway/preflight.py); Redis then goes away under it."""
+    embedded, url = own_redis
+    gw = await spawn_gateway(env={"GATEWAY_REDIS_URL": url})
     async with gw.client() as client, httpx.AsyncClient(base_url=gw.url, timeout=15.0) as http:
         evo = Evo(http)
         player = await new_player(client, deposit_minor=10_000)
+        embedded.stop()
         sid = "sid-from-before-the-outage"
         debit = debit_body(player, sid, new_id("ref"), "1", round_id=new_id("rd"))
         assert await evo.post("/debit", debit) == answer(debit, "TEMPORARY_ERROR")
         check = {"sid": sid, "userId": player, "uuid": new_id("uu")}
         assert await evo.post("/check", check) == answer(check, "TEMPORARY_ERROR")
+        minted = {"sid": "x", "userId": player, "uuid": new_id("uu")}
+        assert await evo.post("/sid", minted) == answer(minted, "TEMPORARY_ERROR")
 
         cancel = cancel_body(player, sid, new_id("lost"), "1", round_id=new_id("rd"))
         assert await evo.post("/cancel", cancel) == answer(cancel, "BET_DOES_NOT_EXIST", 10_000)
@@ -850,7 +960,7 @@ async def test_redis_down_settlements_proceed_without_the_sid_debits_are_retryab
 
 
 async def test_rate_limited_requests_get_temporary_error_without_audit(spawn_gateway, own_redis):
-    gw = await spawn_gateway(env={"GATEWAY_REDIS_URL": own_redis,
+    gw = await spawn_gateway(env={"GATEWAY_REDIS_URL": own_redis[1],
                                   "GATEWAY_RATE_LIMITS__PROVIDERS__EVOLUTION__REQUESTS_PER_S": "1",
                                   "GATEWAY_RATE_LIMITS__PROVIDERS__EVOLUTION__BURST": "1"})
     async with httpx.AsyncClient(base_url=gw.url, timeout=15.0,
@@ -879,6 +989,7 @@ async def test_conformance_driver_covers_every_situation_and_the_adapter_meets_i
 
     driver = load("evolution")
     assert set(driver.expect) == set(SITUATIONS)
+    assert (driver.accepts_orphan_wins, driver.reverses_wins) == (False, False)
     http = evo.http
     player, sid = await seated(client, deposit_minor=10_000)
     seat = await driver.open(http, Seat(player_id=player, currency="EUR", token=sid, game_id="tbl-conf"))
@@ -921,4 +1032,6 @@ async def test_conformance_driver_covers_every_situation_and_the_adapter_meets_i
     r = await client.post(f"/v1/players/{player}/status", json={"status": "self_excluded", "reason": "test"})
     assert r.status_code == 200, r.text
     check("bet_blocked", await driver.bet(http, seat, txn_id=new_id("tx"), round_id=rd, amount_minor=1))
+    assert await driver.rollback_win(http, seat, txn_id=new_id("tx"), win_txn_id=new_id("tx"), round_id=rd,
+                                     amount_minor=1) is None
     assert await cash(client, player) == 9_750

@@ -229,11 +229,13 @@ async def test_backends_terminated_during_flushes(spawn_gateway, services):
             await assert_books(gw, c, deposits, ops)
 
 
-async def run_outage(gw: GatewayProcess, label: str, inject, heal, database_url: str | None = None) -> None:
-    """Bounded load; ``inject()`` makes PostgreSQL unreachable for ~1.5 s, then ``heal()``.
+async def run_outage(gw: GatewayProcess, label: str, inject, heal, database_url: str | None = None,
+                     outage_s_target: float = 1.5) -> tuple[list[Op], ReadyProbe, float, float]:
+    """Bounded load; ``inject()`` makes PostgreSQL unreachable for ``outage_s_target``, then ``heal()``.
 
     During the outage requests wait or get a retryable 503, nothing else; afterwards the
     same process serves again (no restart), every request retried with its id succeeds once.
+    Returns (the load's ops, the /readyz probe, monotonic time of the cut, of the heal).
     """
     async with gw.client(limits=LIMITS, timeout=30.0) as c:
         deposits = await create_players(c, 50, deposit_minor=1_000_000)
@@ -244,13 +246,14 @@ async def run_outage(gw: GatewayProcess, label: str, inject, heal, database_url:
             await asyncio.sleep(0.5)
             healed = False
             try:
-                detail = await inject()
                 outage_started = time.monotonic()
-                await asyncio.sleep(1.5)
+                detail = await inject()
+                await asyncio.sleep(outage_s_target)
             finally:
+                outage_ended = time.monotonic()
                 await heal()
                 healed = True
-            outage_s = time.monotonic() - outage_started
+            outage_s = outage_ended - outage_started
             await asyncio.sleep(1.5)  # served again after the outage
         finally:
             if not healed:
@@ -281,6 +284,7 @@ async def run_outage(gw: GatewayProcess, label: str, inject, heal, database_url:
         problems = await assert_replays(c, random.Random(6).sample(ops, min(100, len(ops))))
         assert not problems, "\n".join(problems[:20])
         await assert_books(gw, c, deposits, ops + [fresh], database_url=database_url)
+    return ops, probe, outage_started, outage_ended
 
 
 async def test_database_refusing_connections_for_two_seconds(spawn_gateway, services):
@@ -325,7 +329,24 @@ async def test_database_network_outage_for_two_seconds(spawn_gateway, services):
                 await proxy.accept()
 
         with gateway_log_on_failure(gw):
-            await run_outage(gw, "network", inject, heal, database_url=direct_url)
+            ops, probe, cut, healed = await run_outage(gw, "network", inject, heal, database_url=direct_url,
+                                                       outage_s_target=3.0)
+            # Failing fast (docs/ARCHITECTURE.md): callers got a retryable 503 while the database
+            # was still unreachable, instead of waiting for it to come back ...
+            answered_503 = [(sent, done) for op in ops for status, (sent, done) in zip(op.statuses, op.timings)
+                            if status == 503 and cut <= sent and done < healed]
+            assert answered_503, "no request was answered 503 during the outage: callers waited for the database"
+            # ... /readyz said not ready during the outage and ready again after it.
+            during = [status for at, status in probe.answers if cut <= at < healed]
+            after = [status for at, status in probe.answers if at >= healed]
+            assert any(status == 503 for status in during), f"/readyz stayed ready during the outage: {during}"
+            assert after and after[-1] == 200, f"/readyz not ready again after the outage: {after[-10:]}"
+            first_503 = min(done for _, done in answered_503) - cut
+            not_ready = [at for at, status in probe.answers if cut <= at and status != 200]
+            ready_again = [at for at, status in probe.answers if at >= healed and status == 200]
+            print(f"[network] first 503 {first_503:.2f} s after the cut; /readyz not ready "
+                  f"{(min(not_ready) - cut) if not_ready else float('nan'):.2f} s after the cut, ready again "
+                  f"{(min(ready_again) - healed) if ready_again else float('nan'):.2f} s after the heal")
     finally:
         if gw is not None:
             gw.kill(signal.SIGKILL)
@@ -423,7 +444,7 @@ async def test_new_win_in_a_repaired_batch_is_paid(spawn_gateway, services):
     restart, so applied again and caught by the unique constraint) and a NEW win for an open
     bet of the same player. The repair re-applies both: the deposit must replay and the win
     must be paid once (docs/DESIGN.md section 5: a retry never changes the fate of other requests)."""
-    from gateway.app import open_pool
+    from gateway.cluster.backends import open_pool
     from gateway.config import load_settings
     from gateway.ledger.store import LedgerStore
     from gateway.shards.commands import Code, Credit, Debit, Deposit, GetBalance
@@ -442,17 +463,17 @@ async def test_new_win_in_a_repaired_batch_is_paid(spawn_gateway, services):
     ops: list[Op] = []
     try:
         for player, dep in sorted(deposits.items()):
-            await shard.execute(GetBalance(player_id=player))  # resident; its keys are not
+            await shard.execute(GetBalance(partner_id="demo", player_id=player))  # resident; its keys are not
             bet = debit_op(player, 100, "r1")
-            result = await shard.execute(Debit(scope="demo", round_id="r1", game_id="g-fault", **{
+            result = await shard.execute(Debit(scope="demo:api", partner_id="demo", round_id="r1", game_id="g-fault", **{
                 k: bet.body[k] for k in ("transaction_id", "player_id", "currency", "amount_minor")}))
             assert result.code is Code.OK, result
             bet.acked, bet.ack_cash = True, result.cash_minor
             win = credit_op(player, 40, "r1", bet.transaction_id)
             # Both submitted in the same tick: one group, one batch.
-            retry = shard.submit(Deposit(scope="demo", **{k: dep.body[k] for k in (
+            retry = shard.submit(Deposit(scope="demo:api", partner_id="demo", **{k: dep.body[k] for k in (
                 "transaction_id", "player_id", "currency", "amount_minor")}))
-            fresh = shard.submit(Credit(scope="demo", transaction_id=win.transaction_id, player_id=player,
+            fresh = shard.submit(Credit(scope="demo:api", transaction_id=win.transaction_id, partner_id="demo", player_id=player,
                                         currency="EUR", amount_minor=40, round_id="r1", game_id="g-fault",
                                         bet_transaction_id=bet.transaction_id, round_closed=True))
             r_retry, r_win = await asyncio.wait_for(asyncio.gather(retry, fresh), timeout=30)

@@ -23,7 +23,7 @@ with warnings.catch_warnings():  # starlette's TestClient warns about its httpx 
 from gateway.config import Settings
 from gateway.edge.context import EdgeContext
 from gateway.edge.sessions import GameSession, SessionStore, SessionStoreUnavailable
-from gateway.providers.hub88 import PREFIX, routes
+from gateway.providers.hub88.routes import PREFIX, routes
 from gateway.providers.hub88.signature import (
     HEADER,
     load_private_key,
@@ -43,6 +43,7 @@ from gateway.shards.commands import (
     Result,
     Rollback,
 )
+from tests.helpers import integration_config
 
 VECTORS = Path(__file__).parent / "vectors" / "hub88"  # README.md there: source and license
 PRIVATE = load_private_key((VECTORS / "private.pem").read_bytes())
@@ -57,7 +58,7 @@ class FakeSessions:
 
     def add(self, token: str, player: str, currency: str = "EUR", ttl_s: int = 600) -> None:
         self.sessions[token] = GameSession(
-            token=token, player_id=player, currency=currency, provider="hub88",
+            token=token, partner_id="demo", player_id=player, currency=currency, integration="hub88",
             game_id="g", expires_at_s=int(time.time()) + ttl_s,
         )
 
@@ -107,13 +108,12 @@ def make_settings(**hub88) -> Settings:
     return msgspec.convert(
         {
             "server": {"body_bytes_max": BODY_MAX},
-            "providers": {
-                "hub88": {
-                    "provider_public_key_path": str(VECTORS / "public.pem"),
-                    "operator_private_key_path": str(VECTORS / "private.pem"),
-                    **hub88,
-                }
-            },
+            **integration_config(
+                "hub88",
+                provider_public_key_path=str(VECTORS / "public.pem"),
+                operator_private_key_path=str(VECTORS / "private.pem"),
+                **hub88,
+            ),
         },
         Settings,
     )
@@ -152,7 +152,7 @@ def test_bet_ok(env):
     out = post(client, "/transaction/bet", bet())
     assert out == {"user": "john12345", "status": "RS_OK", "request_uuid": "req-1", "currency": "EUR", "balance": (10_000 - 356) * 1000}
     (debit,) = wallet.money()
-    assert isinstance(debit, Debit) and debit.amount_minor == 356 and debit.scope == "hub88"
+    assert isinstance(debit, Debit) and debit.amount_minor == 356 and debit.scope == "demo:hub88"
     assert debit.origin.route == "hub88 /transaction/bet" and debit.origin.request_id == "req-1"
     assert wallet.refusals() == []
 
@@ -174,7 +174,7 @@ def test_bad_signature_refused_and_recorded(env, header):
     assert out["request_uuid"] == "req-1"
     assert wallet.money() == []
     (rec,) = wallet.refusals()
-    assert rec.code is Code.INVALID_SIGNATURE and rec.scope == "hub88" and rec.player_id == "john12345"
+    assert rec.code is Code.INVALID_SIGNATURE and rec.scope == "demo:hub88" and rec.player_id == "john12345"
     assert rec.request["transaction_uuid"] == "bet-1" and "token" not in rec.request
 
 
@@ -192,9 +192,74 @@ def test_wrong_types(env):
     sessions.add("tok-1", "john12345")
     out = post(client, "/transaction/bet", bet(amount=3.56))
     assert out["status"] == "RS_ERROR_WRONG_TYPES" and out["user"] == "john12345"
-    out = post(client, "/transaction/win", {"user": "john12345", "request_uuid": "q"})
+    out = post(client, "/transaction/win", {**bet(transaction_uuid="win-1"), "reference_transaction_uuid": None})
     assert out["status"] == "RS_ERROR_WRONG_TYPES"
     assert wallet.money() == [] and len(wallet.refusals()) == 2
+
+
+def test_missing_required_field_is_wrong_syntax(env):
+    """README choice 5: a body without a required field does not have the request's form."""
+    client, sessions, wallet = env
+    sessions.add("tok-1", "john12345")
+    out = post(client, "/transaction/win", {"user": "john12345", "request_uuid": "q"})
+    assert out == {"user": "john12345", "status": "RS_ERROR_WRONG_SYNTAX", "request_uuid": "q"}
+    no_amount = {k: v for k, v in bet().items() if k != "amount"}
+    assert post(client, "/transaction/bet", no_amount)["status"] == "RS_ERROR_WRONG_SYNTAX"
+    assert wallet.money() == []
+    assert [r.code for r in wallet.refusals()] == [Code.INVALID_REQUEST, Code.INVALID_REQUEST]
+    assert wallet.refusals()[1].request["transaction_uuid"] == "bet-1"
+
+
+def test_win_without_its_bet_reference_is_never_paid(env):
+    """README "Certification" 15: the win names no bet -> RS_ERROR_WRONG_SYNTAX, no credit."""
+    client, sessions, wallet = env
+    sessions.add("tok-1", "john12345")
+    out = post(client, "/transaction/win", bet(transaction_uuid="win-1", amount=5_000_000))
+    assert out == {"user": "john12345", "status": "RS_ERROR_WRONG_SYNTAX", "request_uuid": "req-1"}
+    assert wallet.money() == []
+    (rec,) = wallet.refusals()
+    assert rec.code is Code.INVALID_REQUEST and "reference_transaction_uuid" in rec.detail
+    assert rec.request["transaction_uuid"] == "win-1" and rec.player_id == "john12345"
+
+
+@pytest.mark.parametrize("amount,status,balance", [
+    (10_000_001, "RS_ERROR_NOT_ENOUGH_MONEY", 10_000_000),  # EUR 100.00001 on EUR 100.00
+    (2**31 - 1, "RS_ERROR_NOT_ENOUGH_MONEY", 10_000_000),
+    (356_001, "RS_ERROR_WRONG_TYPES", None),  # fits the balance, still not a whole cent
+])
+def test_bet_that_cannot_be_debited_as_sent(env, amount, status, balance):
+    """README "Certification" 5 and 28: never rounded, never debited; "not enough money"
+    with the balance when it exceeds the balance (Caleta's tests), else wrong types."""
+    client, sessions, wallet = env
+    sessions.add("tok-1", "john12345")
+    out = post(client, "/transaction/bet", bet(amount=amount))
+    expected = {"user": "john12345", "status": status, "request_uuid": "req-1", "currency": "EUR"}
+    if balance is not None:
+        expected["balance"] = balance
+    assert out == expected
+    assert [type(c) for c in wallet.money()] == [GetBalance] and wallet.cash == 10_000
+    (rec,) = wallet.refusals()
+    assert rec.code is (Code.INSUFFICIENT_FUNDS if balance is not None else Code.INVALID_AMOUNT)
+
+
+def test_game_catalogue():
+    """``game_codes`` set: a bet or win on another game -> RS_ERROR_INVALID_GAME, audited."""
+    sessions, wallet = FakeSessions(), FakeWallet()
+    sessions.add("tok-1", "john12345")
+    ctx = EdgeContext(settings=make_settings(game_codes=["g", "g2"]), submit=wallet.submit, sessions=sessions,
+                      edge_id="t:1")
+    with TestClient(Starlette(routes=[routes(ctx)])) as client:
+        assert post(client, "/transaction/bet", bet())["status"] == "RS_OK"
+        out = post(client, "/transaction/bet", bet(transaction_uuid="bet-2", game_code="invalid game"))
+        assert out == {"user": "john12345", "status": "RS_ERROR_INVALID_GAME", "request_uuid": "req-1",
+                       "currency": "EUR"}
+        win = {**bet(transaction_uuid="win-1", game_code="invalid game"), "reference_transaction_uuid": "bet-1"}
+        assert post(client, "/transaction/win", win)["status"] == "RS_ERROR_INVALID_GAME"
+        rb = {"user": "john12345", "transaction_uuid": "rb-1", "reference_transaction_uuid": "bet-1",
+              "game_code": "invalid game"}
+        assert post(client, "/transaction/rollback", rb)["status"] == "RS_OK"  # rollbacks are not checked
+    assert [type(c) for c in wallet.money()] == [Debit, Rollback]
+    assert [r.code for r in wallet.refusals()] == [Code.INVALID_REQUEST, Code.INVALID_REQUEST]
 
 
 def test_body_over_limit_is_wrong_syntax(env):

@@ -211,7 +211,7 @@ async def row_counts(gateway) -> tuple[int, int]:
 
 async def txn_rows(gateway, transaction_id: str) -> list:
     return await fetch(gateway, "SELECT kind, player_id, currency, amount_minor, code, bet_state, "
-                                "cash_delta_minor FROM transactions WHERE scope = 'hub88' "
+                                "cash_delta_minor FROM transactions WHERE scope = 'demo:hub88' "
                                 "AND transaction_id = $1", transaction_id)
 
 
@@ -464,6 +464,79 @@ async def test_win_then_rollback_is_settled_status(client, gateway, hub):
     assert await txn_rows(gateway, rb["transaction_uuid"]) == []
 
 
+async def test_win_without_reference_is_refused_and_never_paid(client, gateway, hub):
+    """README "Certification" 15: ``reference_transaction_uuid`` is required (Caleta's
+    wallet_win_body, the Hub88-style SDK): missing -> RS_ERROR_WRONG_SYNTAX, null ->
+    RS_ERROR_WRONG_TYPES; nothing is credited, the refusal is audited, the bet stays open."""
+    player, token = await player_with_session(client, deposit_minor=10_000)
+    rd = new_id("rd")
+    bet = bet_body(player, token, new_id("tx"), 1_000_000, round_id=rd)
+    assert await hub.post("/transaction/bet", bet) == ok(bet, 9_000_000)
+    txns, audits = await row_counts(gateway)
+
+    orphan = win_body(player, token, new_id("tx"), 50_000_000, reference=None, round_id=rd)
+    null_ref = dict(orphan)
+    del orphan["reference_transaction_uuid"]
+    got = await hub.post("/transaction/win", orphan)
+    assert got == {"user": player, "status": "RS_ERROR_WRONG_SYNTAX", "request_uuid": orphan["request_uuid"]}, got
+    got = await hub.post("/transaction/win", null_ref)
+    assert got["status"] == "RS_ERROR_WRONG_TYPES" and "balance" not in got, got
+
+    assert await row_counts(gateway) == (txns, audits + 2)
+    assert await cash(client, player) == 9_000
+    rows = await fetch(gateway, "SELECT code, record FROM audit_log WHERE player_id = $1 "
+                                "ORDER BY recorded_at DESC, seq DESC LIMIT 2", player)
+    assert [r["code"] for r in rows] == ["invalid_request", "invalid_request"], rows
+    # the bet is still open: the win that names it is paid
+    win = win_body(player, token, orphan["transaction_uuid"], 5_000_000, reference=bet["transaction_uuid"],
+                   round_id=rd)
+    assert await hub.post("/transaction/win", win) == ok(win, 14_000_000)
+
+
+async def test_rollback_naming_a_win_is_refused_and_moves_nothing(client, gateway, hub):
+    """README "Certification" 24: Hub88/Caleta roll back bets only ("winnings are never
+    rolled back"); a rollback whose reference is a win names no bet ->
+    RS_ERROR_TRANSACTION_DOES_NOT_EXIST (final), the win stays paid, nothing is stored."""
+    player, token = await player_with_session(client, deposit_minor=1_000)
+    rd = new_id("rd")
+    bet = bet_body(player, token, new_id("tx"), 500_000, round_id=rd)
+    assert await hub.post("/transaction/bet", bet) == ok(bet, 500_000)
+    win = win_body(player, token, new_id("tx"), 3_000_000, reference=bet["transaction_uuid"], round_id=rd)
+    assert await hub.post("/transaction/win", win) == ok(win, 3_500_000)
+    txns, audits = await row_counts(gateway)
+
+    rb = rollback_body(player, token, new_id("tx"), win["transaction_uuid"], round_id=rd)
+    assert await hub.post("/transaction/rollback", rb) == answer(
+        rb, "RS_ERROR_TRANSACTION_DOES_NOT_EXIST", 3_500_000)
+    retry = again(rb)
+    assert await hub.post("/transaction/rollback", retry) == answer(
+        retry, "RS_ERROR_TRANSACTION_DOES_NOT_EXIST", 3_500_000)
+
+    assert (await row_counts(gateway))[0] == txns
+    assert (await row_counts(gateway))[1] == audits + 2
+    assert await txn_rows(gateway, rb["transaction_uuid"]) == []
+    assert [(r["kind"], r["code"]) for r in await txn_rows(gateway, win["transaction_uuid"])] == [("credit", "ok")]
+    assert await cash(client, player) == 3_500
+
+
+async def test_supplier_promo_zero_bet_with_expired_token_then_its_win(client, gateway, hub):
+    """Hub88 changelog, 26 May 2025 (supplier-issued promotion payouts): Hub88 sends a zero
+    bet (``is_supplier_promo``, ``is_free`` implied) before the promotion's win, possibly on
+    a stale session: the token is not checked for expiry; the win that names the bet is paid."""
+    player, token = await player_with_session(client, deposit_minor=1_000)
+    assert await expire(gateway.redis_url, token)
+    rd = new_id("rd")
+    bet = bet_body(player, token, new_id("tx"), 0, round_id=rd, is_free=False, is_supplier_promo=True)
+    assert await hub.post("/transaction/bet", bet) == ok(bet, 1_000_000)
+    win = win_body(player, token, new_id("tx"), 2_500_000, reference=bet["transaction_uuid"], round_id=rd,
+                   is_supplier_promo=True)
+    assert await hub.post("/transaction/win", win) == ok(win, 3_500_000)
+    assert await cash(client, player) == 3_500
+    # an ordinary zero bet is still refused
+    plain = bet_body(player, token, new_id("tx"), 0, round_id=new_id("rd"))
+    assert (await hub.post("/transaction/bet", plain))["status"] == "RS_ERROR_WRONG_TYPES"
+
+
 async def test_two_bets_one_round_one_rolled_back_then_closing_win(client, gateway, hub):
     """Caleta/Hub88: several bets may share a round and one can be rolled back while it goes on."""
     player, token = await player_with_session(client, deposit_minor=10_000)
@@ -550,7 +623,7 @@ async def test_token_of_another_user_is_refused(client, gateway, hub):
     rd = new_id("rd")
     bet = bet_body(bob, alice_token, new_id("tx"), 356_000, round_id=rd)
     assert (await hub.post("/transaction/bet", bet))["status"] == "RS_ERROR_INVALID_TOKEN"
-    win = win_body(bob, alice_token, new_id("tx"), 356_000, reference=None, round_id=rd)
+    win = win_body(bob, alice_token, new_id("tx"), 356_000, reference=new_id("tx"), round_id=rd)
     assert (await hub.post("/transaction/win", win))["status"] == "RS_ERROR_INVALID_TOKEN"
     bal = {"request_uuid": new_id("rq"), "token": alice_token, "user": bob}
     assert (await hub.post("/user/balance", bal))["status"] == "RS_ERROR_INVALID_TOKEN"
@@ -569,7 +642,7 @@ async def test_wrong_currency_is_refused(client, gateway, hub):
     assert (await hub.post("/transaction/bet", unknown))["status"] == "RS_ERROR_WRONG_CURRENCY"
     # a win in a currency the player has no wallet in
     other = await new_player(client, currencies=("EUR",), deposit_minor=1_000)
-    gbp_win = win_body(other, None, new_id("tx"), 100_000, reference=None, round_id=new_id("rd"),
+    gbp_win = win_body(other, None, new_id("tx"), 100_000, reference=new_id("tx"), round_id=new_id("rd"),
                        currency="GBP")
     assert (await hub.post("/transaction/win", gbp_win))["status"] == "RS_ERROR_WRONG_CURRENCY"
 
@@ -722,9 +795,6 @@ WRONG_TYPES = {
     "uuid_list": {"transaction_uuid": ["a"]},
     "uuid_too_long": {"transaction_uuid": "x" * 129},
     "round_closed_string": {"round_closed": "yes"},
-    "missing_transaction_uuid": {"transaction_uuid": ...},
-    "missing_amount": {"amount": ...},
-    "missing_currency": {"currency": ...},
 }
 
 
@@ -747,7 +817,31 @@ async def test_wrong_types(client, gateway, hub, case):
     assert await cash(client, player) == 10_000
 
 
-@pytest.mark.parametrize("body", [b"[1]", b"null", b"1", b'"bet"', b"{}", b"[]", b"true"])
+@pytest.mark.parametrize("field", ["transaction_uuid", "amount", "currency", "token", "user", "game_code"])
+async def test_missing_required_field_is_wrong_syntax(client, gateway, hub, field):
+    """README choice 5: Hub88's RS_ERROR_WRONG_SYNTAX is "the received request doesn't match
+    expected request form" (the Hub88-style SDK answers it for any missing field)."""
+    player, token = await player_with_session(client, deposit_minor=10_000)
+    bet = bet_body(player, token, new_id("tx"), 356_000, round_id=new_id("rd"))
+    del bet[field]
+    txns, audits = await row_counts(gateway)
+
+    got = await hub.send("/transaction/bet", json.dumps(bet).encode())
+
+    assert got["status"] == "RS_ERROR_WRONG_SYNTAX", got
+    assert "balance" not in got
+    assert await row_counts(gateway) == (txns, audits + 1)
+    assert await cash(client, player) == 10_000
+
+
+async def test_empty_object_is_wrong_syntax(client, gateway, hub):
+    txns, audits = await row_counts(gateway)
+    for endpoint in ENDPOINTS:
+        assert await hub.send(endpoint, b"{}") == {"status": "RS_ERROR_WRONG_SYNTAX"}, endpoint
+    assert await row_counts(gateway) == (txns, audits + len(ENDPOINTS))
+
+
+@pytest.mark.parametrize("body", [b"[1]", b"null", b"1", b'"bet"', b"[]", b"true"])
 async def test_json_that_is_not_a_request_is_wrong_types(client, gateway, hub, body):
     txns, audits = await row_counts(gateway)
     for endpoint in ("/transaction/bet", "/transaction/win", "/transaction/rollback"):
@@ -757,13 +851,11 @@ async def test_json_that_is_not_a_request_is_wrong_types(client, gateway, hub, b
 
 
 @pytest.mark.parametrize("amount", [
-    356_001,                                # 3.56001 EUR: not a whole cent
+    356_001,                                # 3.56001 EUR: not a whole cent (and within the balance)
     356_999,
     1,
     -356_000,                               # negative
     0,                                      # a (non-free) bet must be > 0
-    (AMOUNT_MINOR_MAX + 1) * EUR_WIRE,      # above money.amount_minor_max
-    10**30,
 ])
 async def test_inexact_or_out_of_range_bet_amount_is_refused(client, gateway, hub, amount):
     player, token = await player_with_session(client, deposit_minor=10_000)
@@ -776,6 +868,48 @@ async def test_inexact_or_out_of_range_bet_amount_is_refused(client, gateway, hu
                    "request_uuid": bet["request_uuid"], "currency": "EUR"}, got
     assert (await row_counts(gateway))[0] == txns
     assert await cash(client, player) == 10_000
+
+
+@pytest.mark.parametrize("amount", [
+    10_000_001,                             # EUR 100.00001 on EUR 100.00 (Caleta: balance + 0.00001)
+    2**31 - 1,                              # Caleta: int32 max
+    (AMOUNT_MINOR_MAX + 1) * EUR_WIRE,      # above money.amount_minor_max
+    10**30,
+])
+async def test_undebitable_bet_above_the_balance_is_not_enough_money(client, gateway, hub, amount):
+    """README "Certification" 5 and 28: a stake that cannot be debited as sent is never
+    rounded and never debited; when it exceeds the balance the answer is Hub88's "not enough
+    money" with the actual balance, as Caleta's exceeding-balance tests expect."""
+    player, token = await player_with_session(client, deposit_minor=10_000)
+    bet = bet_body(player, token, new_id("tx"), amount, round_id=new_id("rd"))
+    txns, audits = await row_counts(gateway)
+
+    got = await hub.post("/transaction/bet", bet)
+
+    assert got == answer(bet, "RS_ERROR_NOT_ENOUGH_MONEY", 10_000_000), got
+    assert await row_counts(gateway) == (txns, audits + 1)
+    assert await txn_rows(gateway, bet["transaction_uuid"]) == []
+    assert await cash(client, player) == 10_000
+    rows = await fetch(gateway, "SELECT code FROM audit_log WHERE player_id = $1 "
+                                "ORDER BY recorded_at DESC, seq DESC LIMIT 1", player)
+    assert rows and rows[0]["code"] == "insufficient_funds", rows
+
+
+async def test_sub_cent_usd_amounts_are_refused_not_rounded(client, gateway, hub):
+    """README "Certification" 28: Caleta's tests apply USD 0.00001 (1 on the wire); our
+    ledger holds whole cents and never rounds, so a bet or win of a sub-cent amount that
+    fits the balance is refused (RS_ERROR_WRONG_TYPES) and nothing moves."""
+    player, token = await player_with_session(client, deposit_minor=100_000, currencies=("USD",))
+    rd = new_id("rd")
+    for amount in (1, 100, 1_001):  # 0.00001, 0.001, 0.01001 USD
+        micro = bet_body(player, token, new_id("tx"), amount, round_id=rd, currency="USD")
+        assert (await hub.post("/transaction/bet", micro))["status"] == "RS_ERROR_WRONG_TYPES"
+    cent = bet_body(player, token, new_id("tx"), 1_000, round_id=rd, currency="USD")  # USD 0.01
+    assert await hub.post("/transaction/bet", cent) == ok(cent, 99_999_000, "USD")
+    micro_win = win_body(player, token, new_id("tx"), 1, reference=cent["transaction_uuid"], round_id=rd,
+                         currency="USD")
+    assert (await hub.post("/transaction/win", micro_win))["status"] == "RS_ERROR_WRONG_TYPES"
+    assert await cash(client, player, "USD") == 99_999
 
 
 @pytest.mark.parametrize("amount", [356_001, -1_000, 10**30])

@@ -15,6 +15,7 @@ from gateway.providers.hub88.schemas import (
     BalanceRequest,
     BetRequest,
     Hub88Response,
+    MissingField,
     RollbackRequest,
     UserInfoRequest,
     UserInfoResponse,
@@ -24,12 +25,15 @@ from gateway.providers.hub88.schemas import (
     decode_request,
     encode_response,
 )
+from gateway.providers.hub88.settings import Hub88Settings
 from gateway.providers.hub88.statuses import (
     ALL_STATUSES,
+    MISSING_FIELD_STATUS,
     RETRYABLE_EXCEPTIONS,
     RETRYABLE_STATUS,
     STATUS_BY_CODE,
     SYNTAX_STATUS,
+    UNKNOWN_GAME_STATUS,
     status_for,
 )
 from gateway.providers.refusal import Refusal
@@ -161,9 +165,53 @@ def test_wrong_field_types_are_wrong_types(change):
 
 
 @pytest.mark.parametrize("missing", ["user", "transaction_uuid", "token", "currency", "amount", "game_code"])
-def test_missing_required_bet_field_is_wrong_types(missing):
-    with pytest.raises(WrongTypes):
+def test_missing_required_bet_field_is_missing_field(missing):
+    """README choice 5: a missing required field is the request's form (RS_ERROR_WRONG_SYNTAX)."""
+    with pytest.raises(MissingField, match=missing):
         decode_request(enc({k: v for k, v in BET.items() if k != missing}), BetRequest)
+
+
+def test_empty_informational_strings_are_accepted():
+    """README choice 13: ``round``, ``request_uuid``, ``supplier_*``, ``bet``, ``reward_uuid``
+    and (on wins and rollbacks) ``game_code`` may be ``""``; money ids may not."""
+    empty = {"round": "", "request_uuid": "", "supplier_user": "", "supplier_transaction_id": "",
+             "bet": "", "reward_uuid": ""}
+    assert decode_request(enc({**BET, **empty}), BetRequest).round == ""
+    win = {**BET, **empty, "reference_transaction_uuid": "bet-1", "game_code": ""}
+    assert decode_request(enc(win), WinRequest).game_code == ""
+    rollback = {"user": "u", "transaction_uuid": "rb", "reference_transaction_uuid": "bet-1", "round": "",
+                "request_uuid": "", "game_code": ""}
+    assert decode_request(enc(rollback), RollbackRequest).round == ""
+    for field in ("user", "transaction_uuid", "token", "game_code", "currency"):
+        with pytest.raises(WrongTypes):
+            decode_request(enc({**BET, field: ""}), BetRequest)
+    with pytest.raises(WrongTypes):
+        decode_request(enc({**win, "reference_transaction_uuid": ""}), WinRequest)
+
+
+def test_null_for_a_required_field_is_wrong_types():
+    with pytest.raises(WrongTypes):
+        decode_request(enc({**BET, "user": None}), BetRequest)
+
+
+def test_win_needs_its_bet_reference():
+    """README "Certification" 15: ``reference_transaction_uuid`` is required (Caleta's
+    wallet_win_body, the Hub88-style SDK); missing -> MissingField, null or "" -> WrongTypes."""
+    win = {**BET, "reference_transaction_uuid": "bet-1"}
+    assert decode_request(enc(win), WinRequest).reference_transaction_uuid == "bet-1"
+    with pytest.raises(MissingField, match="reference_transaction_uuid"):
+        decode_request(enc(BET), WinRequest)
+    for bad in (None, "", 7):
+        with pytest.raises(WrongTypes):
+            decode_request(enc({**win, "reference_transaction_uuid": bad}), WinRequest)
+
+
+def test_supplier_promo_flag_decodes():
+    """Hub88 changelog 26 May 2025: ``is_supplier_promo`` on bets and wins."""
+    assert decode_request(enc({**BET, "is_supplier_promo": True}), BetRequest).is_supplier_promo is True
+    assert decode_request(enc(BET), BetRequest).is_supplier_promo is None
+    win = {**BET, "reference_transaction_uuid": "bet-1", "is_supplier_promo": False}
+    assert decode_request(enc(win), WinRequest).is_supplier_promo is False
 
 
 def test_non_object_json_is_wrong_types():
@@ -172,8 +220,14 @@ def test_non_object_json_is_wrong_types():
 
 
 def test_rollback_needs_reference():
-    with pytest.raises(WrongTypes):
+    with pytest.raises(MissingField):
         decode_request(enc({"user": "u", "transaction_uuid": "t"}), RollbackRequest)
+
+
+def test_empty_object_is_missing_fields():
+    for request_type in (BetRequest, WinRequest, RollbackRequest, BalanceRequest, UserInfoRequest):
+        with pytest.raises(MissingField):
+            decode_request(b"{}", request_type)
 
 
 def test_response_encoding_has_spec_fields_in_order():
@@ -259,6 +313,8 @@ def test_every_code_has_a_status():
 def test_status_values_are_hub88_statuses():
     assert set(STATUS_BY_CODE.values()) <= ALL_STATUSES
     assert SYNTAX_STATUS == "RS_ERROR_WRONG_SYNTAX" and RETRYABLE_STATUS == "RS_ERROR_UNKNOWN"
+    assert MISSING_FIELD_STATUS == "RS_ERROR_WRONG_SYNTAX"  # Hub88: "doesn't match expected request form"
+    assert UNKNOWN_GAME_STATUS == "RS_ERROR_INVALID_GAME"  # Hub88: "Unknown game_code"
     assert len(ALL_STATUSES) == 15
 
 
@@ -291,3 +347,17 @@ def test_status_table_entries(code, status):
 def test_retryable_exceptions():
     for exc in (Overloaded(), ShardUnavailable(), SessionStoreUnavailable("down")):
         assert isinstance(exc, RETRYABLE_EXCEPTIONS)
+
+
+# ---- settings -----------------------------------------------------------------------
+
+
+def test_game_codes_setting():
+    """``game_codes`` (README "Certification" 13): a list in TOML, empty by default."""
+    keys = {"partner_id": "demo", "provider_public_key_path": "a.pem", "operator_private_key_path": "b.pem"}
+    default = msgspec.convert({"provider": "hub88", **keys}, Hub88Settings)
+    assert default.game_codes == () and default.problems() == []
+    listed = msgspec.convert({"provider": "hub88", **keys, "game_codes": ["clt_dragonrising", "g2"]}, Hub88Settings)
+    assert listed.game_codes == ("clt_dragonrising", "g2") and listed.problems() == []
+    for bad in ([""], ["x" * 129]):
+        assert msgspec.convert({"provider": "hub88", **keys, "game_codes": bad}, Hub88Settings).problems()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import Settings
+from gateway.providers.hub88.settings import Hub88Settings
 from gateway.providers.hub88.signature import (
     HEADER,
     Hub88Signer,
@@ -25,6 +26,7 @@ from gateway.providers.hub88.signature import (
     sign_body,
     verify_signature,
 )
+from tests.helpers import integration_config
 
 VECTORS = Path(__file__).parent / "vectors" / "hub88"  # README.md there: source and license
 
@@ -123,23 +125,24 @@ def test_key_loaders_refuse_wrong_material():
         load_private_key(b"not a key")
 
 
+def _hub88(**hub88) -> tuple[Settings, Hub88Settings]:
+    settings = _settings(**hub88)
+    integration = settings.integration("hub88")
+    assert isinstance(integration, Hub88Settings)
+    return settings, integration
+
+
 def _settings(**hub88) -> Settings:
     import msgspec
 
-    base = {
-        "providers": {
-            "hub88": {
-                "provider_public_key_path": str(VECTORS / "public.pem"),
-                "operator_private_key_path": str(VECTORS / "private.pem"),
-                **hub88,
-            }
-        }
-    }
+    keys = {"provider_public_key_path": str(VECTORS / "public.pem"),
+            "operator_private_key_path": str(VECTORS / "private.pem")}
+    base = integration_config("hub88", **{**keys, **hub88})
     return msgspec.convert(base, Settings)
 
 
 def test_signer_from_settings_and_async_signing():
-    signer = Hub88Signer.from_settings(_settings(signing_threads=2))
+    signer = Hub88Signer.from_settings(*_hub88(signing_threads=2))
     try:
         assert signer.verifies
         data, signature = VECTOR_LINES[2]
@@ -156,7 +159,7 @@ def test_signer_from_settings_and_async_signing():
 
 
 def test_signer_inline_and_without_verification():
-    signer = Hub88Signer.from_settings(_settings(signing_threads=0, verify_signatures=False))
+    signer = Hub88Signer.from_settings(*_hub88(signing_threads=0, verify_signatures=False))
     data, signature = VECTOR_LINES[0]
     assert not signer.verifies
     assert not signer.verify(data, signature)  # nothing verifies without a key
@@ -166,4 +169,4 @@ def test_signer_inline_and_without_verification():
 
 def test_signer_refuses_missing_key_file(tmp_path):
     with pytest.raises(OSError):
-        Hub88Signer.from_settings(_settings(operator_private_key_path=str(tmp_path / "none.pem")))
+        Hub88Signer.from_settings(*_hub88(operator_private_key_path=str(tmp_path / "none.pem")))

@@ -241,11 +241,11 @@ def test_batch_audit_rows_chain_and_carry_inputs():
     from gateway.shards.state import PlayerState, ShardState, Wallet
 
     state = ShardState(shard_id=0, limits=ShardSettings())
-    state.players["p1"] = PlayerState("p1", "MT", "active", {"EUR": Wallet(1_000, 0)})
+    state.players[("demo", "p1")] = PlayerState("demo", "p1", "MT", "active", {"EUR": Wallet(1_000, 0)})
     origin = Origin(edge="e1", route="POST /v1/wallet/debit", request_id="rq", received_at_us=7)
     batch = Batch(seq=1)
     for i, amount in enumerate((100, 5_000)):  # the second is refused: insufficient funds
-        command = Debit(scope="demo", transaction_id=f"t{i}", player_id="p1", currency="EUR",
+        command = Debit(scope="demo:api", transaction_id=f"t{i}", partner_id="demo", player_id="p1", currency="EUR",
                         amount_minor=amount, round_id="r", game_id="g", origin=origin)
         batch.items.append(make_item(apply(state, command, 1_000 + i), None))
     audit_rows, last_seq, last_hash = chain_batch(0, 0, GENESIS_HASH, batch.write(2_000), ts(2_000))
@@ -332,7 +332,7 @@ def test_defaults_load_and_check():
     assert s.money.amount_minor_max == 10_000_000_000
     assert s.money.idempotency_retention_days == 120
     assert s.shard.spend_order == "cash_first"
-    assert [p.partner_id for p in s.partners] == ["demo"]
+    assert list(s.partners) == ["demo"]
     Settings().check()
 
 
@@ -346,7 +346,7 @@ def test_env_override_batch_size():
 def test_env_override_types_and_short_forms():
     s = load_settings(environ={
         "GATEWAY_SHARD__SPEND_ORDER": "bonus_first",
-        "GATEWAY_PROVIDERS__HUB88__VERIFY_SIGNATURES": "false",
+        "GATEWAY_INTEGRATIONS__HUB88__VERIFY_SIGNATURES": "false",
         "GATEWAY_DATABASE_URL": "postgresql://u@h:5432/db",
         "GATEWAY_REDIS_URL": "redis://h:6379/1",
         "GATEWAY_SERVER__PORT": "9090",
@@ -354,7 +354,7 @@ def test_env_override_types_and_short_forms():
         "OTHER__THING": "1",
     })
     assert s.shard.spend_order == "bonus_first"
-    assert s.providers.hub88.verify_signatures is False
+    assert s.integration("hub88").verify_signatures is False
     assert s.database.url == "postgresql://u@h:5432/db"
     assert s.redis.url == "redis://h:6379/1"
     assert s.server.port == 9090
@@ -433,7 +433,8 @@ def test_check_boundaries_accepted():
 
 def test_check_refuses_duplicate_api_keys(tmp_path):
     path = tmp_path / "partners.toml"
-    path.write_text('[[partners]]\npartner_id = "a"\napi_key = "k"\n[[partners]]\npartner_id = "b"\napi_key = "k"\n')
+    path.write_text('[partners.a]\napi_keys = [{ key_id = "a1", key = "k" }]\n'
+                    '[partners.b]\napi_keys = [{ key_id = "b1", key = "k" }]\n')
     with pytest.raises(ValueError, match="api keys must be unique"):
         load_settings(path=path, environ={})
 
@@ -441,35 +442,36 @@ def test_check_refuses_duplicate_api_keys(tmp_path):
 # ==== player -> bucket ==================================================================
 
 
-@pytest.mark.parametrize("player_id,bucket_count,bucket", [
+@pytest.mark.parametrize("partner_id,player_id,bucket_count,bucket", [
     # Fixed values: a change here means every deployed shard map is wrong.
-    ("player-1", 4096, 2035),
-    ("p-0", 4096, 2817),
-    ("alice", 4096, 3143),
-    ("", 4096, 0),
-    ("joueur-é", 4096, 316),
-    ("a" * 64, 4096, 1365),
-    ("player-1", 7, 2),
-    ("alice", 7, 5),
-    ("anything", 1, 0),
+    ("demo", "player-1", 4096, 3242),
+    ("demo", "p-0", 4096, 2984),
+    ("demo", "alice", 4096, 2789),
+    ("b", "alice", 4096, 2470),  # the same player id of another partner: another bucket
+    ("demo", "", 4096, 847),
+    ("demo", "joueur-é", 4096, 87),
+    ("demo", "a" * 64, 4096, 3845),
+    ("demo", "player-1", 7, 3),
+    ("demo", "alice", 7, 6),
+    ("demo", "anything", 1, 0),
 ])
-def test_bucket_of_known_values(player_id, bucket_count, bucket):
-    assert bucket_of(player_id, bucket_count) == bucket
-    assert bucket == zlib.crc32(player_id.encode("utf-8")) % bucket_count
+def test_bucket_of_known_values(partner_id, player_id, bucket_count, bucket):
+    assert bucket_of(partner_id, player_id, bucket_count) == bucket
+    assert bucket == zlib.crc32(partner_id.encode() + b"\x1f" + player_id.encode("utf-8")) % bucket_count
 
 
 def test_bucket_of_is_crc32_and_in_range():
     for count in (1, 2, 7, 64, 4096, 65_536):
         for i in range(2_000):
             pid = f"p-{i:06d}"
-            b = bucket_of(pid, count)
+            b = bucket_of("demo", pid, count)
             assert 0 <= b < count
-            assert b == zlib.crc32(pid.encode()) % count
-            assert bucket_of(pid, count) == b  # stable
+            assert b == zlib.crc32(b"demo\x1f" + pid.encode()) % count
+            assert bucket_of("demo", pid, count) == b  # stable
 
 
 def test_bucket_of_spreads_players():
     counts = [0] * 64
     for i in range(64_000):
-        counts[bucket_of(f"player-{i}", 64)] += 1
+        counts[bucket_of("demo", f"player-{i}", 64)] += 1
     assert min(counts) > 800 and max(counts) < 1200, (min(counts), max(counts))

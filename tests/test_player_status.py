@@ -90,7 +90,8 @@ async def test_status_refusals(client, gateway):
     assert r.status_code == 400 and r.json()["code"] == "invalid_request", r.text
     r = await set_status(client, new_id("p"), "blocked")
     assert r.status_code == 404 and r.json()["code"] == "unknown_player", r.text
-    r = await client.post(f"/v1/players/{player}/status", content=b"{not json")
+    r = await client.post(f"/v1/players/{player}/status", content=b"{not json",
+                          headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and r.json()["code"] == "invalid_request", r.text
     r = await client.post(f"/v1/players/{player}/status", json={"status": 3})
     assert r.status_code == 400, r.text

@@ -6,7 +6,7 @@ and choices).
 
 Every request is an ``application/x-www-form-urlencoded`` POST carrying ``hash`` = md5 of
 the other parameters sorted by name as ``k=v&k=v`` plus the sandbox secret
-(config/default.toml ``[providers.pragmatic]``). Every answer must be HTTP 200, JSON, with an
+(config/sandbox.toml ``[integrations.pragmatic]``). Every answer must be HTTP 200, JSON, with an
 ``error`` from gateway/providers/pragmatic/README.md's list (``PP.call``); amounts in answers are parsed as Decimal to
 check they are exact. Balances are read back through the generic API and ledger rows with
 asyncpg on the gateway's database. Each test uses fresh players, tokens and references.
@@ -19,7 +19,6 @@ import hashlib
 import json
 import random
 import re
-import socket
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -27,19 +26,22 @@ import asyncpg
 import httpx
 import pytest
 
+from gateway.config import load_settings
+from gateway.embedded import EmbeddedServices
 from tests.conftest import new_id, new_player
 from tests.helpers import cash, expire
 
 PREFIX = "/providers/pragmatic"
-SECRET = "pragmatic-demo-secret"  # config/default.toml [providers.pragmatic] secret_key
-PROVIDER_ID = "PragmaticPlay"  # config/default.toml [providers.pragmatic] provider_id
+SECRET = "pragmatic-demo-secret"  # config/sandbox.toml [integrations.pragmatic] secret_key
+PROVIDER_ID = "PragmaticPlay"  # config/sandbox.toml [integrations.pragmatic] provider_id
 FORM = "application/x-www-form-urlencoded"
 BODY_BYTES_MAX = 65536  # config/default.toml [server] body_bytes_max
 #: gateway/providers/pragmatic/README.md "Error codes": nothing else may ever be sent.
 ERRORS = {0, 1, 2, 3, 4, 5, 6, 7, 8, 50, 100, 120, 130, 210, 310}
 ENDPOINTS = ("/authenticate.html", "/balance.html", "/bet.html", "/result.html", "/bonusWin.html",
              "/jackpotWin.html", "/promoWin.html", "/endRound.html", "/refund.html",
-             "/adjustment.html", "/getBalancePerGame.html")
+             "/adjustment.html", "/getBalancePerGame.html", "/sessionExpired.html",
+             "/roundDetails.html")
 GAME = "vs20doghouse"
 
 
@@ -72,6 +74,8 @@ class PP:
         answer = json.loads(r.content, parse_float=Decimal)
         assert isinstance(answer, dict) and answer.get("error") in ERRORS, answer
         assert isinstance(answer.get("description"), str), answer
+        # README.md "Certification": transactionId is a JSON string
+        assert "transactionId" not in answer or isinstance(answer["transactionId"], str), answer
         return answer
 
     async def call(self, endpoint: str, params: dict[str, str], *, secret: str = SECRET) -> dict:
@@ -111,7 +115,7 @@ async def fetch(gateway, sql: str, *args):
 async def txn_rows(gateway, transaction_id: str) -> list[dict]:
     rows = await fetch(gateway, "SELECT txn_id, kind, player_id, amount_minor, code, bet_state, "
                                 "credit_type, cash_delta_minor FROM transactions "
-                                "WHERE scope = 'pragmatic' AND transaction_id = $1", transaction_id)
+                                "WHERE scope = 'demo:pragmatic' AND transaction_id = $1", transaction_id)
     return [dict(r) for r in rows]
 
 
@@ -166,9 +170,9 @@ def success(answer: dict, cash_text: str, bonus_text: str = "0.00", currency: st
 async def test_authenticate(client, gateway, pp):
     player, token = await seat(client, deposit_minor=10_050)
     got = await pp.call("/authenticate.html", {"token": token, "gameId": GAME, "ipAddress": "10.0.0.1"})
-    assert got == {"error": 0, "description": "Success", "userId": player, "currency": "EUR",
-                   "cash": Decimal("100.50"), "bonus": Decimal("0.00"), "country": "MT",
-                   "jurisdiction": "MT"}, got
+    assert got == {"error": 0, "description": "Success", "userId": player, "token": token,
+                   "currency": "EUR", "cash": Decimal("100.50"), "bonus": Decimal("0.00"),
+                   "country": "MT", "jurisdiction": "MT"}, got
     assert str(got["cash"]) == "100.50"
 
 
@@ -187,6 +191,11 @@ async def test_balance(client, gateway, pp, services):
     assert (await pp.call("/balance.html", {"userId": other, "token": token}))["error"] == 4
     await expire(services.redis_url, token)
     assert (await pp.call("/balance.html", {"userId": player, "token": token}))["error"] == 4
+    # the token is optional (README.md "Certification"): the player's only wallet
+    success(await pp.call("/balance.html", {"userId": player}), "12.34")
+    two = await new_player(client, currencies=("EUR", "USD"), deposit_minor=100)
+    assert (await pp.call("/balance.html", {"userId": two}))["error"] == 7
+    assert (await pp.call("/balance.html", {"userId": "nobody-" + new_id()}))["error"] == 2
 
 
 async def test_get_balance_per_game(client, gateway, pp):
@@ -210,14 +219,14 @@ async def test_bet_and_result(client, gateway, pp):
     success(got, "98.50")
     assert str(got["usedPromo"]) == "0.00"
     [row] = await txn_rows(gateway, ref)
-    assert got["transactionId"] == row["txn_id"]
+    assert got["transactionId"] == str(row["txn_id"])
     assert (row["kind"], row["amount_minor"], row["bet_state"]) == ("debit", 150, "open")
 
     win_ref = new_id("res")
     got = await pp.call("/result.html", result_params(player, token, win_ref, "3.05", rd))
     success(got, "101.55")
     [win] = await txn_rows(gateway, win_ref)
-    assert got["transactionId"] == win["txn_id"]
+    assert got["transactionId"] == str(win["txn_id"])
     assert (win["kind"], win["amount_minor"], win["credit_type"]) == ("credit", 305, "win")
     # result names the round only and closes it: the round's bet is settled
     assert (await txn_rows(gateway, ref))[0]["bet_state"] == "settled"
@@ -352,6 +361,87 @@ async def test_refund_after_result_is_refused(client, gateway, pp):
     assert (await txn_rows(gateway, ref))[0]["bet_state"] == "settled"
 
 
+# ==== results need their round's bet (README.md "Certification", cases 17-18) ===================
+
+
+async def test_result_for_a_round_with_no_bet_is_refused(client, gateway, pp):
+    """Case 17: 120 ("Bet transaction not found" in T1, IqSoft's CanNotConnectCreditAndDebit),
+    nothing credited, nothing stored under the reference; audited. Not stored: the same
+    result once the round's bet has arrived is paid."""
+    player, token = await seat(client, deposit_minor=10_000)
+    rd, ref, promo_ref = new_id("rd"), new_id("res"), new_id("promo")
+    _, _, audits = await counts(gateway)
+    for extra in ({}, {"promoWinAmount": "1.00", "promoWinReference": promo_ref}):
+        got = await pp.call("/result.html", result_params(player, token, ref, "5.00", rd, **extra))
+        assert got["error"] == 120 and "transactionId" not in got, got
+        assert str(got["cash"]) == "100.00", got
+    assert await txn_rows(gateway, ref) == [] and await txn_rows(gateway, promo_ref) == []
+    assert await cash(client, player) == 10_000
+    assert (await counts(gateway))[2] > audits
+    success(await pp.call("/bet.html", bet_params(player, token, new_id("bet"), "1.00", rd)), "99.00")
+    success(await pp.call("/result.html", result_params(player, token, ref, "5.00", rd)), "104.00")
+
+
+async def test_result_after_the_rounds_bet_was_refunded_is_refused(client, gateway, pp):
+    """Case 18: 120 ("Transaction already processed by refund." in T1), not 3 (the late bet's
+    code); the stake came back and no win is paid on top. A round with one refunded and one
+    live bet is still paid."""
+    player, token = await seat(client, deposit_minor=10_000)
+    rd, bet = new_id("rd"), new_id("bet")
+    success(await pp.call("/bet.html", bet_params(player, token, bet, "8.00", rd)), "92.00")
+    success(await pp.call("/refund.html", refund_params(player, token, bet, roundId=rd)), "100.00")
+    ref = new_id("res")
+    got = await pp.call("/result.html", result_params(player, token, ref, "16.00", rd))
+    assert got["error"] == 120 and str(got["cash"]) == "100.00", got
+    assert await txn_rows(gateway, ref) == []
+    assert (await txn_rows(gateway, bet))[0]["bet_state"] == "rolled_back"
+    # a refund that arrived before its bet (tombstone in the round) refuses the round's result too
+    rd2, late = new_id("rd"), new_id("bet")
+    success(await pp.call("/refund.html", refund_params(player, None, late, roundId=rd2)), "100.00")
+    got = await pp.call("/result.html", result_params(player, token, new_id("res"), "3.00", rd2))
+    assert got["error"] == 120, got
+    # one bet refunded, one still open: the round is paid
+    rd3, refunded = new_id("rd"), new_id("bet")
+    await pp.call("/bet.html", bet_params(player, token, refunded, "2.00", rd3))
+    await pp.call("/bet.html", bet_params(player, token, new_id("bet"), "3.00", rd3))
+    success(await pp.call("/refund.html", refund_params(player, token, refunded, roundId=rd3)), "97.00")
+    success(await pp.call("/result.html", result_params(player, token, new_id("res"), "6.00", rd3)), "103.00")
+    assert await cash(client, player) == 10_300
+
+
+async def test_refund_naming_a_result_is_refused(client, gateway, pp):
+    """Pragmatic has no rollback of a win: a refund naming a result's reference is 120 and the
+    win stays paid."""
+    player, token = await seat(client, deposit_minor=10_000)
+    rd, win_ref = new_id("rd"), new_id("res")
+    await pp.call("/bet.html", bet_params(player, token, new_id("bet"), "1.00", rd))
+    success(await pp.call("/result.html", result_params(player, token, win_ref, "4.00", rd)), "103.00")
+    got = await pp.call("/refund.html", refund_params(player, token, win_ref, roundId=rd))
+    assert got["error"] == 120, got
+    assert await cash(client, player) == 10_300
+
+
+# ==== notices (README.md "Certification", case 31) ================================================
+
+
+async def test_session_expired_ends_our_session_and_round_details_is_acknowledged(client, gateway, pp):
+    player, token = await seat(client, deposit_minor=10_000)
+    rd, bet = new_id("rd"), new_id("bet")
+    success(await pp.call("/bet.html", bet_params(player, token, bet, "1.00", rd)), "99.00")
+    before = await counts(gateway)
+    got = await pp.call("/sessionExpired.html", {"token": token, "playerId": player, "sessionId": "pp-1"})
+    assert got == {"error": 0, "description": "Success"}, got
+    assert (await pp.call("/sessionExpired.html", {"sessionId": "pp-2"}))["error"] == 0
+    got = await pp.call("/roundDetails.html", {"userId": player, "roundId": rd, "smResult": "a,b,c",
+                                               "gameCategory": "slots", "betMultiplier": "1"})
+    assert got == {"error": 0, "description": "Success"}, got
+    assert (await counts(gateway))[:2] == before[:2]  # no money, no ledger row
+    # the session is over: bets are refused, the round's settlement is still accepted
+    assert (await pp.call("/bet.html", bet_params(player, token, new_id("bet"), "1.00", rd)))["error"] == 4
+    assert (await pp.call("/authenticate.html", {"token": token}))["error"] == 4
+    success(await pp.call("/result.html", result_params(player, token, new_id("res"), "2.00", rd)), "101.00")
+
+
 # ==== endRound =================================================================================
 
 
@@ -388,11 +478,11 @@ async def test_result_with_promo_win_is_atomic(client, gateway, pp):
     success(got, "101.75")
     [win] = await txn_rows(gateway, win_ref)
     [promo] = await txn_rows(gateway, promo_ref)
-    assert got["transactionId"] == win["txn_id"]
+    assert got["transactionId"] == str(win["txn_id"])
     assert (win["credit_type"], win["amount_minor"]) == ("win", 200)
     assert (promo["credit_type"], promo["amount_minor"]) == ("promo", 75)
-    assert [a.split(":s")[0] for a in await house_accounts(gateway, promo["txn_id"])] == ["house:promo:pragmatic"]
-    assert [a.split(":s")[0] for a in await house_accounts(gateway, win["txn_id"])] == ["house:game:pragmatic"]
+    assert [a.split(":s")[0] for a in await house_accounts(gateway, promo["txn_id"])] == ["house:promo:demo:pragmatic"]
+    assert [a.split(":s")[0] for a in await house_accounts(gateway, win["txn_id"])] == ["house:game:demo:pragmatic"]
 
 
 async def test_result_with_conflicting_promo_applies_neither(client, gateway, pp):
@@ -403,21 +493,21 @@ async def test_result_with_conflicting_promo_applies_neither(client, gateway, pp
     success(await pp.call("/promoWin.html", {"userId": player, "amount": "1.00", "reference": promo_ref,
                                              "campaignId": "c", "campaignType": "tournament"}), "101.00")
     rd, win_ref = new_id("rd"), new_id("res")
+    success(await pp.call("/bet.html", bet_params(player, token, new_id("bet"), "1.00", rd)), "100.00")
     got = await pp.call("/result.html", result_params(player, token, win_ref, "5.00", rd,
                                                       promoWinAmount="2.00", promoWinReference=promo_ref))
     assert got["error"] == 7, got
     assert await txn_rows(gateway, win_ref) == []
-    assert await cash(client, player) == 10_100
+    assert await cash(client, player) == 10_000
 
 
 @pytest.mark.parametrize("endpoint,credit_type,extra", [
-    ("/bonusWin.html", "bonus", {"bonusCode": "frb-1", "roundId": "rd-b"}),
     ("/jackpotWin.html", "jackpot", {"jackpotId": "jp-7", "gameId": GAME, "roundId": "rd-j"}),
     ("/promoWin.html", "promo", {"campaignId": "c-9", "campaignType": "tournament"}),
     ("/adjustment.html", "adjustment", {"gameId": GAME, "roundId": "rd-a", "validBetAmount": "0.00"}),
 ])
 async def test_wins_land_in_their_own_house_accounts(client, gateway, pp, endpoint, credit_type, extra):
-    """Credit types other than "win" post against ``house:<credit_type>:pragmatic:s<shard>``."""
+    """Credit types other than "win" post against ``house:<credit_type>:demo:pragmatic:s<shard>``."""
     player, token = await seat(client, deposit_minor=1_000)
     ref = new_id("w")
     got = await pp.call(endpoint, {"userId": player, "token": token, "amount": "12.34",
@@ -425,24 +515,68 @@ async def test_wins_land_in_their_own_house_accounts(client, gateway, pp, endpoi
     success(got, "22.34")
     [row] = await txn_rows(gateway, ref)
     assert (row["kind"], row["credit_type"], row["amount_minor"]) == ("credit", credit_type, 1_234)
-    assert got["transactionId"] == row["txn_id"]
+    assert got["transactionId"] == str(row["txn_id"])
     [house] = await house_accounts(gateway, row["txn_id"])
-    assert re.fullmatch(rf"house:{credit_type}:pragmatic:s\d+", house), house
+    assert re.fullmatch(rf"house:{credit_type}:demo:pragmatic:s\d+", house), house
     again = await pp.call(endpoint, {"userId": player, "token": token, "amount": "12.34",
                                      "reference": ref, **extra})
-    assert again["transactionId"] == row["txn_id"]
+    assert again["transactionId"] == str(row["txn_id"])
     assert await cash(client, player) == 2_234
+
+
+async def test_bonus_win_is_recorded_not_credited_by_default(client, gateway, pp):
+    """README.md "Certification" case 25 (``bonus_win = "record"``, the sandbox's): the free
+    rounds' wins came through their results, so bonusWin stores its reference with 0 and
+    answers the balance; a replay answers the same transactionId."""
+    player, token = await seat(client, deposit_minor=1_000)
+    rd, ref = new_id("rd"), new_id("bw")
+    success(await pp.call("/bet.html", bet_params(player, token, new_id("bet"), "0.00", rd, bonusCode="frb-1")),
+            "10.00")
+    success(await pp.call("/result.html", result_params(player, token, new_id("res"), "2.50", rd,
+                                                        bonusCode="frb-1")), "12.50")
+    params = {"userId": player, "token": token, "amount": "2.50", "reference": ref, "bonusCode": "frb-1",
+              "roundId": rd, "gameId": GAME, "timestamp": "1700000000002"}
+    got = await pp.call("/bonusWin.html", params)
+    success(got, "12.50")
+    [row] = await txn_rows(gateway, ref)
+    assert (row["kind"], row["credit_type"], row["amount_minor"], row["cash_delta_minor"]) == (
+        "credit", "bonus", 0, 0)
+    assert got["transactionId"] == str(row["txn_id"])
+    assert await house_accounts(gateway, row["txn_id"]) == []
+    again = await pp.call("/bonusWin.html", params)
+    assert again["transactionId"] == got["transactionId"]
+    assert await cash(client, player) == 1_250
+
+
+async def test_bonus_win_credits_when_the_integration_says_so(spawn_gateway):
+    """``bonus_win = "credit"``: the contract settles free rounds by bonusWin alone, so its
+    amount is credited, of type "bonus", into ``house:bonus:demo:pragmatic:s<n>``."""
+    gw = await spawn_gateway(env={"GATEWAY_INTEGRATIONS__PRAGMATIC__BONUS_WIN": "credit"})
+    async with gw.client() as client, httpx.AsyncClient(base_url=gw.url, timeout=15.0) as http:
+        pp = PP(http)
+        player, token = await seat(client, deposit_minor=1_000)
+        ref = new_id("bw")
+        params = {"userId": player, "token": token, "amount": "12.34", "reference": ref,
+                  "bonusCode": "frb-1", "roundId": new_id("rd")}
+        got = await pp.call("/bonusWin.html", params)
+        success(got, "22.34")
+        [row] = await txn_rows(gw, ref)
+        assert (row["kind"], row["credit_type"], row["amount_minor"]) == ("credit", "bonus", 1_234)
+        [house] = await house_accounts(gw, row["txn_id"])
+        assert re.fullmatch(r"house:bonus:demo:pragmatic:s\d+", house), house
+        assert (await pp.call("/bonusWin.html", params))["transactionId"] == got["transactionId"]
+        assert await cash(client, player) == 2_234
 
 
 async def test_wins_without_token_use_the_only_wallet(client, gateway, pp):
     player, _ = await seat(client, deposit_minor=1_000)
-    success(await pp.call("/bonusWin.html", {"userId": player, "amount": "1.00", "reference": new_id("b")}),
+    success(await pp.call("/jackpotWin.html", {"userId": player, "amount": "1.00", "reference": new_id("b")}),
             "11.00")
     two = await new_player(client, currencies=("EUR", "USD"), deposit_minor=1_000)
-    got = await pp.call("/bonusWin.html", {"userId": two, "amount": "1.00", "reference": new_id("b")})
+    got = await pp.call("/jackpotWin.html", {"userId": two, "amount": "1.00", "reference": new_id("b")})
     assert got["error"] == 7, got  # no session, no currency: the wallet cannot tell which one
-    got = await pp.call("/bonusWin.html", {"userId": two, "amount": "1.00", "reference": new_id("b"),
-                                           "currency": "USD"})
+    got = await pp.call("/jackpotWin.html", {"userId": two, "amount": "1.00", "reference": new_id("b"),
+                                             "currency": "USD"})
     success(got, "1.00", currency="USD")
     got = await pp.call("/promoWin.html", {"userId": "nobody-" + new_id(), "amount": "1.00",
                                            "reference": new_id("p")})
@@ -496,10 +630,12 @@ async def test_tokens_of_another_user_or_provider_are_refused_on_bets(client, ga
         got = await pp.call("/bet.html", bet_params(player, bad, new_id("bet"), "1.00", new_id("rd")))
         assert got["error"] == 4, got
     # a settlement naming our token of another user is refused too; an unknown token is fine
-    got = await pp.call("/result.html", result_params(player, other_token, new_id("res"), "1.00", "rd"))
+    rd = new_id("rd")
+    success(await pp.call("/bet.html", bet_params(player, _token, new_id("bet"), "1.00", rd)), "99.00")
+    got = await pp.call("/result.html", result_params(player, other_token, new_id("res"), "1.00", rd))
     assert got["error"] == 4, got
-    success(await pp.call("/result.html", result_params(player, "never-issued", new_id("res"), "1.00", "rd")),
-            "101.00")
+    success(await pp.call("/result.html", result_params(player, "never-issued", new_id("res"), "1.00", rd)),
+            "100.00")
     assert await cash(client, other) == 10_000
 
 
@@ -697,20 +833,27 @@ async def test_wrong_method_and_gateway_still_serves(client, gateway, pp):
 # ==== Redis down, rate limit: gateways of their own =============================================
 
 
-def _dead_redis_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"  # nothing listens there once the socket is closed
+@pytest.fixture
+def own_redis(services, tmp_path):
+    """A Redis of this test's own (embedded): the gateway must find Redis up to start
+    (gateway/preflight.py), and the test then stops it under the running gateway."""
+    settings = load_settings(environ={"GATEWAY_DATA_DIR": str(tmp_path / "own-redis"),
+                                      "GATEWAY_DATABASE_URL": services.admin_database_url})
+    embedded = EmbeddedServices(settings).start()
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
 
 
-async def test_redis_down_settlements_proceed_bets_retry(spawn_gateway):
+async def test_redis_down_settlements_proceed_bets_retry(spawn_gateway, own_redis):
     """gateway/providers/pragmatic/README.md "Common ground" + docs/DESIGN.md section 7: without Redis, a bet (needs its token)
     answers 100 (retryable) and writes nothing; result and refund proceed without the token."""
-    gw = await spawn_gateway(env={"GATEWAY_REDIS_URL": _dead_redis_url()})
+    gw = await spawn_gateway(env={"GATEWAY_REDIS_URL": own_redis.redis_url})
     async with gw.client() as client, httpx.AsyncClient(base_url=gw.url, timeout=15.0) as http:
         pp = PP(http)
         player = await new_player(client, deposit_minor=10_000)
+        own_redis.stop()  # Redis goes away under the running gateway
         ref = new_id("bet")
         got = await pp.call("/bet.html", bet_params(player, "some-token", ref, "1.00", "rd"))
         assert got == {"error": 100, "description": "Internal server error, please retry"}, got
@@ -718,8 +861,11 @@ async def test_redis_down_settlements_proceed_bets_retry(spawn_gateway):
         assert (await pp.call("/authenticate.html", {"token": "some-token"}))["error"] == 100
         assert (await pp.call("/balance.html", {"userId": player, "token": "t"}))["error"] == 100
 
-        success(await pp.call("/result.html", result_params(player, "some-token", new_id("res"), "5.00", "rd")),
-                "105.00")
+        # the result reaches the wallet (no bet in that round: 120, not the retryable 100)
+        got = await pp.call("/result.html", result_params(player, "some-token", new_id("res"), "5.00", "rd"))
+        assert got["error"] == 120 and str(got["cash"]) == "100.00", got
+        success(await pp.call("/jackpotWin.html", {"userId": player, "token": "some-token", "amount": "5.00",
+                                                   "reference": new_id("jp")}), "105.00")
         success(await pp.call("/refund.html", refund_params(player, "some-token", new_id("bet"))), "105.00")
         success(await pp.call("/endRound.html", {"userId": player, "roundId": "rd", "token": "x"}), "105.00")
 

@@ -272,6 +272,10 @@ def _pragmatic_templates(who: Who) -> dict[str, dict[str, Any]]:
                              "validBetAmount": "0.50"},
         "/getBalancePerGame.html": {**base, "gameIdList": "vs20malformed,vs20other",
                                     "platform": "WEB"},
+        "/sessionExpired.html": {**base, "sessionId": "pp-session-1", "playerId": who.player_id,
+                                 "timestamp": "1700000000000"},
+        "/roundDetails.html": {**base, "roundId": new_id("rd"), "gameId": "vs20malformed",
+                               "smResult": "1,2,3", "gameCategory": "slots", "betMultiplier": "1"},
     }
 
 
@@ -362,7 +366,8 @@ PROTOCOLS: dict[str, Protocol] = {
         name="pragmatic",
         endpoints=("/authenticate.html", "/balance.html", "/bet.html", "/result.html",
                    "/bonusWin.html", "/jackpotWin.html", "/promoWin.html", "/endRound.html",
-                   "/refund.html", "/adjustment.html", "/getBalancePerGame.html"),
+                   "/refund.html", "/adjustment.html", "/getBalancePerGame.html",
+                   "/sessionExpired.html", "/roundDetails.html"),
         form=True, templates=_pragmatic_templates, bet=("/bet.html", ("amount",)),
         bad_amounts=st.one_of(
             st.text(max_size=20).filter(_not_a_valid_amount_text),

@@ -1,19 +1,19 @@
 """The provider registry (gateway/providers/registry.py): one line per provider is enough.
 
-Every registered name must be a package ``gateway.providers.<name>`` exporting
-``PREFIX = "/providers/<name>"`` and ``Adapter``, have a ``[providers.<name>]`` settings
-section with ``enabled``, be a ``provider`` the operator can open sessions for, and have a
-conformance driver (docs/PROVIDERS.md, steps 2 to 5).
+Every registered name must be a package ``gateway.providers.<name>`` with ``routes.py``
+(``PREFIX = "/providers/<name>"`` and ``Adapter``) and ``settings.py`` (its integration
+settings, tagged ``<name>``, part of the config's union), have a sandbox integration of the
+same name, and have a conformance driver (docs/PROVIDERS.md, steps 2 to 5).
 """
 
 from __future__ import annotations
 
 import importlib
 
+import msgspec
 import pytest
 
-from gateway.config import Settings
-from gateway.edge import api_v1
+from gateway.config import Settings, load_settings
 from gateway.providers import registry
 from tests.conformance import drivers
 
@@ -25,17 +25,23 @@ def test_names_are_unique_package_names():
 
 @pytest.mark.parametrize("name", registry.NAMES)
 def test_each_name_is_an_adapter_package(name):
+    routes = importlib.import_module(f"gateway.providers.{name}.routes")
+    assert f"/providers/{name}" == routes.PREFIX
+    assert callable(getattr(routes.Adapter, "routes", None))
+    assert callable(getattr(routes.Adapter, "close", None))
     package = importlib.import_module(f"gateway.providers.{name}")
-    assert f"/providers/{name}" == package.PREFIX
-    assert callable(getattr(package.Adapter, "routes", None))
-    assert callable(getattr(package.Adapter, "close", None))
+    assert package.Adapter is routes.Adapter and package.PREFIX == routes.PREFIX
 
 
 @pytest.mark.parametrize("name", registry.NAMES)
-def test_each_name_has_settings_with_enabled(name):
-    assert registry.enabled(Settings(), name) in (True, False)
+def test_each_name_has_integration_settings_in_the_config_union(name):
+    (cls,) = [c for c in registry.settings_types() if c.__struct_config__.tag == name]
+    settings = msgspec.convert({"integrations": {"x": {"provider": name, "partner_id": "p"}}}, Settings)
+    assert type(settings.integration("x")) is cls and settings.integration("x").enabled is True
 
 
-def test_sessions_and_conformance_follow_the_registry():
-    assert api_v1.KNOWN_PROVIDERS == registry.NAMES
+def test_the_sandbox_has_one_integration_per_provider_and_conformance_follows_the_registry():
+    sandbox = load_settings(environ={})
+    assert {name: type(s).__struct_config__.tag for name, s in sandbox.integrations.items()} == {
+        name: name for name in registry.NAMES}
     assert drivers.NAMES == registry.NAMES

@@ -39,7 +39,7 @@ async def counting_redis(services):
 
 async def test_concurrent_lookups_share_one_mget_and_get_their_own_session(counting_redis):
     store = SessionStore(counting_redis, ttl_s=3600)
-    sessions = [await store.create(f"sess-player-{i}", "EUR", "evolution", "g1") for i in range(40)]
+    sessions = [await store.create("demo", f"sess-player-{i}", "EUR", "evolution", "g1") for i in range(40)]
     counting_redis.mgets.clear()
 
     tokens = [s.token for s in sessions] + ["never-issued-token"]
@@ -54,7 +54,7 @@ async def test_concurrent_lookups_share_one_mget_and_get_their_own_session(count
 
 async def test_lookup_batches_respect_the_configured_bound(counting_redis):
     store = SessionStore(counting_redis, ttl_s=3600, lookup_batch_size_max=4)
-    sessions = [await store.create(f"sess-bound-{i}", "EUR", "pragmatic", "g1") for i in range(10)]
+    sessions = [await store.create("demo", f"sess-bound-{i}", "EUR", "pragmatic", "g1") for i in range(10)]
     counting_redis.mgets.clear()
 
     found = await asyncio.gather(*(store.get(s.token) for s in sessions))
@@ -67,7 +67,7 @@ async def test_lookup_batches_respect_the_configured_bound(counting_redis):
 async def test_nothing_is_cached_an_expiry_written_elsewhere_is_seen_at_once(counting_redis):
     store = SessionStore(counting_redis, ttl_s=3600)
     other_process = SessionStore(counting_redis, ttl_s=3600)
-    session = await store.create("sess-expiry", "EUR", "hub88", "g1")
+    session = await store.create("demo", "sess-expiry", "EUR", "hub88", "g1")
     assert not (await store.get(session.token)).expired(time.time())
 
     await other_process.expire_now(session.token)
@@ -77,7 +77,7 @@ async def test_nothing_is_cached_an_expiry_written_elsewhere_is_seen_at_once(cou
 
 async def test_rotation_replaces_the_old_token_once(counting_redis):
     store = SessionStore(counting_redis, ttl_s=3600)
-    session = await store.create("sess-rotate", "EUR", "evolution", "g1")
+    session = await store.create("demo", "sess-rotate", "EUR", "evolution", "g1")
 
     first, second = await asyncio.gather(store.rotate(session.token), store.rotate(session.token))
 
@@ -89,7 +89,7 @@ async def test_rotation_replaces_the_old_token_once(counting_redis):
 
 async def test_a_cancelled_waiter_does_not_disturb_the_others(counting_redis):
     store = SessionStore(counting_redis, ttl_s=3600)
-    sessions = [await store.create(f"sess-cancel-{i}", "EUR", "softswiss", "g1") for i in range(5)]
+    sessions = [await store.create("demo", f"sess-cancel-{i}", "EUR", "softswiss", "g1") for i in range(5)]
 
     tasks = [asyncio.create_task(store.get(s.token)) for s in sessions]
     tasks[2].cancel()
@@ -130,7 +130,7 @@ async def test_oversized_or_empty_tokens_are_unknown_without_a_round_trip(counti
 
 async def test_sessions_live_under_their_key_prefix_with_a_ttl(counting_redis):
     store = SessionStore(counting_redis, ttl_s=60)
-    session = await store.create("sess-ttl", "EUR", "hub88", "g1")
+    session = await store.create("demo", "sess-ttl", "EUR", "hub88", "g1")
 
     ttl_s = await counting_redis.ttl(KEY_PREFIX + session.token)
 
@@ -141,7 +141,7 @@ async def test_a_settlement_reads_its_session_or_settles_without_it(counting_red
     """Wins and rollbacks do not need Redis (docs/DESIGN.md section 7): no token, an unknown token
     and Redis down all give None, never an error; a known token gives its session."""
     store = SessionStore(counting_redis, ttl_s=3600)
-    session = await store.create("sess-settle", "EUR", "hub88", "g1")
+    session = await store.create("demo", "sess-settle", "EUR", "hub88", "g1")
     down = SessionStore(redis_client(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_ms=200), ttl_s=3600)
 
     assert await store.get_for_settlement(session.token, "hub88") == session

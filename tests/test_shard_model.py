@@ -40,6 +40,7 @@ import types
 from dataclasses import dataclass, field
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -65,6 +66,7 @@ from gateway.shards.commands import (
     Rollback,
     SetPlayerStatus,
     Withdraw,
+    player_key_of,
 )
 from gateway.shards.port import PrefetchResult
 from gateway.shards.shard import Shard
@@ -138,6 +140,7 @@ class Expect:
     txn_id_of: MRec | None = None  # a replay answers with this record's ledger id
     new: MRec | None = None  # the record this command stored (its ledger id is the answer's)
     subs: tuple = ()  # Atomic: the Expect of each action, in order
+    review: bool = False  # the command leaves an operator-review item (round without bet, debt)
 
 
 def expect(*codes: str, **kw) -> Expect:
@@ -275,6 +278,9 @@ class RefModel:
         if p.status != "active":
             return self._ok(self._rec(cmd, K_DEBIT, cur, amount, PLAYER_BLOCKED, round_id=cmd.round_id,
                                       game_id=cmd.game_id))
+        if p.cash[cur] < 0:  # a debt from a reversed win blocks bets until repaid
+            return self._ok(self._rec(cmd, K_DEBIT, cur, amount, INSUFFICIENT_FUNDS, round_id=cmd.round_id,
+                                      game_id=cmd.game_id))
         if p.cash[cur] + p.bonus[cur] < amount:
             return self._ok(self._rec(cmd, K_DEBIT, cur, amount, INSUFFICIENT_FUNDS, round_id=cmd.round_id,
                                       game_id=cmd.game_id))
@@ -313,6 +319,18 @@ class RefModel:
                 return expect(UNKNOWN_TRANSACTION)
             if bet.currency != cmd.currency:
                 return expect(CURRENCY_MISMATCH)
+        review = False
+        if bet is None and cmd.round_policy != "any":
+            # No win is paid on a round whose bets were all rolled back; a round with no bet
+            # is refused ("required") or paid and reviewed ("review").
+            bets = [r for r in self.keys.values() if r.kind in (K_DEBIT, K_TOMBSTONE) and r.player == cmd.player_id
+                    and r.scope == cmd.scope and r.round_id == cmd.round_id]
+            if not any(r.kind == K_DEBIT and r.code == OK and r.bet_state in (B_OPEN, B_SETTLED) for r in bets):
+                if any(r.kind == K_TOMBSTONE or (r.code == OK and r.bet_state == B_ROLLED_BACK) for r in bets):
+                    return expect(ROLLED_BACK)
+                if cmd.round_policy == "required":
+                    return expect(UNKNOWN_TRANSACTION)
+                review = True
         self.players[cmd.player_id].cash[cmd.currency] += cmd.amount_minor
         rec = self._rec(cmd, K_CREDIT, cmd.currency, cmd.amount_minor, round_id=cmd.round_id,
                         game_id=cmd.game_id, ref=cmd.bet_transaction_id)
@@ -322,7 +340,9 @@ class RefModel:
             for other in self.open_bets(cmd.player_id).values():
                 if other.scope == cmd.scope and other.round_id == cmd.round_id:
                     self._finish(other, B_SETTLED)
-        return self._ok(rec)
+        e = self._ok(rec)
+        e.review = review
+        return e
 
     def _setplayerstatus(self, cmd: SetPlayerStatus) -> Expect:
         p = self.players.get(cmd.player_id)
@@ -351,7 +371,8 @@ class RefModel:
                 self.stored, self.bet_changes = [], []
                 return Expect(sub.codes - {OK}, conflict_fields=sub.conflict_fields, subs=tuple(subs))
         self.stored, self.bet_changes = stored, changes
-        return expect(OK, replayed=all(x.replayed for x in subs), exact=subs[-1].exact, subs=tuple(subs))
+        return expect(OK, replayed=all(x.replayed for x in subs), exact=subs[-1].exact, subs=tuple(subs),
+                      review=any(x.review for x in subs))
 
     def _rollback(self, cmd: Rollback) -> Expect:
         e = self._existing(cmd, K_ROLLBACK, {"reference_transaction_id": cmd.reference_transaction_id})
@@ -387,6 +408,14 @@ class RefModel:
             return expect(ROLLED_BACK)
         if bet.bet_state == B_SETTLED:
             return expect(SETTLED)
+        if bet.kind == K_CREDIT and cmd.credit_reversible:
+            # A win rolled back: its cash comes back out, below zero if spent (a debt).
+            p.cash[bet.currency] -= bet.amount
+            rec = self._rec(cmd, K_ROLLBACK, bet.currency, bet.amount, ref=bet.txid, round_id=bet.round_id)
+            self._finish(bet, B_ROLLED_BACK)
+            e = self._ok(rec)
+            e.review = p.cash[bet.currency] < 0
+            return e
         if bet.kind != K_DEBIT:
             return expect(UNKNOWN_TRANSACTION)
         p.cash[bet.currency] += bet.cash_part
@@ -403,13 +432,13 @@ class RefModel:
 class Item:
     """What one Applied asks its batch to write, snapshotted at apply time (cf. make_item)."""
 
-    player_id: str | None
+    player_key: tuple[str, str] | None
     txns: list[TxRecord] = field(default_factory=list)
     bet_updates: list[tuple[tuple[str, str], str]] = field(default_factory=list)
-    accounts: list[tuple[str, str, str, int]] = field(default_factory=list)  # pid, cur, kind, value
-    new_player: tuple | None = None  # (pid, country, status, currencies)
+    accounts: list[tuple[tuple[str, str], str, str, int]] = field(default_factory=list)  # player, cur, kind, value
+    new_player: tuple | None = None  # (player, country, status, currencies)
     entries: list = field(default_factory=list)
-    status_change: tuple[str, str] | None = None
+    status_change: tuple[tuple[str, str], str] | None = None
 
 
 class FakeDB:
@@ -417,8 +446,8 @@ class FakeDB:
 
     def __init__(self) -> None:
         self.txns: dict[tuple[str, str], TxRecord] = {}
-        self.players: dict[str, tuple[str, str]] = {}
-        self.accounts: dict[str, dict[str, list[int]]] = {}
+        self.players: dict[tuple[str, str], tuple[str, str]] = {}
+        self.accounts: dict[tuple[str, str], dict[str, list[int]]] = {}
         self.max_txn_seq = 0
 
     def commit(self, items: list[Item]) -> None:
@@ -440,7 +469,8 @@ class FakeDB:
             for key, bet_state in item.bet_updates:
                 self.txns[key].bet_state = bet_state
 
-    def prefetch(self, player_ids: list[str], keys: list[tuple[str, str]]) -> PrefetchResult:
+    def prefetch(self, player_ids: list[tuple[str, str]], keys: list[tuple[str, str]],
+                 rounds: list[tuple[str, str, str, str]] = ()) -> PrefetchResult:
         """As LedgerStore.prefetch: fresh rows, wallets ordered by currency."""
         result = PrefetchResult({}, {}, [], [])
         for pid in player_ids:
@@ -449,8 +479,12 @@ class FakeDB:
                 result.wallets[pid] = {c: list(v) for c, v in sorted(self.accounts[pid].items())}
         if player_ids:
             result.open_bets = [copy.copy(r) for r in self.txns.values()
-                                if r.player_id in player_ids and r.bet_state == B_OPEN]
+                                if r.player_key in player_ids and r.bet_state == B_OPEN]
         result.records = [copy.copy(self.txns[k]) for k in keys if k in self.txns]
+        for r in self.txns.values():
+            rk = (r.partner_id, r.player_id, r.scope, r.round_id)
+            if r.kind in (K_DEBIT, K_TOMBSTONE) and rk in rounds:
+                result.round_debits.setdefault(rk, []).append(copy.copy(r))
         return result
 
 
@@ -464,7 +498,8 @@ def _entry(e) -> tuple[int, str, str, int]:
 # ---- strategies -------------------------------------------------------------------------
 
 PLAYERS = st.sampled_from(["p1", "p2", "p3"])
-SCOPES = st.sampled_from(["prov", "prov", "prov", "op"])
+PARTNER = "t"  # one partner: tenancy is proven over HTTP (tests/test_tenancy.py)
+SCOPES = st.sampled_from(["t:prov", "t:prov", "t:prov", "t:op"])
 # A few hot ids (collisions, replays, conflicts) and a wider pool (fresh keys).
 HOT_TXIDS = st.sampled_from(["t1", "t2", "t3"])
 FRESH_TXIDS = st.sampled_from([f"t{i}" for i in range(4, 40)])
@@ -476,21 +511,22 @@ CURRENCY_SETS = st.sampled_from([("EUR",), ("JPY",), ("EUR", "JPY")])
 AMOUNTS = st.sampled_from([1, 5, 10, 30, 100])
 GAMES = st.sampled_from(["g1", "g1", "g1", "g2"])
 
-create_players = st.builds(CreatePlayer, scope=SCOPES, player_id=PLAYERS, currencies=CURRENCY_SETS,
+create_players = st.builds(CreatePlayer, scope=SCOPES, partner_id=st.just(PARTNER), player_id=PLAYERS, currencies=CURRENCY_SETS,
                            country=st.sampled_from(["MT", "MT", "SE"]))
-deposits = st.builds(Deposit, scope=SCOPES, transaction_id=TXIDS, player_id=PLAYERS, currency=CURRENCY,
+deposits = st.builds(Deposit, scope=SCOPES, transaction_id=TXIDS, partner_id=st.just(PARTNER), player_id=PLAYERS, currency=CURRENCY,
                      amount_minor=st.sampled_from([10, 50, 100, 500]), bonus=st.booleans())
-withdraws = st.builds(Withdraw, scope=SCOPES, transaction_id=TXIDS, player_id=PLAYERS, currency=CURRENCY,
+withdraws = st.builds(Withdraw, scope=SCOPES, transaction_id=TXIDS, partner_id=st.just(PARTNER), player_id=PLAYERS, currency=CURRENCY,
                       amount_minor=AMOUNTS)
-debits = st.builds(Debit, scope=SCOPES, transaction_id=TXIDS, player_id=PLAYERS, currency=CURRENCY,
+debits = st.builds(Debit, scope=SCOPES, transaction_id=TXIDS, partner_id=st.just(PARTNER), player_id=PLAYERS, currency=CURRENCY,
                    amount_minor=AMOUNTS, round_id=ROUNDS, game_id=GAMES)
-credits = st.builds(Credit, scope=SCOPES, transaction_id=TXIDS, player_id=PLAYERS, currency=CURRENCY,
+credits = st.builds(Credit, scope=SCOPES, transaction_id=TXIDS, partner_id=st.just(PARTNER), player_id=PLAYERS, currency=CURRENCY,
                     amount_minor=st.sampled_from([0, 1, 10, 50]), round_id=ROUNDS, game_id=GAMES,
-                    bet_transaction_id=st.none() | TXIDS, round_closed=st.booleans())
-rollbacks = st.builds(Rollback, scope=SCOPES, transaction_id=TXIDS, player_id=PLAYERS,
+                    bet_transaction_id=st.none() | TXIDS, round_closed=st.booleans(),
+                    round_policy=st.sampled_from(["any", "any", "required", "review"]))
+rollbacks = st.builds(Rollback, scope=SCOPES, transaction_id=TXIDS, partner_id=st.just(PARTNER), player_id=PLAYERS,
                       reference_transaction_id=TXIDS, currency=st.none() | CURRENCY,
-                      round_id=st.none() | ROUNDS)
-statuses = st.builds(SetPlayerStatus, scope=SCOPES, player_id=PLAYERS,
+                      round_id=st.none() | ROUNDS, credit_reversible=st.booleans())
+statuses = st.builds(SetPlayerStatus, scope=SCOPES, partner_id=st.just(PARTNER), player_id=PLAYERS,
                      status=st.sampled_from(["active", "active", "blocked", "self_excluded"]))
 
 
@@ -506,11 +542,11 @@ def _unit(actions: list) -> Atomic:
             continue
         ids |= named
         kept.append(action)
-    return Atomic(scope=first.scope, player_id=first.player_id, actions=tuple(kept))
+    return Atomic(scope=first.scope, partner_id=first.partner_id, player_id=first.player_id, actions=tuple(kept))
 
 
 atomics = st.lists(st.one_of(debits, debits, credits, rollbacks), min_size=1, max_size=4).map(_unit)
-balances = st.builds(GetBalance, player_id=PLAYERS, currency=st.none() | CURRENCY)
+balances = st.builds(GetBalance, partner_id=st.just(PARTNER), player_id=PLAYERS, currency=st.none() | CURRENCY)
 any_command = st.one_of(create_players, deposits, withdraws, debits, credits, rollbacks, balances,
                         statuses, atomics)
 
@@ -547,19 +583,20 @@ class ShardModelMachine(RuleBasedStateMachine):
                                   spend_order=spend_order), spend_order)
         # p1 (EUR+JPY) and p2 (EUR) exist and have money; p3 is for the rules to create.
         self._run_group([
-            CreatePlayer("prov", "p1", ("EUR", "JPY"), "MT"),
-            CreatePlayer("prov", "p2", ("EUR",), "SE"),
-            Deposit("prov", "seed1", "p1", "EUR", 200),
-            Deposit("prov", "seed2", "p1", "JPY", 100, bonus=True),
-            Deposit("prov", "seed3", "p2", "EUR", 50),
-            Deposit("prov", "seed4", "p2", "EUR", 50, bonus=True),
+            CreatePlayer("t:prov", "t", "p1", ("EUR", "JPY"), "MT"),
+            CreatePlayer("t:prov", "t", "p2", ("EUR",), "SE"),
+            Deposit("t:prov", "seed1", "t", "p1", "EUR", 200),
+            Deposit("t:prov", "seed2", "t", "p1", "JPY", 100, bonus=True),
+            Deposit("t:prov", "seed3", "t", "p2", "EUR", 50),
+            Deposit("t:prov", "seed4", "t", "p2", "EUR", 50, bonus=True),
         ])
 
     # -- the loop, around apply
 
     def _run_group(self, commands: list) -> None:
         state = self.state
-        cold, keys = shard_keys.prefetch_needs(state, commands)
+        needs = shard_keys.prefetch_needs(state, commands)
+        cold, keys = needs.players, needs.keys
         # Own keys not in memory: in production a resident player's retry after its key was
         # evicted is caught by the unique constraint and re-applied (Shard._repair); the
         # harness fetches them up front instead.
@@ -570,11 +607,20 @@ class ShardModelMachine(RuleBasedStateMachine):
                 key = (command.scope, txid)
                 if key not in state.keys and key not in keys:
                     keys.append(key)
-        if cold or keys:
-            shard_keys.install(state, cold, keys, self.db.prefetch(cold, keys))
+        if needs:
+            # Uncommitted debits of the rounds, as Shard._pending_round_debits finds them.
+            pending: dict = {}
+            for items in self.batches.values():
+                for item in items:
+                    for t in item.txns:
+                        rk = (t.partner_id, t.player_id, t.scope, t.round_id)
+                        if t.kind in (K_DEBIT, K_TOMBSTONE) and rk in needs.rounds and t.key in state.keys:
+                            pending.setdefault(rk, []).append(state.keys[t.key])
+            shard_keys.install(state, needs, self.db.prefetch(cold, keys, needs.rounds), pending)
         for command in commands:
             self._apply_one(command)
         state.absent_keys.clear()
+        state.round_bets.clear()
         if len(state.players) > self.limits.players_resident_max or len(state.keys) > self.limits.keys_resident_max:
             self._evict()
 
@@ -609,6 +655,7 @@ class ShardModelMachine(RuleBasedStateMachine):
             assert sub_result.code.value in sub.codes, f"action {sub_result!r}, model {set(sub.codes)}: {where}"
             if sub.new is not None and r.code is Code.OK:
                 sub.new.txn_id = sub_result.ledger_transaction_id
+        assert bool(applied.reviews) == exp.review, f"review items {applied.reviews}, model expects {exp.review}: {where}"
         if isinstance(command, Atomic) and r.code is not Code.UNKNOWN_PLAYER and exp.subs:
             assert len(r.results) == len(exp.subs), f"one result per action up to the refusal: {where}"
 
@@ -642,23 +689,23 @@ class ShardModelMachine(RuleBasedStateMachine):
         if not applied.wait_for_commit:
             return
         # the open batch's item, snapshotted as make_item does
-        item = Item(applied.player_id, txns=[copy.copy(t) for t in applied.txns],
+        item = Item(player_key_of(command), txns=[copy.copy(t) for t in applied.txns],
                     bet_updates=[(b.key, b.bet_state) for b in applied.bet_updates],
                     entries=entries)
         for t in applied.txns:
             if t.cash_delta_minor:
-                item.accounts.append((t.player_id, t.currency, "cash", t.cash_after_minor))
+                item.accounts.append((t.player_key, t.currency, "cash", t.cash_after_minor))
             if t.bonus_delta_minor:
-                item.accounts.append((t.player_id, t.currency, "bonus", t.bonus_after_minor))
+                item.accounts.append((t.player_key, t.currency, "bonus", t.bonus_after_minor))
         if applied.new_player is not None:
             p = applied.new_player
-            item.new_player = (p.player_id, p.country, p.status, tuple(p.wallets))
+            item.new_player = (p.key, p.country, p.status, tuple(p.wallets))
         item.status_change = applied.status_change
         self.batches.setdefault(state.open_seq, []).append(item)
         self.entries.extend((state.open_seq, e) for e in entries)
 
     def _dirty(self, pid: str) -> bool:
-        return any(item.player_id == pid and (item.txns or item.new_player or item.status_change)
+        return any(item.player_key == (PARTNER, pid) and (item.txns or item.new_player or item.status_change)
                    for items in self.batches.values() for item in items)
 
     def _evict(self) -> None:
@@ -667,8 +714,8 @@ class ShardModelMachine(RuleBasedStateMachine):
         for items in self.batches.values():
             for item in items:
                 if item.txns or item.new_player or item.status_change:
-                    assert self.state.players.get(item.player_id) is not None, \
-                        f"evicted player {item.player_id} with uncommitted writes"
+                    assert self.state.players.get(item.player_key) is not None, \
+                        f"evicted player {item.player_key} with uncommitted writes"
                 for t in item.txns:
                     assert t.key in self.state.keys, f"evicted key {t.key} whose row is not committed"
                 for key, bet_state in item.bet_updates:
@@ -709,20 +756,35 @@ class ShardModelMachine(RuleBasedStateMachine):
         return command
 
     @rule(target=issued, bet=bets, txid=st.one_of(FRESH_TXIDS, FRESH_TXIDS, HOT_TXIDS),
-          how=st.sampled_from(["win", "win_closing", "close_round", "rollback"]),
+          how=st.sampled_from(["win", "win_closing", "close_round", "rollback", "round_win_required",
+                               "round_win_review"]),
           amount=st.sampled_from([0, 1, 10, 50]))
     def follow_bet(self, bet, txid, how, amount):
-        """A well-aimed follow-up of an earlier bet: same player, currency and round."""
+        """A well-aimed follow-up of an earlier bet: same player, currency and round (a win
+        naming only the round under a round policy, too)."""
         if how == "rollback":
-            command = Rollback(bet.scope, txid, bet.player_id, bet.transaction_id, bet.currency, bet.round_id)
+            command = Rollback(bet.scope, txid, bet.partner_id, bet.player_id, bet.transaction_id, bet.currency, bet.round_id)
+        elif how.startswith("round_win_"):
+            command = Credit(bet.scope, txid, bet.partner_id, bet.player_id, bet.currency, amount, bet.round_id, bet.game_id,
+                             round_policy=how.rsplit("_", 1)[1])
         else:
-            command = Credit(bet.scope, txid, bet.player_id, bet.currency, amount, bet.round_id, bet.game_id,
+            command = Credit(bet.scope, txid, bet.partner_id, bet.player_id, bet.currency, amount, bet.round_id, bet.game_id,
                              bet_transaction_id=None if how == "close_round" else bet.transaction_id,
                              round_closed=how != "win")
         self._run_group([command])
         return command
 
     follow_bet_again = follow_bet  # twice the weight: settle/roll back races are the point
+
+    @rule(target=issued, win=issued, txid=st.one_of(FRESH_TXIDS, HOT_TXIDS))
+    def reverse_win(self, win, txid):
+        """A provider rolls back a win it sent (SoftSwiss): the win's cash comes back out."""
+        if not isinstance(win, Credit):
+            return win
+        command = Rollback(win.scope, txid, win.partner_id, win.player_id, win.transaction_id, win.currency,
+                           win.round_id, credit_reversible=True)
+        self._run_group([command])
+        return command
 
     @rule(target=issued, command=statuses)
     def set_status(self, command):
@@ -796,10 +858,10 @@ class ShardModelMachine(RuleBasedStateMachine):
     def _check_db(self) -> None:
         """With nothing pending, the committed rows are the model."""
         m = self.model
-        assert set(self.db.players) == set(m.players)
+        assert set(self.db.players) == {(PARTNER, pid) for pid in m.players}
         for pid, p in m.players.items():
-            assert self.db.accounts[pid] == {c: [p.cash[c], p.bonus[c]] for c in p.currencies}, \
-                f"committed balances of {pid} {self.db.accounts[pid]} != model"
+            assert self.db.accounts[(PARTNER, pid)] == {c: [p.cash[c], p.bonus[c]] for c in p.currencies}, \
+                f"committed balances of {pid} {self.db.accounts[(PARTNER, pid)]} != model"
         assert set(self.db.txns) == set(m.keys)
         for key, rec in m.keys.items():
             row = self.db.txns[key]
@@ -810,14 +872,14 @@ class ShardModelMachine(RuleBasedStateMachine):
 
     @invariant()
     def resident_players_match_model(self):
-        for pid, player in self.state.players.items():
+        for (_, pid), player in self.state.players.items():
             if player is None:
                 assert pid not in self.model.players, f"{pid} exists but memory says it does not"
                 continue
             mp = self.model.players[pid]
             assert list(player.wallets) == list(mp.currencies), f"{pid} wallets {list(player.wallets)}"
             for cur, w in player.wallets.items():
-                assert w.cash_minor >= 0 and w.bonus_minor >= 0, f"{pid} {cur} negative"
+                assert w.bonus_minor >= 0, f"{pid} {cur} bonus negative"  # cash: negative only as a debt
                 assert (w.cash_minor, w.bonus_minor) == (mp.cash[cur], mp.bonus[cur]), \
                     f"{pid} {cur} balance {(w.cash_minor, w.bonus_minor)} != model {(mp.cash[cur], mp.bonus[cur])}"
             assert set(player.open_bets) == set(self.model.open_bets(pid)), \
@@ -845,8 +907,8 @@ class ShardModelMachine(RuleBasedStateMachine):
         assert all(v == 0 for v in totals.values()), f"entries do not sum to zero: {totals}"
         for pid, p in self.model.players.items():
             for cur in p.currencies:
-                assert accounts.get((player_account(pid, "cash"), cur), 0) == p.cash[cur], f"{pid} cash {cur} entries"
-                assert accounts.get((player_account(pid, "bonus"), cur), 0) == p.bonus[cur], f"{pid} bonus {cur} entries"
+                assert accounts.get((player_account(PARTNER, pid, "cash"), cur), 0) == p.cash[cur], f"{pid} cash {cur} entries"
+                assert accounts.get((player_account(PARTNER, pid, "bonus"), cur), 0) == p.bonus[cur], f"{pid} bonus {cur} entries"
 
 
 ShardModelMachine.TestCase.settings = settings(
@@ -870,8 +932,8 @@ class Loop:
     def __init__(self, **limits) -> None:
         self.m = ShardModelMachine()
         self.m._setup(ShardSettings(shard_id=SHARD_ID, **limits), "cash_first")
-        self.m._run_group([CreatePlayer("op", "p1", ("EUR",), "MT"), Deposit("op", "d1", "p1", "EUR", 100),
-                           Debit("op", "b1", "p1", "EUR", 10, "r1", "g")])
+        self.m._run_group([CreatePlayer("t:op", "t", "p1", ("EUR",), "MT"), Deposit("t:op", "d1", "t", "p1", "EUR", 100),
+                           Debit("t:op", "b1", "t", "p1", "EUR", 10, "r1", "g")])
 
     def run(self, command):
         self.m._run_group([command])
@@ -889,9 +951,9 @@ def test_evicted_key_of_a_just_settled_bet_is_not_reopened():
     bet that had been paid: win and stake both credited."""
     loop = Loop(keys_resident_max=0, players_resident_max=10)
     loop.flush()
-    loop.run(Credit("op", "w1", "p1", "EUR", 5, "r1", "g", bet_transaction_id="b1"))  # settles b1
+    loop.run(Credit("t:op", "w1", "t", "p1", "EUR", 5, "r1", "g", bet_transaction_id="b1"))  # settles b1
     loop.evict()  # the settlement of b1 is not committed yet
-    loop.run(Rollback("op", "rb1", "p1", "b1"))  # the model expects TRANSACTION_SETTLED
+    loop.run(Rollback("t:op", "rb1", "t", "p1", "b1"))  # the model expects TRANSACTION_SETTLED
 
 
 def test_reloaded_player_keeps_its_open_bets():
@@ -901,8 +963,8 @@ def test_reloaded_player_keeps_its_open_bets():
     loop = Loop(players_resident_max=0)
     loop.flush()
     loop.evict()
-    loop.run(Credit("op", "w1", "p1", "EUR", 5, "r1", "g", round_closed=True))  # must settle b1
-    loop.run(Rollback("op", "rb1", "p1", "b1"))  # the model expects TRANSACTION_SETTLED
+    loop.run(Credit("t:op", "w1", "t", "p1", "EUR", 5, "r1", "g", round_closed=True))  # must settle b1
+    loop.run(Rollback("t:op", "rb1", "t", "p1", "b1"))  # the model expects TRANSACTION_SETTLED
 
 
 def test_rollback_naming_itself_stores_one_row_per_key():
@@ -910,7 +972,7 @@ def test_rollback_naming_itself_stores_one_row_per_key():
     rollback and a tombstone under the same key in one Applied, which Batch.payload asserts
     against (the shard would stop) and the unique constraint refuses."""
     loop = Loop()
-    loop.run(Rollback("op", "x1", "p1", "x1"))
+    loop.run(Rollback("t:op", "x1", "t", "p1", "x1"))
 
 
 def test_repair_keeps_the_win_of_a_bet_settled_in_memory():
@@ -922,35 +984,94 @@ def test_repair_keeps_the_win_of_a_bet_settled_in_memory():
     from gateway.shards.batch import Batch, make_item
 
     db = FakeDB()
-    store = types.SimpleNamespace(prefetch=lambda players, keys: asyncio.sleep(0, db.prefetch(players, keys)))
+    store = types.SimpleNamespace(prefetch=lambda players, keys, rounds: asyncio.sleep(0, db.prefetch(players, keys, rounds)))
     shard = Shard(Settings(shard=ShardSettings(keys_resident_max=1)), store, claimed_by="test")  # type: ignore[arg-type]
     shard._open = Batch(seq=3)
     state = shard.state
 
-    state.players["p1"] = None
-    first = [apply(state, c, 1) for c in (CreatePlayer("op", "p1", ("EUR",), "MT"),
-                                          Deposit("op", "d1", "p1", "EUR", 100),
-                                          Debit("op", "b1", "p1", "EUR", 10, "r1", "g"))]
+    state.players[("t", "p1")] = None
+    first = [apply(state, c, 1) for c in (CreatePlayer("t:op", "t", "p1", ("EUR",), "MT"),
+                                          Deposit("t:op", "d1", "t", "p1", "EUR", 100),
+                                          Debit("t:op", "b1", "t", "p1", "EUR", 10, "r1", "g"))]
     items = []
     for a in first:
-        item = Item(a.player_id, txns=[copy.copy(t) for t in a.txns])
+        item = Item(player_key_of(a.command), txns=[copy.copy(t) for t in a.txns])
         for t in a.txns:
-            item.accounts.append((t.player_id, t.currency, "cash", t.cash_after_minor))
+            item.accounts.append((t.player_key, t.currency, "cash", t.cash_after_minor))
         if a.new_player is not None:
-            item.new_player = ("p1", "MT", "active", ("EUR",))
+            item.new_player = (("t", "p1"), "MT", "active", ("EUR",))
         items.append(item)
     db.commit(items)
     state.committed_seq, state.open_seq = 1, 2
     state.evict()  # d1 leaves memory; b1 (open) stays
-    assert ("op", "d1") not in state.keys
+    assert ("t:op", "d1") not in state.keys
 
     batch = Batch(seq=2)
-    for c in (Deposit("op", "d1", "p1", "EUR", 100),  # a retry whose key was evicted: applied again
-              Credit("op", "w1", "p1", "EUR", 5, "r1", "g", bet_transaction_id="b1")):  # settles b1
+    for c in (Deposit("t:op", "d1", "t", "p1", "EUR", 100),  # a retry whose key was evicted: applied again
+              Credit("t:op", "w1", "t", "p1", "EUR", 5, "r1", "g", bet_transaction_id="b1")):  # settles b1
         batch.items.append(make_item(apply(state, c, 2), None))
-    asyncio.run(shard._repair(batch, [("op", "d1")]))  # the commit hit the constraint on d1
+    asyncio.run(shard._repair(batch, [("t:op", "d1")]))  # the commit hit the constraint on d1
 
     results = {item.command.transaction_id: item.result for item in batch.items}
     assert (results["d1"].code, results["d1"].replayed, results["d1"].cash_minor) == (Code.OK, True, 100)
     assert (results["w1"].code, results["w1"].cash_minor) == (Code.OK, 95), results["w1"]
-    assert state.keys[("op", "b1")].bet_state == "settled"
+    assert state.keys[("t:op", "b1")].bet_state == "settled"
+
+
+# ---- certification rules: rounds without bets, reversed wins, debts ---------------------
+
+
+@pytest.mark.parametrize("policy", ["required", "review"])
+@pytest.mark.parametrize("flush_between", [False, True])
+def test_no_win_is_paid_on_a_round_whose_bet_was_rolled_back(policy, flush_between):
+    loop = Loop()
+    loop.run(Rollback("t:op", "rb1", "t", "p1", "b1"))
+    if flush_between:
+        loop.flush()  # the round's bets are then only in storage
+        loop.evict()
+    loop.run(Credit("t:op", "w1", "t", "p1", "EUR", 50, "r1", "g", round_policy=policy))  # the model expects ROLLED_BACK
+
+
+@pytest.mark.parametrize("flush_between", [False, True])
+def test_a_round_with_no_bet(flush_between):
+    loop = Loop()
+    if flush_between:
+        loop.flush()
+    loop.run(Credit("t:op", "w1", "t", "p1", "EUR", 50, "r9", "g", round_policy="required"))  # UNKNOWN_TRANSACTION
+    loop.run(Credit("t:op", "w2", "t", "p1", "EUR", 50, "r9", "g", round_policy="review"))  # paid, reviewed
+    loop.run(Credit("t:op", "w3", "t", "p1", "EUR", 50, "r1", "g", round_policy="required"))  # b1 is open: paid
+
+
+def test_a_reversed_win_can_leave_a_debt_that_blocks_bets_until_repaid():
+    loop = Loop()
+    loop.run(Credit("t:op", "w1", "t", "p1", "EUR", 500, "r1", "g", bet_transaction_id="b1"))  # 90 + 500
+    loop.run(Withdraw("t:op", "out", "t", "p1", "EUR", 550))  # 40 left
+    loop.run(Rollback("t:op", "rw1", "t", "p1", "w1", credit_reversible=True))  # -460: a debt
+    assert loop.m.state.players[("t", "p1")].wallets["EUR"].cash_minor == -460
+    loop.run(Debit("t:op", "b2", "t", "p1", "EUR", 1, "r2", "g"))  # refused while in debt
+    loop.run(Withdraw("t:op", "out2", "t", "p1", "EUR", 1))  # refused
+    loop.run(Rollback("t:op", "rw2", "t", "p1", "w1", credit_reversible=True))  # already rolled back
+    loop.run(Deposit("t:op", "d2", "t", "p1", "EUR", 500))  # repays: 40
+    loop.run(Debit("t:op", "b3", "t", "p1", "EUR", 10, "r3", "g"))  # bets again
+
+
+def test_a_win_is_not_reversed_unless_the_protocol_reverses_wins():
+    loop = Loop()
+    loop.run(Credit("t:op", "w1", "t", "p1", "EUR", 5, "r1", "g", bet_transaction_id="b1"))
+    loop.run(Rollback("t:op", "rw1", "t", "p1", "w1"))  # "only debits": UNKNOWN_TRANSACTION
+
+
+def test_a_unit_that_reverses_a_win_and_is_then_refused_is_undone_whole():
+    """A unit reversing a win, then refused by a later action, stopped the shard: the undo
+    knew only the bets that were open before the unit (found by the SoftSwiss certification
+    work). The win must be restored exactly, and the shard keep going."""
+    loop = Loop()
+    loop.run(Credit("t:op", "w1", "t", "p1", "EUR", 40, "r1", "g", bet_transaction_id="b1", round_closed=True))
+    unit = Atomic("t:op", "t", "p1", (
+        Rollback("t:op", "rw1", "t", "p1", "w1", credit_reversible=True),
+        Rollback("t:op", "rb1", "t", "p1", "b1"),  # b1 is settled: refused, the unit undone
+    ))
+    loop.run(unit)  # the model expects TRANSACTION_SETTLED and nothing changed
+    win = loop.m.state.keys[("t:op", "w1")]
+    assert win.bet_state is None, win
+    loop.run(Rollback("t:op", "rw2", "t", "p1", "w1", credit_reversible=True))  # still reversible once

@@ -28,15 +28,15 @@ from tests.test_hub88_http import sign
 
 
 def test_has_nul_looks_into_every_text_field_and_units():
-    debit = Debit("hub88", "t1", "p1", "EUR", 1, "r1", "g1")
+    debit = Debit("demo:hub88", "t1", "demo", "p1", "EUR", 1, "r1", "g1")
     assert not has_nul(debit)
-    assert has_nul(Debit("hub88", "t\x001", "p1", "EUR", 1, "r1", "g1"))
-    assert has_nul(Credit("hub88", "t1", "p1", "EUR", 1, "r1", "g\x00"))
-    assert has_nul(Atomic("softswiss", "p1", (debit, Debit("softswiss", "t2", "p1", "EUR", 1, "r\x00", "g"))))
-    refusal = without_nul(Debit("hub88", "t\x001", "p\x001", "EUR", 1, "r1", "g1"))
+    assert has_nul(Debit("demo:hub88", "t\x001", "demo", "p1", "EUR", 1, "r1", "g1"))
+    assert has_nul(Credit("demo:hub88", "t1", "demo", "p1", "EUR", 1, "r1", "g\x00"))
+    assert has_nul(Atomic("demo:softswiss", "demo", "p1", (debit, Debit("demo:softswiss", "t2", "demo", "p1", "EUR", 1, "r\x00", "g"))))
+    refusal = without_nul(Debit("demo:hub88", "t\x001", "demo", "p\x001", "EUR", 1, "r1", "g1"))
     assert refusal.code is Code.INVALID_REQUEST and not has_nul(refusal)
     assert refusal.player_id == "p\ufffd1"
-    kept = without_nul(RecordRefusal(scope="hub88", code=Code.INVALID_SIGNATURE, detail="x", player_id="a\x00"))
+    kept = without_nul(RecordRefusal(scope="demo:hub88", code=Code.INVALID_SIGNATURE, detail="x", partner_id="demo", player_id="a\x00"))
     assert kept.code is Code.INVALID_SIGNATURE and kept.player_id == "a\ufffd"
 
 

@@ -9,7 +9,20 @@ Routes (issue "Wallet gateway core", item 6):
 
 Money fields are integers in minor units (``amount_minor``). The idempotency key is
 (partner id, ``transaction_id``). Refusals are RFC 9457 problem+json with a stable ``code``
-(see ``gateway.edge.problems``); a refused request changes nothing but the audit record.
+(see ``gateway.edge.problems``, whose ``ROUTES`` table lists every status and code of each
+route); a refused request changes nothing but the audit record.
+
+Every write (POST) carries a JSON body: ``Content-Type: application/json`` (parameters such
+as ``; charset=utf-8`` allowed). Any other media type, and a missing Content-Type, is
+refused with 415 ``unsupported_media_type`` after authentication and the rate limit and
+before the body is read, and audited like the other edge refusals.
+
+The request Structs below are also the OpenAPI document (``gateway.edge.openapi``): every
+constraint the server enforces is stated on them, in the decoder where that gives the same
+error code, else as ``extra_json_schema`` next to the check that enforces it (currencies:
+``unknown_currency``; amounts: ``invalid_amount``, bounded by ``money.amount_minor_max``
+in the document built from the running settings; the session's ``provider``: the partner's
+own integrations).
 """
 
 from __future__ import annotations
@@ -25,12 +38,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import metrics, money
+from gateway.config import Settings
+from gateway.edge.auth import PartnerKeys
 from gateway.edge.body import read_body_bounded
 from gateway.edge.context import EdgeContext
-from gateway.edge.problems import problem, result_problem
+from gateway.edge.problems import ROUTES, ProblemResponse, problem, result_problem
 from gateway.edge.sessions import SessionStoreUnavailable
-from gateway.providers.registry import NAMES as PROVIDER_NAMES
+from gateway.logs import get_logger
 from gateway.shards.commands import (
+    API_SOURCE,
     PLAYER_STATUSES,
     Code,
     Command,
@@ -45,15 +61,27 @@ from gateway.shards.commands import (
     SetPlayerStatus,
     ShardUnavailable,
     Withdraw,
+    idempotency_scope,
 )
 
+log = get_logger("gateway.edge")
+
 PLAYER_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}\Z")
-KNOWN_PROVIDERS = PROVIDER_NAMES
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+\Z")]
 PlayerId = Annotated[str, msgspec.Meta(pattern=PLAYER_ID_RE.pattern)]
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3,4}\Z")]
+#: A currency code: the pattern is the decoder's (``invalid_request``); a well-formed code
+#: that is not one of ``money.CURRENCY_EXPONENTS`` is ``unknown_currency``, checked by the
+#: handlers, so the enum is stated for the document only.
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3,4}\Z",
+                                       extra_json_schema={"enum": sorted(money.CURRENCY_EXPONENTS)})]
 Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}\Z")]
+#: Amounts: checked by ``money.check_amount_minor`` (``invalid_amount``, not the decoder's
+#: ``invalid_request``); the document adds ``maximum`` from ``money.amount_minor_max``.
+AmountMinor = Annotated[int, msgspec.Meta(extra_json_schema={"minimum": 1})]
+AmountMinorOrZero = Annotated[int, msgspec.Meta(extra_json_schema={"minimum": 0})]
+#: The session's integration: the document names the partner's own (``unknown_provider``).
+Provider = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 
 
 # ---- request bodies -------------------------------------------------------------------
@@ -66,14 +94,16 @@ class CreatePlayerBody(msgspec.Struct):
 
 
 class PlayerStatusBody(msgspec.Struct):
-    status: Annotated[str, msgspec.Meta(max_length=32)]
-    reason: Annotated[str, msgspec.Meta(max_length=256)] = ""
+    # Checked by the handler (not the decoder) so that the refusal's audit names the player.
+    status: Annotated[str, msgspec.Meta(max_length=32, extra_json_schema={"enum": list(PLAYER_STATUSES)})]
+    # Any text but NUL, which no text column stores (the shard refuses it too).
+    reason: Annotated[str, msgspec.Meta(max_length=256, pattern=r"^[^\x00]*\Z")] = ""
 
 
 class SessionBody(msgspec.Struct):
     player_id: PlayerId
     currency: Currency
-    provider: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    provider: Provider
     game_id: Id
 
 
@@ -81,15 +111,24 @@ class FundsBody(msgspec.Struct):
     transaction_id: Id
     player_id: PlayerId
     currency: Currency
-    amount_minor: int
+    amount_minor: AmountMinor
     bonus: bool = False
+
+
+class WithdrawBody(msgspec.Struct):
+    transaction_id: Id
+    player_id: PlayerId
+    currency: Currency
+    amount_minor: AmountMinor
+    # Bonus money is not withdrawable: ``true`` is refused (invalid_request) by the handler.
+    bonus: Annotated[bool, msgspec.Meta(extra_json_schema={"const": False})] = False
 
 
 class DebitBody(msgspec.Struct):
     transaction_id: Id
     player_id: PlayerId
     currency: Currency
-    amount_minor: int
+    amount_minor: AmountMinor
     round_id: Id
     game_id: Id
 
@@ -98,7 +137,7 @@ class CreditBody(msgspec.Struct):
     transaction_id: Id
     player_id: PlayerId
     currency: Currency
-    amount_minor: int
+    amount_minor: AmountMinorOrZero
     round_id: Id
     game_id: Id
     bet_transaction_id: Id | None = None
@@ -153,21 +192,28 @@ class MoneyResponse(msgspec.Struct):
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
-    type: str
+    """RFC 9457 problem; the document states per status which ``code`` values it carries."""
+
+    type: str  # urn:gateway:problem:<code>
     title: str
     status: int
     code: str
     detail: str | None = None
-    field: str | None = None
+    field: str | None = None  # idempotency_conflict: the first differing field
+    transaction_id: str | None = None
+    player_id: str | None = None
+    # A refused money request carries the player's balance in that currency, if it has one.
     currency: str | None = None
     cash_minor: int | None = None
     bonus_minor: int | None = None
+    replayed: bool | None = None  # a stored refusal answered again
 
 
 _encoder = msgspec.json.Encoder()
 _decoders: dict[type, msgspec.json.Decoder[Any]] = {
     t: msgspec.json.Decoder(t)
-    for t in (CreatePlayerBody, PlayerStatusBody, SessionBody, FundsBody, DebitBody, CreditBody, RollbackBody)
+    for t in (CreatePlayerBody, PlayerStatusBody, SessionBody, FundsBody, WithdrawBody, DebitBody, CreditBody,
+              RollbackBody)
 }
 BodyT = TypeVar("BodyT", bound=msgspec.Struct)
 
@@ -175,15 +221,26 @@ BodyT = TypeVar("BodyT", bound=msgspec.Struct)
 class Refused(Exception):
     """An edge refusal: ``code`` and ``detail`` become the problem answer."""
 
-    def __init__(self, code: str, detail: str, player_id: str | None = None) -> None:
+    def __init__(self, code: str, detail: str, player_id: str | None = None, field: str | None = None) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.player_id = player_id
+        self.field = field  # idempotency_conflict: the field named in the answer
 
 
 def _json(body: msgspec.Struct, status: int = 200) -> Response:
     return Response(_encoder.encode(body), status_code=status, media_type="application/json")
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """True for ``application/json`` with or without parameters (``; charset=utf-8``).
+
+    Media types are case-insensitive (RFC 9110, 8.3.1); a missing header is not JSON.
+    """
+    if not content_type:
+        return False
+    return content_type.partition(";")[0].strip().lower() == "application/json"
 
 
 async def read_body(request: Request, body_bytes_max: int) -> bytes:
@@ -215,50 +272,77 @@ def _peek_player(raw: bytes) -> str | None:
     return pid if isinstance(pid, str) and PLAYER_ID_RE.fullmatch(pid) else None
 
 
+def integrations_by_partner(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """partner id -> the names of its enabled provider integrations (a session's ``provider``)."""
+    integrations_of: dict[str, tuple[str, ...]] = {}
+    for name, integration in settings.integrations.items():
+        if integration.enabled:
+            integrations_of[integration.partner_id] = (*integrations_of.get(integration.partner_id, ()), name)
+    return integrations_of
+
+
 class Api:
     """Handlers of the generic API, bound to an EdgeContext."""
 
     def __init__(self, ctx: EdgeContext) -> None:
         self.ctx = ctx
-        self.keys = {p.api_key: p.partner_id for p in ctx.settings.partners}
+        self.keys = PartnerKeys(ctx.settings.partners)
+        # partner -> its enabled provider integrations (the ``provider`` of a session).
+        self.integrations_of = integrations_by_partner(ctx.settings)
         self.amount_minor_max = ctx.settings.money.amount_minor_max
         self.body_bytes_max = ctx.settings.server.body_bytes_max
 
     def _partner(self, request: Request) -> str:
-        auth = request.headers.get("authorization", "")
-        scheme, _, key = auth.partition(" ")
-        partner = self.keys.get(key.strip()) if scheme.lower() == "bearer" else None
-        if partner is None:
+        principal = self.keys.authenticate(request.headers.get("authorization"))
+        if principal is None:
             raise Refused("unauthorized", "send Authorization: Bearer <api key>")
-        return partner
+        return principal.partner_id
+
+    @staticmethod
+    def _scope(partner: str) -> str:
+        """The idempotency scope of a partner's own API calls: ``"<partner>:api"``."""
+        return idempotency_scope(partner, API_SOURCE)
 
     def _amount(self, value: int, currency: str, allow_zero: bool) -> int:
         money.exponent(currency)  # unknown currency -> AmountError(unknown_currency)
         return money.check_amount_minor(value, amount_minor_max=self.amount_minor_max, allow_zero=allow_zero)
 
     def routes(self) -> list[Route]:
-        w = self._wrap
-        return [
-            Route("/v1/players", w("POST /v1/players", self.create_player), methods=["POST"]),
-            Route("/v1/players/{player_id}/balance", w("GET /v1/players/balance", self.balance), methods=["GET"]),
-            Route("/v1/players/{player_id}/status", w("POST /v1/players/status", self.set_status), methods=["POST"]),
-            Route("/v1/sessions", w("POST /v1/sessions", self.create_session), methods=["POST"]),
-            Route("/v1/wallet/deposit", w("POST /v1/wallet/deposit", self.deposit), methods=["POST"]),
-            Route("/v1/wallet/withdraw", w("POST /v1/wallet/withdraw", self.withdraw), methods=["POST"]),
-            Route("/v1/wallet/debit", w("POST /v1/wallet/debit", self.debit), methods=["POST"]),
-            Route("/v1/wallet/credit", w("POST /v1/wallet/credit", self.credit), methods=["POST"]),
-            Route("/v1/wallet/rollback", w("POST /v1/wallet/rollback", self.rollback), methods=["POST"]),
-        ]
+        """The routes; each one's method and path are its key in ``problems.ROUTES``."""
+        handlers: dict[str, tuple[str, Callable[[Request, str, bytes], Awaitable[Response]]]] = {
+            # contract key (method and OpenAPI path) -> (route label of metrics and audit, handler)
+            "POST /v1/players": ("POST /v1/players", self.create_player),
+            "GET /v1/players/{player_id}/balance": ("GET /v1/players/balance", self.balance),
+            "POST /v1/players/{player_id}/status": ("POST /v1/players/status", self.set_status),
+            "POST /v1/sessions": ("POST /v1/sessions", self.create_session),
+            "POST /v1/wallet/deposit": ("POST /v1/wallet/deposit", self.deposit),
+            "POST /v1/wallet/withdraw": ("POST /v1/wallet/withdraw", self.withdraw),
+            "POST /v1/wallet/debit": ("POST /v1/wallet/debit", self.debit),
+            "POST /v1/wallet/credit": ("POST /v1/wallet/credit", self.credit),
+            "POST /v1/wallet/rollback": ("POST /v1/wallet/rollback", self.rollback),
+        }
+        assert set(handlers) == set(ROUTES), "every route has its row in problems.ROUTES"
+        routes = []
+        for key, (label, handler) in handlers.items():
+            method, path = key.split(" ", 1)
+            routes.append(Route(path, self._wrap(label, handler, key), methods=[method]))
+        return routes
 
-    def _wrap(self, route: str, handler: Callable[[Request, str, bytes], Awaitable[Response]]):
-        """Authentication, rate limit, body limit, refusal auditing, metrics; never a 500 for bad input."""
+    def _wrap(self, route: str, handler: Callable[[Request, str, bytes], Awaitable[Response]], key: str):
+        """Authentication, rate limit, media type, body limit, refusal auditing, metrics; never a
+        500 for bad input. ``key`` names the route's row in ``problems.ROUTES``."""
         ctx = self.ctx
         is_write = not route.startswith("GET")
+        contract = ROUTES[key]
+        statuses = contract.statuses()
+        codes = frozenset(contract.codes)
 
         async def endpoint(request: Request) -> Response:
             started = time.perf_counter()
             raw = b""
-            partner = "unknown"
+            audit_request: dict[str, str] | None = None
+            partner: str | None = None
+            response: Response
             try:
                 partner = self._partner(request)
                 # Rate limit per partner (gateway/edge/ratelimit.py): refused before the body
@@ -268,20 +352,32 @@ class Api:
                     response = problem("rate_limited", f"partner {partner} is over its rate limit",
                                        retry_after_s=retry_after_s)
                 else:
-                    raw = await read_body(request, self.body_bytes_max) if is_write else b""
+                    if is_write:
+                        content_type = request.headers.get("content-type")
+                        if not is_json_media_type(content_type):
+                            # Refused before the body is read: the audit keeps the header.
+                            audit_request = {"content_type": (content_type or "")[:256]}
+                            raise Refused("unsupported_media_type",
+                                          "send the body as Content-Type: application/json")
+                        raw = await read_body(request, self.body_bytes_max)
                     response = await handler(request, partner, raw)
             except Refused as refused:
                 if is_write:
+                    audit_code = _refusal_code(refused.code)
                     await ctx.record_refusal(
-                        scope=partner, code=_refusal_code(refused.code), detail=refused.detail,
+                        scope=_audit_scope(partner), partner_id=partner, code=audit_code,
+                        # An edge code the shard's Code lacks (unsupported_media_type) is
+                        # audited as invalid_request and keeps its name in the detail.
+                        detail=refused.detail if audit_code.value == refused.code else f"{refused.code}: {refused.detail}",
                         origin=ctx.origin(route, request.headers.get("x-request-id")),
-                        request={"body": raw[:2048].decode("utf-8", "replace")},
+                        request=audit_request or {"body": raw[:2048].decode("utf-8", "replace")},
                         player_id=refused.player_id or _peek_player(raw),
                     )
-                response = problem(refused.code, refused.detail)
+                response = problem(refused.code, refused.detail, field=refused.field)
             except money.AmountError as exc:
                 await ctx.record_refusal(
-                    scope=partner, code=_refusal_code(exc.code), detail=exc.detail,
+                    scope=_audit_scope(partner), partner_id=partner,
+                    code=_refusal_code(exc.code), detail=exc.detail,
                     origin=ctx.origin(route, request.headers.get("x-request-id")),
                     request={"body": raw[:2048].decode("utf-8", "replace")}, player_id=_peek_player(raw),
                 )
@@ -293,6 +389,11 @@ class Api:
             except SessionStoreUnavailable:
                 metrics.redis_unavailable_total.inc()
                 response = problem("session_store_unavailable", "Redis is unreachable", retry_after_s=1)
+            if response.status_code not in statuses or (isinstance(response, ProblemResponse)
+                                                         and response.code not in codes):
+                # problems.ROUTES (and so the OpenAPI document) does not know this answer.
+                log.error("undocumented_answer", route=key, status=response.status_code,
+                          code=getattr(response, "code", None))
             outcome = str(response.status_code)
             metrics.requests_total.labels(route, outcome).inc()
             metrics.request_latency_seconds.labels(route, outcome).observe(time.perf_counter() - started)
@@ -320,7 +421,7 @@ class Api:
                 raise Refused("unknown_currency", f"unknown currency {currency!r}", body.player_id)
         currencies = tuple(sorted(set(body.currencies)))
         result = await self.ctx.submit(CreatePlayer(
-            scope=partner, player_id=body.player_id, currencies=currencies, country=body.country,
+            scope=self._scope(partner), partner_id=partner, player_id=body.player_id, currencies=currencies, country=body.country,
             origin=self.ctx.origin("POST /v1/players", request.headers.get("x-request-id")),
         ))
         if result.code is not Code.OK:
@@ -338,11 +439,15 @@ class Api:
         player_id = request.path_params["player_id"]
         if not PLAYER_ID_RE.fullmatch(player_id):
             raise Refused("invalid_request", "malformed player id")
-        body = _decode(PlayerStatusBody, raw)
+        try:
+            body = _decode(PlayerStatusBody, raw)
+        except Refused as refused:
+            refused.player_id = player_id  # the player is in the path, not the body
+            raise
         if body.status not in PLAYER_STATUSES:
             raise Refused("invalid_request", f"status must be one of {', '.join(PLAYER_STATUSES)}", player_id)
         result = await self.ctx.submit(SetPlayerStatus(
-            scope=partner, player_id=player_id, status=body.status, reason=body.reason,
+            scope=self._scope(partner), partner_id=partner, player_id=player_id, status=body.status, reason=body.reason,
             origin=self.ctx.origin("POST /v1/players/status", request.headers.get("x-request-id")),
         ))
         if result.code is not Code.OK:
@@ -353,7 +458,7 @@ class Api:
         player_id = request.path_params["player_id"]
         if not PLAYER_ID_RE.fullmatch(player_id):
             raise Refused("invalid_request", "malformed player id")
-        result = await self.ctx.submit(GetBalance(player_id=player_id))
+        result = await self.ctx.submit(GetBalance(partner_id=partner, player_id=player_id))
         if result.code is not Code.OK:
             return result_problem(result)
         return _json(BalancesResponse(
@@ -363,34 +468,41 @@ class Api:
 
     async def create_session(self, request: Request, partner: str, raw: bytes) -> Response:
         body = _decode(SessionBody, raw)
-        if body.provider not in KNOWN_PROVIDERS:
-            raise Refused("unknown_provider", f"provider must be one of {', '.join(KNOWN_PROVIDERS)}", body.player_id)
-        result = await self.ctx.submit(GetBalance(player_id=body.player_id, currency=body.currency))
+        if not money.is_currency(body.currency):
+            raise Refused("unknown_currency", f"unknown currency {body.currency!r}", body.player_id)
+        integrations = self.integrations_of.get(partner, ())
+        if body.provider not in integrations:
+            # Another partner's integration is as unknown as a missing one.
+            raise Refused("unknown_provider", f"provider must be one of your integrations: {', '.join(integrations)}",
+                          body.player_id)
+        result = await self.ctx.submit(GetBalance(partner_id=partner, player_id=body.player_id, currency=body.currency))
         if result.code is not Code.OK:
             return result_problem(result)
         if not result.balances:
             return problem("currency_mismatch", f"player has no {body.currency} wallet")
-        session = await self.ctx.sessions.create(body.player_id, body.currency, body.provider, body.game_id)
+        session = await self.ctx.sessions.create(partner, body.player_id, body.currency, body.provider, body.game_id)
         expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session.expires_at_s))
         return _json(SessionResponse(session.token, expires, session.player_id, session.currency,
-                                     session.provider, session.game_id), status=201)
+                                     session.integration, session.game_id), status=201)
 
     async def deposit(self, request: Request, partner: str, raw: bytes) -> Response:
         body = _decode(FundsBody, raw)
         amount = self._amount(body.amount_minor, body.currency, allow_zero=False)
         return await self._money(Deposit(
-            scope=partner, transaction_id=body.transaction_id, player_id=body.player_id,
+            scope=self._scope(partner), transaction_id=body.transaction_id, partner_id=partner,
+            player_id=body.player_id,
             currency=body.currency, amount_minor=amount, bonus=body.bonus,
             origin=self.ctx.origin("POST /v1/wallet/deposit", request.headers.get("x-request-id")),
         ))
 
     async def withdraw(self, request: Request, partner: str, raw: bytes) -> Response:
-        body = _decode(FundsBody, raw)
+        body = _decode(WithdrawBody, raw)
         if body.bonus:
             raise Refused("invalid_request", "bonus money cannot be withdrawn", body.player_id)
         amount = self._amount(body.amount_minor, body.currency, allow_zero=False)
         return await self._money(Withdraw(
-            scope=partner, transaction_id=body.transaction_id, player_id=body.player_id,
+            scope=self._scope(partner), transaction_id=body.transaction_id, partner_id=partner,
+            player_id=body.player_id,
             currency=body.currency, amount_minor=amount,
             origin=self.ctx.origin("POST /v1/wallet/withdraw", request.headers.get("x-request-id")),
         ))
@@ -399,7 +511,8 @@ class Api:
         body = _decode(DebitBody, raw)
         amount = self._amount(body.amount_minor, body.currency, allow_zero=False)
         return await self._money(Debit(
-            scope=partner, transaction_id=body.transaction_id, player_id=body.player_id,
+            scope=self._scope(partner), transaction_id=body.transaction_id, partner_id=partner,
+            player_id=body.player_id,
             currency=body.currency, amount_minor=amount, round_id=body.round_id, game_id=body.game_id,
             origin=self.ctx.origin("POST /v1/wallet/debit", request.headers.get("x-request-id")),
         ))
@@ -408,7 +521,8 @@ class Api:
         body = _decode(CreditBody, raw)
         amount = self._amount(body.amount_minor, body.currency, allow_zero=True)
         return await self._money(Credit(
-            scope=partner, transaction_id=body.transaction_id, player_id=body.player_id,
+            scope=self._scope(partner), transaction_id=body.transaction_id, partner_id=partner,
+            player_id=body.player_id,
             currency=body.currency, amount_minor=amount, round_id=body.round_id, game_id=body.game_id,
             bet_transaction_id=body.bet_transaction_id, round_closed=body.round_closed,
             origin=self.ctx.origin("POST /v1/wallet/credit", request.headers.get("x-request-id")),
@@ -418,11 +532,22 @@ class Api:
         body = _decode(RollbackBody, raw)
         if body.currency is not None and not money.is_currency(body.currency):
             raise Refused("unknown_currency", f"unknown currency {body.currency!r}", body.player_id)
+        if body.reference_transaction_id == body.transaction_id:
+            # Its own id is the referenced bet's key: the answer the shard gives when that bet
+            # is known (the key holds another kind of transaction), whether it is or not.
+            raise Refused("idempotency_conflict", "a rollback cannot name its own transaction id", body.player_id,
+                          field="reference_transaction_id")
         return await self._money(Rollback(
-            scope=partner, transaction_id=body.transaction_id, player_id=body.player_id,
+            scope=self._scope(partner), transaction_id=body.transaction_id, partner_id=partner,
+            player_id=body.player_id,
             reference_transaction_id=body.reference_transaction_id, currency=body.currency,
             origin=self.ctx.origin("POST /v1/wallet/rollback", request.headers.get("x-request-id")),
         ))
+
+
+def _audit_scope(partner: str | None) -> str:
+    """Scope of a refusal's audit record: the partner's API scope, "unknown" before auth."""
+    return "unknown" if partner is None else idempotency_scope(partner, API_SOURCE)
 
 
 def _player_response(result: Result) -> PlayerResponse:
@@ -444,7 +569,7 @@ def _refusal_code(code: str) -> Code:
 
 REQUEST_SCHEMAS = {
     "CreatePlayer": CreatePlayerBody, "PlayerStatus": PlayerStatusBody, "Session": SessionBody, "Funds": FundsBody,
-    "Debit": DebitBody, "Credit": CreditBody, "Rollback": RollbackBody,
+    "Withdraw": WithdrawBody, "Debit": DebitBody, "Credit": CreditBody, "Rollback": RollbackBody,
 }
 RESPONSE_SCHEMAS = {
     "Player": PlayerResponse, "Balances": BalancesResponse, "SessionCreated": SessionResponse,

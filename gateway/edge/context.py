@@ -72,11 +72,12 @@ class EdgeContext:
         detail: str,
         origin: Origin,
         request: dict | None = None,
+        partner_id: str | None = None,
         player_id: str | None = None,
     ) -> None:
         """Write a refused request into the audit chain (docs/DESIGN.md section 4).
 
-        Routed to the player's shard when a player id could be read, else to shard 0's
+        Routed to the player's shard when the partner and a player id are known, else to shard 0's
         chain. Best effort under overload: a full shard drops the audit of a refusal rather
         than refuse to refuse (the refusal changes no money either way).
         """
@@ -87,7 +88,8 @@ class EdgeContext:
             code=code,
             detail=detail[:512],
             request=request or {},
-            player_id=player_id[:128] if isinstance(player_id, str) else None,
+            partner_id=partner_id,
+            player_id=player_id[:128] if isinstance(player_id, str) and partner_id is not None else None,
             origin=origin,
         )
         with contextlib.suppress(Overloaded, ShardUnavailable):

@@ -12,12 +12,13 @@ Starlette ``Request`` directly; everything else (GET routes with parameters, 404
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.edge.problems import problem
 from gateway.logs import get_logger
@@ -27,12 +28,29 @@ log = get_logger("gateway.edge")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
+REQUEST_ID_HEADER = b"x-request-id"
+#: A caller's request id is kept if it is 1-128 visible ASCII characters, else replaced.
+REQUEST_ID_CHARS_MAX = 128
+
+
+def _usable_request_id(value: bytes) -> bool:
+    return 0 < len(value) <= REQUEST_ID_CHARS_MAX and all(0x21 <= c <= 0x7E for c in value)
+
+
 class FastPath:
-    """ASGI app: dict dispatch of fixed-path POST routes, Starlette for the rest."""
+    """ASGI app: dict dispatch of fixed-path POST routes, Starlette for the rest.
+
+    It also gives every request an ``X-Request-Id`` and echoes it on every answer: the
+    caller's, when it sent a usable one, else one made here (an edge prefix and a counter).
+    The id is put into the request's headers, so the audit origin records the same id
+    the caller sees (``EdgeContext.origin``).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.routes: dict[str, Endpoint] = {}
+        self._request_prefix = f"{uuid.uuid4().hex[:12]}-".encode()
+        self._request_seq = 0
 
     def add_routes(self, routes: list[BaseRoute], prefix: str = "") -> None:
         """Register every fixed-path POST ``Route`` (also inside ``Mount``s) for direct dispatch."""
@@ -42,8 +60,32 @@ class FastPath:
             elif isinstance(route, Route) and route.methods and "POST" in route.methods and "{" not in route.path:
                 self.routes[prefix + route.path] = route.endpoint
 
+    def _request_id(self, scope: Scope) -> bytes:
+        """The request's id (the caller's if usable), set into its headers."""
+        headers = scope["headers"]
+        for index, (name, value) in enumerate(headers):
+            if name == REQUEST_ID_HEADER:
+                if _usable_request_id(value):
+                    return bytes(value)
+                headers = [h for i, h in enumerate(headers) if i != index and h[0] != REQUEST_ID_HEADER]
+                break
+        self._request_seq += 1
+        request_id = self._request_prefix + str(self._request_seq).encode()
+        scope["headers"] = [*headers, (REQUEST_ID_HEADER, request_id)]
+        return request_id
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = self._request_id(scope)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)]
+            await send(message)
+
+        if scope["method"] == "POST":
             endpoint = self.routes.get(scope["path"])
             if endpoint is not None:
                 try:
@@ -51,6 +93,6 @@ class FastPath:
                 except Exception as exc:  # a bug, never a client error: those are answered inside
                     log.error("unhandled_error", path=scope["path"], error=repr(exc), exc_info=exc)
                     response = problem("unavailable", "internal error; retry with the same id", retry_after_s=1)
-                await response(scope, receive, send)
+                await response(scope, receive, send_with_id)
                 return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, send_with_id)

@@ -15,18 +15,20 @@ import msgspec
 class GameSession(msgspec.Struct, frozen=True):
     """One session token and what it was issued for.
 
-    ``token``: the opaque token itself. ``player_id``, ``currency`` (ISO 4217 code),
-    ``provider`` (a registry name, e.g. ``"evolution"``) and ``game_id``: what the operator
-    opened it for. ``expires_at_s``: Unix seconds from which it is expired (it stays readable
+    ``token``: the opaque token itself. ``partner_id`` and ``player_id`` (the player),
+    ``currency`` (ISO 4217 code), ``integration`` (the provider integration's name, e.g.
+    ``"evolution"``; only that integration's adapter accepts the token) and ``game_id``:
+    what the operator opened it for. ``expires_at_s``: Unix seconds from which it is expired (it stays readable
     for a grace period after that, so that "expired" can be told from "never issued").
     ``replaced_by``: the new token when this one was rotated (Evolution's ``/check`` issues
     a new sid and the old one is refused from then on, gateway/providers/evolution/README.md).
     """
 
     token: str
+    partner_id: str
     player_id: str
     currency: str
-    provider: str
+    integration: str
     game_id: str
     expires_at_s: int  # Unix seconds
     replaced_by: str | None = None

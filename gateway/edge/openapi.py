@@ -1,22 +1,84 @@
-"""``/openapi.json``: OpenAPI 3.1 of the generic API, schemas generated from the msgspec Structs."""
+"""``/openapi.json``: OpenAPI 3.0 of the generic API, built from the running settings.
+
+The request and response schemas are generated from the msgspec Structs of
+``gateway.edge.api_v1`` (every constraint the server enforces is stated on them), and each
+operation's statuses and problem codes from ``gateway.edge.problems.ROUTES``: the document
+and the server read the same tables. What depends on the settings is filled in here:
+
+* ``amount_minor``'s ``maximum`` (``money.amount_minor_max``);
+* a session's ``provider``: the enum of the partner's enabled integrations when the
+  document is asked for with that partner's API key, none otherwise (another partner's
+  integration names are not shown: their names are theirs);
+* patterns are written for ECMA-262 (JSON Schema's dialect): the decoder's Python ``\\Z``
+  (end of string, no trailing newline) is ``$``, which means the same there;
+* the schemas are written in OpenAPI 3.0's dialect (see ``OPENAPI_VERSION``).
+
+``tests/test_openapi_contract.py`` runs schemathesis over this document against the server.
+"""
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import msgspec
 
-from gateway.edge.api_v1 import REQUEST_SCHEMAS, RESPONSE_SCHEMAS
+from gateway import money
+from gateway.config import Settings
+from gateway.edge.api_v1 import PLAYER_ID_RE, REQUEST_SCHEMAS, RESPONSE_SCHEMAS, integrations_by_partner
+from gateway.edge.problems import RETRYABLE, ROUTES, TITLES
 
-_PROBLEM_CODES = {
-    "400": "invalid_request, invalid_amount, unknown_currency, unknown_provider",
-    "401": "unauthorized",
-    "402": "insufficient_funds (carries the unchanged balance)",
-    "403": "player_blocked",
-    "404": "unknown_player, unknown_transaction",
-    "409": "idempotency_conflict (names the differing `field`), transaction_rolled_back, transaction_settled, player_exists",
-    "413": "payload_too_large",
-    "422": "currency_mismatch, limit_reached",
-    "429": "rate_limited (retryable; Retry-After)",
-    "503": "overloaded, unavailable, session_store_unavailable (retryable; Retry-After)",
+# The operations of the generic API: (contract key in problems.ROUTES, summary, request
+# schema, success schema, description).
+_MONEY_NOTE = ("Amounts are integers in minor units of the currency (cents for EUR). "
+               "Idempotency key: (partner, transaction_id): the same request again answers the stored outcome "
+               "with `replayed: true`; the same id with other content is `idempotency_conflict`.")
+_OPERATIONS: list[tuple[str, str, str | None, str, str]] = [
+    ("POST /v1/players", "Create a player with its currencies", "CreatePlayer", "Player",
+     "Creating the same player again (same currencies and country) is a replay: 200 with the player and "
+     "`replayed: true`. Other currencies or another country: 409 `player_exists`."),
+    ("GET /v1/players/{player_id}/balance", "Balances of a player", None, "Balances", ""),
+    ("POST /v1/players/{player_id}/status", "Block, self-exclude or reactivate a player (bets refused unless active)",
+     "PlayerStatus", "Player", "Wins and rollbacks are still accepted for a blocked or self-excluded player."),
+    ("POST /v1/sessions", "Open a game session (launch token) for one of the partner's provider integrations",
+     "Session", "SessionCreated", ""),
+    ("POST /v1/wallet/deposit", "Deposit (fund a player)", "Funds", "Money", _MONEY_NOTE),
+    ("POST /v1/wallet/withdraw", "Withdraw (defund a player, cash only)", "Withdraw", "Money", _MONEY_NOTE),
+    ("POST /v1/wallet/debit", "Debit: place a bet", "Debit", "Money", _MONEY_NOTE),
+    ("POST /v1/wallet/credit", "Credit: pay a win (amount may be zero)", "Credit", "Money", _MONEY_NOTE),
+    ("POST /v1/wallet/rollback", "Roll back a debit", "Rollback", "Money",
+     _MONEY_NOTE + " A rollback cannot name its own transaction id: that is the referenced bet's key "
+     "(`idempotency_conflict`, `field: reference_transaction_id`)."),
+]
+
+#: OpenAPI 3.0, whose JSON Schema dialect (Wright draft 00) defines ``integer`` as "a JSON
+#: number without a fraction or exponent part": the server's own reading (``100.0`` is not
+#: an amount; docs/DESIGN.md section 3). In 3.1's dialect (2020-12) ``100.0`` is an integer,
+#: a value the server refuses, and no keyword can exclude it.
+OPENAPI_VERSION = "3.0.3"
+
+_PROBLEM_JSON = "application/problem+json"
+_RETRY_AFTER = {"description": "seconds to wait before retrying the same request", "required": True,
+                "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+_ALLOW = {"description": "the methods of this path", "required": True, "schema": {"type": "string"}}
+_MEDIA_TYPE_NOTE = ("The body is JSON: `Content-Type: application/json` (parameters such as `; charset=utf-8` "
+                    "allowed). Any other media type, and none, is 415 `unsupported_media_type`.")
+
+
+# One player's happy path, in the order of the operations: created, funded, a bet won, a
+# rollback of a bet that never arrived (it leaves a tombstone). Shown in the document and
+# sent by schemathesis's examples phase.
+_EXAMPLE_PLAYER = "player-1"
+_EXAMPLES: dict[str, dict] = {
+    "CreatePlayer": {"player_id": _EXAMPLE_PLAYER, "currencies": ["EUR"], "country": "MT"},
+    "PlayerStatus": {"status": "active", "reason": "cooling-off period over"},
+    "Funds": {"transaction_id": "dep-1", "player_id": _EXAMPLE_PLAYER, "currency": "EUR", "amount_minor": 10_000},
+    "Withdraw": {"transaction_id": "wd-1", "player_id": _EXAMPLE_PLAYER, "currency": "EUR", "amount_minor": 2_500},
+    "Debit": {"transaction_id": "bet-1", "player_id": _EXAMPLE_PLAYER, "currency": "EUR", "amount_minor": 100,
+              "round_id": "round-1", "game_id": "game-1"},
+    "Credit": {"transaction_id": "win-1", "player_id": _EXAMPLE_PLAYER, "currency": "EUR", "amount_minor": 250,
+               "round_id": "round-1", "game_id": "game-1", "bet_transaction_id": "bet-1", "round_closed": True},
+    "Rollback": {"transaction_id": "rb-1", "player_id": _EXAMPLE_PLAYER, "reference_transaction_id": "bet-2"},
 }
 
 
@@ -24,23 +86,46 @@ def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _op(summary: str, request: str | None, response: str, status: str = "200", description: str = "") -> dict:
-    op: dict = {
-        "summary": summary,
-        "description": description,
-        "security": [{"bearer": []}],
-        "responses": {
-            status: {"description": "OK", "content": {"application/json": {"schema": _ref(response)}}},
-            **{code: {"description": text, "content": {"application/problem+json": {"schema": _ref("Problem")}}}
-               for code, text in _PROBLEM_CODES.items()},
-        },
-    }
-    if request:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(request)}}}
-    return op
+def _ecma_patterns(node: Any) -> Any:
+    """``pattern``s with Python's end-of-string ``\\Z`` written as ECMA-262's ``$``."""
+    if isinstance(node, dict):
+        out = {k: _ecma_patterns(v) for k, v in node.items()}
+        pattern = out.get("pattern")
+        if isinstance(pattern, str) and pattern.endswith("\\Z"):
+            out["pattern"] = pattern[:-2] + "$"
+        return out
+    if isinstance(node, list):
+        return [_ecma_patterns(v) for v in node]
+    return node
 
 
-def build_openapi() -> dict:
+def _openapi30(node: Any, *, nullable_kept: bool) -> Any:
+    """A generated schema in OpenAPI 3.0's dialect: ``anyOf [X, null]`` is X with ``nullable``
+    (or plain X where ``nullable_kept`` is False: the encoder omits a None rather than send
+    null), ``const: v`` is ``enum: [v]``."""
+    if isinstance(node, list):
+        return [_openapi30(v, nullable_kept=nullable_kept) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _openapi30(v, nullable_kept=nullable_kept) for k, v in node.items()}
+    branches = out.get("anyOf")
+    if isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches:
+        (schema,) = [b for b in branches if b != {"type": "null"}]
+        del out["anyOf"]
+        out = {**schema, **out}
+        if nullable_kept:
+            out["nullable"] = True
+            if "enum" in out:
+                out["enum"] = [*out["enum"], None]
+        else:
+            out.pop("default", None)
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    return out
+
+
+def _component_schemas() -> dict[str, dict]:
+    """The Structs' JSON Schemas under their public names (settings not applied yet)."""
     types = list(REQUEST_SCHEMAS.values()) + list(RESPONSE_SCHEMAS.values())
     _, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
     names = {t.__name__: n for n, t in {**REQUEST_SCHEMAS, **RESPONSE_SCHEMAS}.items()}
@@ -48,33 +133,142 @@ def build_openapi() -> dict:
     text = msgspec.json.encode(schemas).decode()
     for struct_name, public in names.items():
         text = text.replace(f"#/components/schemas/{struct_name}\"", f"#/components/schemas/{public}\"")
-    schemas = msgspec.json.decode(text)
-    money_note = "Amounts are integers in minor units of the currency (cents for EUR). Idempotency key: (partner, transaction_id)."
+    schemas = _ecma_patterns(msgspec.json.decode(text))
+    return {name: _openapi30(schema, nullable_kept=name in REQUEST_SCHEMAS) for name, schema in schemas.items()}
+
+
+_COMPONENTS = _component_schemas()
+
+
+def _schemas(settings: Settings, providers: tuple[str, ...] | None) -> dict[str, dict]:
+    schemas = copy.deepcopy(_COMPONENTS)
+    amount_max = min(settings.money.amount_minor_max, money.AMOUNT_MINOR_CEILING)
+    for name in ("Funds", "Withdraw", "Debit", "Credit"):
+        amount = schemas[name]["properties"]["amount_minor"]
+        amount["maximum"] = amount_max
+        amount["description"] = (f"minor units, {amount['minimum']}..{amount_max} "
+                                 "(else `invalid_amount`)")
+    for name, schema in schemas.items():
+        for field, prop in schema.get("properties", {}).items():
+            if field in ("currency", "currencies") and name in REQUEST_SCHEMAS:
+                prop["description"] = "ISO 4217 (or crypto ticker) known to the gateway; a well-formed other code " \
+                                      "is `unknown_currency`"
+    provider = schemas["Session"]["properties"]["provider"]
+    if providers:
+        provider["enum"] = list(providers)
+        provider["description"] = "one of your provider integrations (else `unknown_provider`)"
+    else:
+        provider["description"] = ("one of your provider integrations (else `unknown_provider`); "
+                                   "GET /openapi.json with your API key lists them")
+    for name, example in _EXAMPLES.items():
+        schemas[name]["example"] = example
+    if providers:
+        schemas["Session"]["example"] = {"player_id": _EXAMPLE_PLAYER, "currency": "EUR", "provider": providers[0],
+                                         "game_id": "game-1"}
+    schemas["PlayerStatus"]["properties"]["status"]["description"] = "else `invalid_request`"
+    schemas["Withdraw"]["properties"]["bonus"]["description"] = "bonus money cannot be withdrawn: `true` is " \
+                                                                "`invalid_request`"
+    return schemas
+
+
+def _problem_response(status: int, codes: tuple[str, ...]) -> dict:
+    text = "; ".join(f"`{code}`: {TITLES.get(code, code)}" for code in codes)
+    response: dict = {
+        "description": text,
+        "content": {_PROBLEM_JSON: {"schema": {
+            "allOf": [_ref("Problem")],
+            "properties": {"status": {"enum": [status]}, "code": {"enum": list(codes)},
+                           "type": {"enum": [f"urn:gateway:problem:{code}" for code in codes]}},
+        }}},
+    }
+    headers = {}
+    if any(code in RETRYABLE for code in codes):
+        headers["Retry-After"] = _RETRY_AFTER
+    if status == 405:
+        headers["Allow"] = _ALLOW
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _success_response(key: str, status: int, when: str, schema: str) -> dict:
+    body: dict = _ref(schema)
+    if key == "POST /v1/players":
+        # 201: created now; 200: the same player asked for again.
+        body = {"allOf": [body], "properties": {"replayed": {"enum": [status == 200]}}}
+    return {"description": when, "content": {"application/json": {"schema": body}}}
+
+
+def _operation(key: str, summary: str, request: str | None, response: str, description: str) -> dict:
+    contract = ROUTES[key]
+    responses: dict[str, dict] = {
+        str(status): _success_response(key, status, when, response) for status, when in sorted(contract.success.items())
+    }
+    for status, codes in contract.problems_by_status().items():
+        responses[str(status)] = _problem_response(status, codes)
+    op: dict = {
+        "operationId": key.replace(" ", "_").replace("/", "_").replace("{", "").replace("}", ""),
+        "summary": summary,
+        "description": description,
+        "security": [{"bearer": []}],
+        "responses": responses,
+    }
+    if request:
+        op["description"] = (description + "\n\n" + _MEDIA_TYPE_NOTE).strip()
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(request)}}}
+    if "{player_id}" in key:
+        op["parameters"] = [{
+            "name": "player_id", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": _ecma_patterns({"pattern": PLAYER_ID_RE.pattern})["pattern"]},
+            "example": _EXAMPLE_PLAYER,
+        }]
+    return op
+
+
+def _service_operation(summary: str, responses: dict[str, dict]) -> dict:
+    return {"get": {"summary": summary, "responses": {
+        **responses, "405": _problem_response(405, ("method_not_allowed",)),
+    }}}
+
+
+def _status_body(*values: str) -> dict:
+    return {"application/json": {"schema": {
+        "type": "object", "properties": {"status": {"enum": list(values)}}, "required": ["status"],
+    }}}
+
+
+def build_openapi(settings: Settings, partner_id: str | None = None) -> dict:
+    """The document for ``settings``; for ``partner_id``, with that partner's integrations."""
+    providers = integrations_by_partner(settings).get(partner_id, ()) if partner_id is not None else None
+    paths: dict[str, dict] = {}
+    for key, summary, request, response, description in _OPERATIONS:
+        method, path = key.split(" ", 1)
+        paths.setdefault(path, {})[method.lower()] = _operation(key, summary, request, response, description)
+    assert {f"{m.upper()} {p}" for p, ops in paths.items() for m in ops} == set(ROUTES), "every route documented"
+    paths.update({
+        "/healthz": _service_operation("Liveness", {
+            "200": {"description": "alive", "content": _status_body("alive")},
+            "503": {"description": "a shard failed: restart the process", "content": _status_body("shard_failed")},
+        }),
+        "/readyz": _service_operation("Readiness: shards running", {
+            "200": {"description": "ready", "content": _status_body("ready")},
+            "503": {"description": "not ready", "content": _status_body("not_ready")},
+        }),
+        "/metrics": _service_operation("Prometheus metrics", {
+            "200": {"description": "text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        }),
+        "/openapi.json": _service_operation(
+            "This document (with an API key: with the partner's own provider integrations)",
+            {"200": {"description": f"OpenAPI {OPENAPI_VERSION}", "content": {"application/json": {"schema": {"type": "object"}}}}}),
+    })
     return {
-        "openapi": "3.1.0",
-        "info": {"title": "Wallet gateway, generic partner API", "version": "1"},
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": "Wallet gateway, generic partner API", "version": "1",
+                 "description": "Refusals are RFC 9457 problem+json with a stable `code`; each operation lists "
+                                "every status it can answer and the codes each status carries."},
         "components": {
-            "schemas": schemas,
+            "schemas": _schemas(settings, providers),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
-        "paths": {
-            "/v1/players": {"post": _op("Create a player with its currencies", "CreatePlayer", "Player", "201")},
-            "/v1/players/{player_id}/balance": {"get": {
-                **_op("Balances of a player", None, "Balances"),
-                "parameters": [{"name": "player_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            }},
-            "/v1/players/{player_id}/status": {"post": {
-                **_op("Block, self-exclude or reactivate a player (bets refused unless active)", "PlayerStatus", "Player"),
-                "parameters": [{"name": "player_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            }},
-            "/v1/sessions": {"post": _op("Open a game session (launch token)", "Session", "SessionCreated", "201")},
-            "/v1/wallet/deposit": {"post": _op("Deposit (fund a player)", "Funds", "Money", description=money_note)},
-            "/v1/wallet/withdraw": {"post": _op("Withdraw (defund a player, cash only)", "Funds", "Money", description=money_note)},
-            "/v1/wallet/debit": {"post": _op("Debit: place a bet", "Debit", "Money", description=money_note)},
-            "/v1/wallet/credit": {"post": _op("Credit: pay a win", "Credit", "Money", description=money_note)},
-            "/v1/wallet/rollback": {"post": _op("Roll back a debit", "Rollback", "Money", description=money_note)},
-            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
-            "/readyz": {"get": {"summary": "Readiness: shards running", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition"}}}},
-        },
+        "paths": paths,
     }

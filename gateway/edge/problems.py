@@ -2,9 +2,17 @@
 
 Every refusal has a stable machine ``code`` (the ``Code`` values of the shard plus the
 edge's own); ``type`` is ``urn:gateway:problem:<code>`` so clients can switch on either.
+
+``ROUTES`` is the one table of what each generic-API route can answer: its success
+statuses and every problem code (each code's status is ``HTTP_STATUS``). The OpenAPI
+document (``gateway.edge.openapi``) is generated from it, the edge logs any answer outside
+it (``gateway.edge.api_v1``), and the contract test (tests/test_openapi_contract.py)
+checks the server against the document, so the three cannot drift apart.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import msgspec
 from starlette.responses import Response
@@ -33,6 +41,7 @@ HTTP_STATUS: dict[str, int] = {
     Code.TOKEN_EXPIRED.value: 401,
     "unknown_provider": 400,
     "not_found": 404,
+    "method_not_allowed": 405,  # with Allow; not audited (no route, no partner)
     "overloaded": 503,
     "rate_limited": 429,  # with Retry-After; not audited (a flood must not write rows)
     "unavailable": 503,
@@ -45,6 +54,7 @@ TITLES: dict[str, str] = {
     "invalid_amount": "The amount is not acceptable",
     "unknown_currency": "Unknown currency",
     "payload_too_large": "Request body too large",
+    "unsupported_media_type": "The body must be application/json",
     "unknown_player": "Unknown player",
     "player_exists": "Player already exists",
     "currency_mismatch": "Player has no wallet in this currency",
@@ -61,12 +71,111 @@ TITLES: dict[str, str] = {
     "session_store_unavailable": "Session store unavailable, retry later",
     "unknown_provider": "Unknown provider",
     "not_found": "Not found",
+    "method_not_allowed": "Method not allowed on this path",
 }
+
+#: Answers that carry ``Retry-After`` (seconds): the caller may retry the same request.
+RETRYABLE = frozenset({"rate_limited", "overloaded", "unavailable", "session_store_unavailable"})
+
+
+# ---- what each route can answer -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RouteStatuses:
+    """What one generic-API route can answer.
+
+    ``success``: status -> when (a replay of an already applied request is a success too,
+    marked ``replayed: true``). ``codes``: every problem code, in the order documented.
+    """
+
+    success: dict[int, str]
+    codes: tuple[str, ...]
+
+    def problems_by_status(self) -> dict[int, tuple[str, ...]]:
+        """status -> the problem codes answered with it, statuses ascending."""
+        by_status: dict[int, list[str]] = {}
+        for code in self.codes:
+            by_status.setdefault(HTTP_STATUS[code], []).append(code)
+        return {status: tuple(by_status[status]) for status in sorted(by_status)}
+
+    def statuses(self) -> frozenset[int]:
+        return frozenset(self.success) | frozenset(HTTP_STATUS[code] for code in self.codes)
+
+
+# Every route: a bad request, a missing key, another method on its path, the partner's rate
+# limit, and the shard's retryable refusals.
+_EVERY = ("invalid_request", "unauthorized", "method_not_allowed", "rate_limited", "overloaded", "unavailable")
+# Every write (POST): the body's size and media type, checked before it is read.
+_WRITE = ("payload_too_large", "unsupported_media_type")
+# A route with the player id in its path: an id that does not fit one path segment
+# (empty, or holding "/") names no route at all.
+_PLAYER_PATH = ("not_found",)
+# Money routes: a repeated transaction id with other content, or one a rollback already took.
+_KEYED = ("idempotency_conflict", "transaction_rolled_back")
+_PLAYER_WALLET = ("unknown_player", "currency_mismatch")
+
+ROUTES: dict[str, RouteStatuses] = {
+    "POST /v1/players": RouteStatuses(
+        {201: "created", 200: "the same player again (same currencies and country): the existing player, `replayed: true`"},
+        (*_EVERY, *_WRITE, "unknown_currency", "player_exists"),
+    ),
+    "GET /v1/players/{player_id}/balance": RouteStatuses(
+        {200: "the balances"},
+        (*_EVERY, "unknown_player", *_PLAYER_PATH),
+    ),
+    "POST /v1/players/{player_id}/status": RouteStatuses(
+        {200: "the player with its new status (setting the status it has is fine)"},
+        (*_EVERY, *_WRITE, "unknown_player", *_PLAYER_PATH),
+    ),
+    "POST /v1/sessions": RouteStatuses(
+        {201: "session created"},
+        (*_EVERY, *_WRITE, "unknown_currency", "unknown_provider", *_PLAYER_WALLET, "session_store_unavailable"),
+    ),
+    "POST /v1/wallet/deposit": RouteStatuses(
+        {200: "applied, or a replay of the same request (`replayed: true`)"},
+        (*_EVERY, *_WRITE, "invalid_amount", "unknown_currency", *_PLAYER_WALLET, *_KEYED),
+    ),
+    "POST /v1/wallet/withdraw": RouteStatuses(
+        {200: "applied, or a replay of the same request (`replayed: true`)"},
+        (*_EVERY, *_WRITE, "invalid_amount", "unknown_currency", *_PLAYER_WALLET, "insufficient_funds", *_KEYED),
+    ),
+    "POST /v1/wallet/debit": RouteStatuses(
+        {200: "applied, or a replay of the same request (`replayed: true`)"},
+        (*_EVERY, *_WRITE, "invalid_amount", "unknown_currency", *_PLAYER_WALLET, "insufficient_funds",
+         "player_blocked", "limit_reached", *_KEYED),
+    ),
+    "POST /v1/wallet/credit": RouteStatuses(
+        {200: "applied, or a replay of the same request (`replayed: true`)"},
+        (*_EVERY, *_WRITE, "invalid_amount", "unknown_currency", *_PLAYER_WALLET, "unknown_transaction",
+         *_KEYED, "transaction_settled"),
+    ),
+    "POST /v1/wallet/rollback": RouteStatuses(
+        {200: "rolled back (also a rollback of a bet never seen, which leaves a tombstone), "
+              "or a replay of the same request (`replayed: true`)"},
+        (*_EVERY, *_WRITE, "unknown_currency", *_PLAYER_WALLET, "unknown_transaction", *_KEYED, "transaction_settled"),
+    ),
+}
+
+
+# ---- answers --------------------------------------------------------------------------
+
+
+class ProblemResponse(Response):
+    """A problem+json response that remembers its ``code`` (checked against ``ROUTES``)."""
+
+    media_type = "application/problem+json"
+
+    def __init__(self, code: str, content: bytes, status_code: int, headers: dict[str, str] | None) -> None:
+        super().__init__(content, status_code=status_code, headers=headers)
+        self.code = code
+
 
 _encoder = msgspec.json.Encoder()
 
 
-def problem(code: str, detail: str | None = None, *, retry_after_s: int | None = None, **extra) -> Response:
+def problem(code: str, detail: str | None = None, *, retry_after_s: int | None = None,
+            headers: dict[str, str] | None = None, **extra) -> ProblemResponse:
     """A problem+json response for ``code``; ``extra`` members are added (e.g. balances)."""
     status = HTTP_STATUS.get(code, 400)
     body = {
@@ -78,12 +187,12 @@ def problem(code: str, detail: str | None = None, *, retry_after_s: int | None =
     if detail:
         body["detail"] = detail
     body.update({k: v for k, v in extra.items() if v is not None})
-    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
-    return Response(_encoder.encode(body), status_code=status, headers=headers,
-                    media_type="application/problem+json")
+    if retry_after_s is not None:
+        headers = {**(headers or {}), "Retry-After": str(retry_after_s)}
+    return ProblemResponse(code, _encoder.encode(body), status, headers)
 
 
-def result_problem(result: Result) -> Response:
+def result_problem(result: Result) -> ProblemResponse:
     """Problem answer for a refused shard Result, carrying its balance and conflict field."""
     return problem(
         result.code.value,

@@ -44,6 +44,15 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(GameSession)
 
 
+def _decode(raw: bytes | str) -> GameSession | None:
+    """A stored session; None for a value in an older or foreign shape (e.g. written before
+    sessions named their partner): such a token is treated as never issued."""
+    try:
+        return _decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
 class SessionStore:
     """Create and look up game sessions. All methods raise SessionStoreUnavailable on Redis errors.
 
@@ -63,14 +72,18 @@ class SessionStore:
         self._drain: asyncio.Task[None] | None = None
 
     async def create(
-        self, player_id: str, currency: str, provider: str, game_id: str, now_s: float | None = None
+        self, partner_id: str, player_id: str, currency: str, integration: str, game_id: str,
+        now_s: float | None = None,
     ) -> GameSession:
+        """A new live token for (``partner_id``, ``player_id``) on ``integration``, live for
+        ``ttl_s``. Raises SessionStoreUnavailable."""
         now_s = time.time() if now_s is None else now_s
         session = GameSession(
             token=secrets.token_urlsafe(24),
+            partner_id=partner_id,
             player_id=player_id,
             currency=currency,
-            provider=provider,
+            integration=integration,
             game_id=game_id,
             expires_at_s=int(now_s) + self._ttl_s,
         )
@@ -91,7 +104,7 @@ class SessionStore:
         if self._drain is None:
             self._drain = asyncio.create_task(self._drain_lookups())
         raw = await future
-        return None if raw is None else _decoder.decode(raw)
+        return None if raw is None else _decode(raw)
 
     async def get_for_settlement(self, token: str | None, scope: str) -> GameSession | None:
         """The session of a win, rollback or promo payout; None if ``token`` is absent,
@@ -160,7 +173,8 @@ class SessionStore:
             async with self._redis.pipeline(transaction=True) as pipe:
                 await pipe.watch(KEY_PREFIX + token)
                 current = await pipe.get(KEY_PREFIX + token)
-                if current is None or _decoder.decode(current).replaced_by is not None:
+                old_session = None if current is None else _decode(current)
+                if old_session is None or old_session.replaced_by is not None:
                     return None
                 pipe.multi()
                 pipe.set(KEY_PREFIX + new.token, _encoder.encode(new), ex=self._ttl_s + GRACE_S)

@@ -20,6 +20,7 @@ import msgspec
 
 from gateway.shards.commands import Command, Result
 from gateway.shards.port import AuditEntry, BatchWrite
+from gateway.shards.rows import row
 
 GENESIS_HASH = b"\x00" * 32
 
@@ -66,6 +67,7 @@ class AuditRow(NamedTuple):
     kind: str
     scope: str | None
     transaction_id: str | None
+    partner_id: str | None
     player_id: str | None
     code: str
     record: str
@@ -86,9 +88,9 @@ def chain_batch(
         seq += 1
         record = encode_record(shard_id, seq, batch.batch_id, entry)
         new_hash = chain_hash(prev, record)
-        rows.append(AuditRow(seq, batch.batch_id, recorded_at, entry.kind, entry.scope,
-                             entry.transaction_id, entry.player_id, entry.code, record.decode(),
-                             prev, new_hash))
+        rows.append(row(AuditRow, (seq, batch.batch_id, recorded_at, entry.kind, entry.scope,
+                                   entry.transaction_id, entry.partner_id, entry.player_id, entry.code,
+                                   record.decode(), prev, new_hash)))
         prev = new_hash
     return rows, seq, prev
 
@@ -127,7 +129,7 @@ def verify_chain(rows: Iterable[tuple[int, bytes, bytes, str]]) -> tuple[bool, i
     Returns (ok, first bad seq or None, rows checked).
     """
     verifier = ChainVerifier()
-    for row in rows:
-        if not verifier.feed(*row):
+    for chain_row in rows:
+        if not verifier.feed(*chain_row):
             break
     return verifier.first_bad_seq is None, verifier.first_bad_seq, verifier.checked

@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 import uvloop
 
 from gateway.ledger.store import LedgerStore
-from gateway.shards.port import BatchWrite, Heads, PrefetchResult
-from gateway.shards.state import Key
+from gateway.shards.port import BatchWrite, Claim, Heads, PrefetchResult
+from gateway.shards.state import Key, PlayerKey, RoundKey
 
 T = TypeVar("T")
 
@@ -57,17 +57,20 @@ class ThreadedStore:
         self.thread = thread
         self.shard_id = store.shard_id
 
-    async def claim(self, bucket_count: int, claimed_by: str, now_us: int) -> int:
-        return await self.thread.call(self.store.claim, bucket_count, claimed_by, now_us)
+    async def claim(self, claimed_by: str, address: str, now_us: int) -> Claim:
+        return await self.thread.call(self.store.claim, claimed_by, address, now_us)
 
     async def load_heads(self) -> Heads:
         return await self.thread.call(self.store.load_heads)
 
-    async def prefetch(self, player_ids: list[str], keys: list[Key]) -> PrefetchResult:
-        return await self.thread.call(self.store.prefetch, player_ids, keys)
+    async def prefetch(self, players: list[PlayerKey], keys: list[Key], rounds: list[RoundKey]) -> PrefetchResult:
+        return await self.thread.call(self.store.prefetch, players, keys, rounds)
 
     async def write_batch(self, batch: BatchWrite, epoch: int) -> None:
         await self.thread.call(self.store.write_batch, batch, epoch)
 
     async def batch_committed(self, batch_id: int) -> bool:
         return await self.thread.call(self.store.batch_committed, batch_id)
+
+    async def ping(self, timeout_s: float) -> None:
+        await self.thread.call(self.store.ping, timeout_s)

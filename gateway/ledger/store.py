@@ -2,7 +2,7 @@
 
 Protocol state lives in the shard; this module only moves rows, and owns what they become
 in SQL: column order, the audit record's encoding and the audit hash chain head. A batch is
-ONE statement, ``SELECT gateway_write_batch(p_shard_id => $1, ...)`` (migration 0003, with
+ONE statement, ``SELECT gateway_write_batch(p_shard_id => $1, ...)`` (migration 0004, with
 named arguments), every row passed column-wise as arrays, sent outside an explicit
 transaction so that its implicit transaction commits before the one reply. Inside, in order:
 
@@ -33,6 +33,7 @@ import orjson
 from gateway.ledger.audit import GENESIS_HASH, AuditRow, chain_batch
 from gateway.shards.port import (
     BatchWrite,
+    Claim,
     FenceLost,
     Heads,
     KeyConflict,
@@ -40,7 +41,7 @@ from gateway.shards.port import (
     StorageUnavailable,
     TxnRow,
 )
-from gateway.shards.state import Key, TxRecord
+from gateway.shards.state import Key, PlayerKey, RoundKey, TxRecord
 
 # Database errors after which the same request may be retried: the connection or server
 # went away, or the statement was cancelled. Anything else is a bug or a broken invariant.
@@ -76,17 +77,17 @@ def ts(us: int) -> datetime:
 
 # transactions columns as stored, in the order of the SELECT lists below.
 TXN_COLUMNS = (
-    "txn_id", "shard_id", "scope", "transaction_id", "kind", "player_id", "currency",
+    "txn_id", "shard_id", "scope", "transaction_id", "kind", "partner_id", "player_id", "currency",
     "amount_minor", "code", "cash_after_minor", "bonus_after_minor", "cash_delta_minor",
     "bonus_delta_minor", "round_id", "game_id", "reference_id", "bet_state", "credit_type",
     "created_at",
 )
 _TXN_SELECT = ", ".join(TXN_COLUMNS)
 
-# gateway_write_batch parameter of each TxnRow field (migration 0003).
+# gateway_write_batch parameter of each TxnRow field (migration 0004).
 _TXN_PARAMETERS = {
     "txn_id": "t_txn_id", "scope": "t_scope", "transaction_id": "t_transaction_id",
-    "kind": "t_kind", "player_id": "t_player_id", "currency": "t_currency",
+    "kind": "t_kind", "partner_id": "t_partner_id", "player_id": "t_player_id", "currency": "t_currency",
     "amount_minor": "t_amount_minor", "code": "t_code", "cash_after_minor": "t_cash_after",
     "bonus_after_minor": "t_bonus_after", "cash_delta_minor": "t_cash_delta",
     "bonus_delta_minor": "t_bonus_delta", "round_id": "t_round_id", "game_id": "t_game_id",
@@ -100,7 +101,7 @@ def record_from_row(row: asyncpg.Record) -> TxRecord:
     """A transactions row as the shard's TxRecord (``batch_seq`` 0: committed)."""
     return TxRecord(
         txn_id=row["txn_id"], scope=row["scope"], transaction_id=row["transaction_id"],
-        kind=row["kind"], player_id=row["player_id"], currency=row["currency"],
+        kind=row["kind"], partner_id=row["partner_id"], player_id=row["player_id"], currency=row["currency"],
         amount_minor=row["amount_minor"], code=row["code"],
         cash_after_minor=row["cash_after_minor"], bonus_after_minor=row["bonus_after_minor"],
         cash_delta_minor=row["cash_delta_minor"], bonus_delta_minor=row["bonus_delta_minor"],
@@ -134,29 +135,23 @@ class LedgerStore:
         # (batch id, audit seq, audit hash) of the last batch sent and not known committed.
         self._pending: tuple[int, int, bytes] | None = None
 
-    async def claim(self, bucket_count: int, claimed_by: str, now_us: int) -> int:
-        """Take this shard's lease (epoch + 1) and every bucket it should own; returns the epoch.
-
-        With one shard process all buckets belong to shard 0. Buckets assigned to another
-        shard are left alone.
-        """
+    async def claim(self, claimed_by: str, address: str, now_us: int) -> Claim:
+        """Take this shard's lease (epoch + 1: any earlier holder's next batch is fenced off)
+        and stamp the new epoch on the buckets the map gives it (gateway/ledger/shard_map.py
+        lays the map out before shards start)."""
         async with _transient_as_unavailable(), self.pool.acquire() as conn, conn.transaction():
             epoch: int = await conn.fetchval(
-                """INSERT INTO shard_leases (shard_id, epoch, claimed_at, claimed_by)
-                   VALUES ($1, 1, $2, $3)
+                """INSERT INTO shard_leases (shard_id, epoch, claimed_at, claimed_by, address)
+                   VALUES ($1, 1, $2, $3, $4)
                    ON CONFLICT (shard_id) DO UPDATE
-                   SET epoch = shard_leases.epoch + 1, claimed_at = $2, claimed_by = $3
+                   SET epoch = shard_leases.epoch + 1, claimed_at = $2, claimed_by = $3, address = $4
                    RETURNING epoch""",
-                self.shard_id, ts(now_us), claimed_by,
+                self.shard_id, ts(now_us), claimed_by, address or None,
             )
-            await conn.execute(
-                """INSERT INTO shard_buckets (bucket, shard_id, epoch)
-                   SELECT b, $1, $2 FROM generate_series(0, $3 - 1) AS b
-                   ON CONFLICT (bucket) DO UPDATE SET epoch = EXCLUDED.epoch
-                   WHERE shard_buckets.shard_id = EXCLUDED.shard_id""",
-                self.shard_id, epoch, bucket_count,
-            )
-        return epoch
+            buckets = await conn.fetch(
+                "UPDATE shard_buckets SET epoch = $2 WHERE shard_id = $1 RETURNING bucket", self.shard_id, epoch)
+            revision = await conn.fetchval("SELECT revision FROM shard_map_state") or 0
+        return Claim(epoch, frozenset(r["bucket"] for r in buckets), int(revision))
 
     async def load_heads(self) -> Heads:
         """The shard's last txn seq, last committed batch id and audit head (kept here)."""
@@ -177,32 +172,50 @@ class LedgerStore:
         self.audit_seq, self.audit_hash = row["seq"], bytes(row["hash"])
         return Heads(txn_seq=txn_seq, batch_id=row["batch_id"], audit_seq=row["seq"])
 
-    async def prefetch(self, player_ids: list[str], keys: list[Key]) -> PrefetchResult:
-        """One round trip's worth of reads for cold players and unknown keys."""
+    async def prefetch(self, players: list[PlayerKey], keys: list[Key], rounds: list[RoundKey]) -> PrefetchResult:
+        """One round trip's worth of reads for cold players, unknown keys and rounds."""
         result = PrefetchResult()
         async with _transient_as_unavailable(), self.pool.acquire() as conn:
-            if player_ids:
+            if players:
+                partner_ids = [p[0] for p in players]
+                player_ids = [p[1] for p in players]
                 for row in await conn.fetch(
-                    "SELECT player_id, country, status FROM players WHERE player_id = ANY($1::text[])",
-                    player_ids,
+                    """SELECT partner_id, player_id, country, status FROM players
+                       WHERE (partner_id, player_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))""",
+                    partner_ids, player_ids,
                 ):
-                    result.players[row["player_id"]] = (row["country"], row["status"])
-                    result.wallets[row["player_id"]] = {}
+                    key = (row["partner_id"], row["player_id"])
+                    result.players[key] = (row["country"], row["status"])
+                    result.wallets[key] = {}
                 for row in await conn.fetch(
-                    """SELECT player_id, account, currency, balance_minor FROM accounts
-                       WHERE player_id = ANY($1::text[]) ORDER BY player_id, currency, account""",
-                    player_ids,
+                    """SELECT partner_id, player_id, account, currency, balance_minor FROM accounts
+                       WHERE (partner_id, player_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+                       ORDER BY partner_id, player_id, currency, account""",
+                    partner_ids, player_ids,
                 ):
                     kind = row["account"].rsplit(":", 1)[1]
-                    wallet = result.wallets[row["player_id"]].setdefault(row["currency"], [0, 0])
+                    wallets = result.wallets[(row["partner_id"], row["player_id"])]
+                    wallet = wallets.setdefault(row["currency"], [0, 0])
                     wallet[0 if kind == "cash" else 1] = row["balance_minor"]
                 result.open_bets = [
                     record_from_row(r) for r in await conn.fetch(
                         f"""SELECT {_TXN_SELECT} FROM transactions
-                            WHERE player_id = ANY($1::text[]) AND bet_state = 'open'""",
-                        player_ids,
+                            WHERE (partner_id, player_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+                              AND bet_state = 'open'""",
+                        partner_ids, player_ids,
                     )
                 ]
+            if rounds:
+                for r in await conn.fetch(
+                    f"""SELECT {_TXN_SELECT} FROM transactions
+                        WHERE (partner_id, player_id, scope, round_id) IN
+                              (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]))
+                          AND kind IN ('debit', 'tombstone')""",
+                    [k[0] for k in rounds], [k[1] for k in rounds], [k[2] for k in rounds], [k[3] for k in rounds],
+                ):
+                    record = record_from_row(r)
+                    rk = (record.partner_id, record.player_id, record.scope, record.round_id or "")
+                    result.round_debits.setdefault(rk, []).append(record)
             if keys:
                 result.records = [
                     record_from_row(r) for r in await conn.fetch(
@@ -226,6 +239,15 @@ class LedgerStore:
             _, self.audit_seq, self.audit_hash = self._pending
             self._pending = None
         return committed
+
+    async def ping(self, timeout_s: float) -> None:
+        """``SELECT 1`` within ``timeout_s`` (connection acquisition included)."""
+        async def select_one() -> None:
+            async with self.pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+
+        async with _transient_as_unavailable():
+            await asyncio.wait_for(select_one(), timeout_s)
 
     async def write_batch(self, batch: BatchWrite, epoch: int) -> None:
         """Commit one batch: ONE statement, its implicit transaction commits before the reply.
@@ -257,6 +279,7 @@ class LedgerStore:
             args[_TXN_PARAMETERS[name]] = [ts(us) for us in column] if name == "created_at_us" else list(column)
         p = batch.new_players
         args.update(
+            n_partner_id=[x.partner_id for x in p],
             n_player_id=[x.player_id for x in p], n_country=[x.country for x in p],
             n_status=[x.status for x in p], n_created_by=[x.created_by for x in p],
             n_created_at=[ts(x.created_at_us) for x in p],
@@ -264,7 +287,8 @@ class LedgerStore:
         accounts = sorted(batch.player_balances.items())
         args.update(
             a_account=[k[0] for k, _ in accounts], a_currency=[k[1] for k, _ in accounts],
-            a_player_id=[v.player_id for _, v in accounts], a_balance=[v.balance_minor for _, v in accounts],
+            a_partner_id=[v.partner_id for _, v in accounts], a_player_id=[v.player_id for _, v in accounts],
+            a_balance=[v.balance_minor for _, v in accounts],
         )
         house = sorted(batch.house_deltas.items())
         args.update(h_account=[k[0] for k, _ in house], h_currency=[k[1] for k, _ in house],
@@ -276,34 +300,42 @@ class LedgerStore:
         args.update(b_scope=[k[0] for k, _ in bets], b_transaction_id=[k[1] for k, _ in bets],
                     b_state=[v for _, v in bets])
         rounds = sorted(batch.round_closes)
-        args.update(r_player_id=[x.player_id for x in rounds], r_scope=[x.scope for x in rounds],
+        args.update(r_partner_id=[x.partner_id for x in rounds],
+                    r_player_id=[x.player_id for x in rounds], r_scope=[x.scope for x in rounds],
                     r_round_id=[x.round_id for x in rounds])
         rows, seq, head = chain_batch(self.shard_id, self.audit_seq, self.audit_hash, batch,
                                       ts(batch.flushed_at_us))
         audit_columns: Sequence[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [() for _ in AuditRow._fields]
         for name, column in zip(_AUDIT_PARAMETERS, audit_columns, strict=True):
             args[name] = list(column)
-        args.update(s_player_id=list(batch.status_changes), s_status=list(batch.status_changes.values()))
+        reviews = batch.reviews
+        args.update(v_txn_id=[x.txn_id for x in reviews], v_partner_id=[x.partner_id for x in reviews],
+                    v_player_id=[x.player_id for x in reviews], v_scope=[x.scope for x in reviews],
+                    v_reason=[x.reason for x in reviews], v_created_at=[ts(x.created_at_us) for x in reviews])
+        changes = list(batch.status_changes.items())
+        args.update(s_partner_id=[k[0] for k, _ in changes], s_player_id=[k[1] for k, _ in changes],
+                    s_status=[v for _, v in changes])
         return args, seq, head
 
 
 # gateway_write_batch parameter of each AuditRow field, in AuditRow order.
 _AUDIT_PARAMETERS = ("l_seq", "l_batch_id", "l_recorded_at", "l_kind", "l_scope", "l_transaction_id",
-                     "l_player_id", "l_code", "l_record", "l_prev_hash", "l_hash")
+                     "l_partner_id", "l_player_id", "l_code", "l_record", "l_prev_hash", "l_hash")
 
 assert len(_AUDIT_PARAMETERS) == len(AuditRow._fields)
 
-#: gateway_write_batch's parameters (migration 0003), passed by name.
+#: gateway_write_batch's parameters (migration 0005), passed by name.
 WRITE_BATCH_PARAMETERS = (
     "p_shard_id", "p_epoch", *_TXN_PARAMETERS.values(),
-    "n_player_id", "n_country", "n_status", "n_created_by", "n_created_at",
-    "a_account", "a_currency", "a_player_id", "a_balance",
+    "n_partner_id", "n_player_id", "n_country", "n_status", "n_created_by", "n_created_at",
+    "a_account", "a_currency", "a_partner_id", "a_player_id", "a_balance",
     "h_account", "h_currency", "h_delta",
     "e_txn_id", "e_account", "e_currency", "e_delta",
     "b_scope", "b_transaction_id", "b_state",
-    "r_player_id", "r_scope", "r_round_id",
+    "r_partner_id", "r_player_id", "r_scope", "r_round_id",
     *_AUDIT_PARAMETERS,
-    "s_player_id", "s_status",
+    "s_partner_id", "s_player_id", "s_status",
+    "v_txn_id", "v_partner_id", "v_player_id", "v_scope", "v_reason", "v_created_at",
 )
 _WRITE_BATCH = "SELECT gateway_write_batch(" + ", ".join(
     f"{name} => ${i}" for i, name in enumerate(WRITE_BATCH_PARAMETERS, start=1)) + ")"

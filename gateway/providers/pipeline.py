@@ -4,7 +4,7 @@ Each adapter declares its endpoints and a small ``WireProtocol`` object (its hoo
 authenticates, decodes, answers and signs); ``Pipeline`` runs, per request and in this order
 (docs/PROVIDERS.md, "Rules every adapter keeps"; docs/DESIGN.md sections 2, 4, 7 and 8):
 
-1. ``ctx.admit("provider", scope)``: over the rate limit -> ``retryable(None)`` at once,
+1. ``ctx.admit("provider", <integration name>)``: over the rate limit -> ``retryable(None)`` at once,
    nothing read, no audit record (a flood must not become audit rows);
 2. ``precheck(request)`` (headers only, e.g. Pragmatic Play's form content type);
 3. the body, read up to ``server.body_bytes_max`` bytes -> ``too_large(detail)`` past it
@@ -17,7 +17,9 @@ authenticates, decodes, answers and signs); ``Pipeline`` runs, per request and i
 7. ``respond(answer, route, retry_after_s)``: encode (and sign) the HTTP response.
 
 A step that refuses returns a ``Rejected``; the pipeline then records it in the audit chain
-(``ctx.record_refusal``, scope = the provider's name) and answers ``refusal_answer``. Nothing
+(``ctx.record_refusal`` under the integration's scope and partner) and answers
+``refusal_answer``. One ``Pipeline`` serves one integration (``integration.Caller``): the
+partner of everything it submits is the integration's, never a session token's. Nothing
 escapes as an HTTP 500: a client that went away or any unexpected exception (logged) is
 answered ``retryable(None)``, the provider's "try again" status.
 """
@@ -35,6 +37,7 @@ from starlette.routing import Route
 from gateway.edge.body import read_body_bounded
 from gateway.edge.context import EdgeContext
 from gateway.logs import get_logger
+from gateway.providers.integration import Caller, IntegrationSettings
 from gateway.providers.refusal import Refusal
 from gateway.shards.commands import Origin, Overloaded
 
@@ -74,11 +77,6 @@ class Endpoint(Generic[A]):
 class WireProtocol(Protocol[A]):
     """What ``Pipeline`` asks of one provider's protocol; each adapter's ``routes.py`` has one
     (a plain class: it matches this structurally, no inheritance)."""
-
-    @property
-    def scope(self) -> str:
-        """The provider's name: audit scope, rate-limit name, first word of audit routes."""
-        ...
 
     @property
     def retryable_exceptions(self) -> tuple[type[Exception], ...]:
@@ -130,28 +128,51 @@ class WireProtocol(Protocol[A]):
         ...
 
 
+IntegrationT = TypeVar("IntegrationT", bound=IntegrationSettings)
+
+
+def integration_of(
+    ctx: EdgeContext, caller: Caller | None, settings: IntegrationT | None, provider: str,
+    settings_type: type[IntegrationT],
+) -> tuple[Caller, IntegrationT]:
+    """The integration an adapter serves: the one given, else the sandbox integration named
+    after ``provider`` (``[integrations.<provider>]``). Raises KeyError / TypeError if that
+    is missing or of another provider."""
+    if settings is None:
+        found = ctx.settings.integration(caller.integration if caller is not None else provider)
+        if not isinstance(found, settings_type):
+            raise TypeError(f"integration {provider!r} is not a {provider} integration")
+        settings = found
+    if caller is None:
+        name = provider
+        caller = Caller.of(name, provider, settings.partner_id)
+    assert caller.provider == provider and caller.partner_id == settings.partner_id
+    return caller, settings
+
+
 class Pipeline(Generic[A]):
     """The shared per-request steps (module docstring) for one provider bound to ``ctx``."""
 
-    def __init__(self, ctx: EdgeContext, protocol: WireProtocol[A]) -> None:
+    def __init__(self, ctx: EdgeContext, caller: Caller, protocol: WireProtocol[A]) -> None:
         self._ctx = ctx
+        self._caller = caller
         self._protocol = protocol
-        self._scope = protocol.scope
+        self._name = caller.integration
         self._body_bytes_max = ctx.settings.server.body_bytes_max
-        self._log = get_logger(f"gateway.providers.{protocol.scope}")
+        self._log = get_logger(f"gateway.providers.{caller.provider}")
 
     def routes(self, endpoints: Iterable[Endpoint[A]]) -> list[Route]:
         """One POST ``Route`` per endpoint, to mount under the provider's prefix; each
-        request's audit route is ``"<scope> <path>"`` (e.g. ``"hub88 /transaction/bet"``)."""
+        request's audit route is ``"<integration> <path>"`` (e.g. ``"hub88 /transaction/bet"``)."""
         return [Route(ep.path, self._handler(ep), methods=["POST"]) for ep in endpoints]
 
     def _handler(self, endpoint: Endpoint[A]) -> Handler:
-        route = f"{self._scope} {endpoint.path}"
+        route = f"{self._name} {endpoint.path}"
 
         async def handle(request: Request) -> Response:
             return await self.serve(request, route, endpoint)
 
-        handle.__name__ = f"{self._scope}_{endpoint.path.strip('/').replace('/', '_').replace('.', '_')}"
+        handle.__name__ = f"{self._name}_{endpoint.path.strip('/').replace('/', '_').replace('.', '_')}"
         return handle
 
     async def serve(self, request: Request, route: str, endpoint: Endpoint[A]) -> Response:
@@ -162,7 +183,7 @@ class Pipeline(Generic[A]):
         except ClientDisconnect:
             answer = self._protocol.retryable(None)
         except Exception as exc:  # noqa: BLE001 - the provider must get a status, never a 500
-            self._log.error("provider_unexpected_error", provider=self._scope, route=route,
+            self._log.error("provider_unexpected_error", provider=self._name, route=route,
                             error=repr(exc), exc_info=exc)
             answer = self._protocol.retryable(None)
         return await self._protocol.respond(answer, route, retry_after_s)
@@ -170,7 +191,7 @@ class Pipeline(Generic[A]):
     async def _answer(self, request: Request, route: str, endpoint: Endpoint[A]) -> tuple[A, int]:
         """Steps 1-6 of the module docstring: (answer, seconds a retryable answer asks for)."""
         protocol = self._protocol
-        limited_s = await self._ctx.admit("provider", self._scope)
+        limited_s = await self._ctx.admit("provider", self._name)
         if limited_s is not None:
             return protocol.retryable(None), limited_s
         rejected = protocol.precheck(request)
@@ -194,7 +215,7 @@ class Pipeline(Generic[A]):
         try:
             return await endpoint.process(decoded, origin), RETRY_AFTER_S_DEFAULT
         except protocol.retryable_exceptions as exc:
-            self._log.warning("provider_retryable_failure", provider=self._scope, route=route,
+            self._log.warning("provider_retryable_failure", provider=self._name, route=route,
                               error=repr(exc))
             retry_after_s = exc.retry_after_s if isinstance(exc, Overloaded) else RETRY_AFTER_S_DEFAULT
             return protocol.retryable(decoded), retry_after_s
@@ -224,7 +245,8 @@ class Pipeline(Generic[A]):
             origin = self._ctx.origin(route, protocol.refusal_request_id(source))
         try:
             await self._ctx.record_refusal(
-                scope=self._scope,
+                scope=self._caller.scope,
+                partner_id=self._caller.partner_id,
                 code=refusal.code,
                 detail=refusal.detail,
                 origin=origin,
@@ -232,6 +254,6 @@ class Pipeline(Generic[A]):
                 player_id=protocol.audit_player(source),
             )
         except Exception as exc:  # noqa: BLE001 - failing to audit a refusal must not fail the answer
-            self._log.error("provider_refusal_not_audited", provider=self._scope, route=route,
+            self._log.error("provider_refusal_not_audited", provider=self._name, route=route,
                             error=repr(exc), exc_info=exc)
         return protocol.refusal_answer(refusal, source)

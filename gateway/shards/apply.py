@@ -36,6 +36,8 @@ from gateway.shards.commands import (
     ATOMIC_ACTIONS_MAX,
     CREDIT_TYPES,
     PLAYER_STATUSES,
+    ROUND_ANY,
+    ROUND_REQUIRED,
     Atomic,
     Balance,
     Code,
@@ -51,8 +53,9 @@ from gateway.shards.commands import (
     SetPlayerStatus,
     Withdraw,
 )
-from gateway.shards.keys import MoneyAction, conflict_field
+from gateway.shards.keys import MoneyAction, conflict_field, live_bet_in_round, round_key
 from gateway.shards.rows import EntryRow, RoundClose
+from gateway.shards.rows import row as _row
 from gateway.shards.state import (
     BET_OPEN,
     BET_ROLLED_BACK,
@@ -65,6 +68,7 @@ from gateway.shards.state import (
     TOMBSTONE,
     WITHDRAW,
     Key,
+    PlayerKey,
     PlayerState,
     ShardState,
     TxRecord,
@@ -85,21 +89,25 @@ class Applied:
 
     command: Command
     result: Result
-    player_id: str | None = None
     txns: list[TxRecord] = field(default_factory=list)
     entries: list[EntryRow] = field(default_factory=list)
     bet_updates: list[TxRecord] = field(default_factory=list)  # debits whose bet_state changed
     round_closes: list[RoundClose] = field(default_factory=list)
     new_player: PlayerState | None = None
-    status_change: tuple[str, str] | None = None  # (player_id, new status)
+    status_change: tuple[PlayerKey, str] | None = None  # (player, new status)
+    reviews: list[tuple[int, str]] = field(default_factory=list)  # (txn_id, why an operator should look)
+    # (record, bet_state, batch_seq) before each _finish_bet: an Atomic unit's undo log
+    prior_states: list[tuple[TxRecord, str | None, int]] = field(default_factory=list)
     audit: bool = True
     wait_for_commit: bool = True
     applied_at_us: int = 0
 
 
-def player_account(player_id: str, kind: str) -> str:
-    """Ledger account of a player: kind is "cash" or "bonus"."""
-    return f"player:{player_id}:{kind}"
+def player_account(partner_id: str, player_id: str, kind: str) -> str:
+    """Ledger account of a player: ``player:<partner_id>:<player_id>:<kind>``, kind "cash"
+    or "bonus" (neither id may contain ":", see commands.PARTNER_ID_PATTERN and the edge's
+    player id pattern)."""
+    return f"player:{partner_id}:{player_id}:{kind}"
 
 
 def house_account(purpose: str, scope: str, shard_id: int) -> str:
@@ -118,9 +126,13 @@ def apply(state: ShardState, command: Command, now_us: int) -> Applied:
     result's ``code`` is ``Code.OK`` or the refusal (module docstring); ``AssertionError``
     only for a broken invariant (the shard then stops).
     """
-    match command:
-        case Debit() | Credit() | Rollback():
-            applied = _apply_action(state, command, now_us)
+    match command:  # the hot cases first: a class pattern is one isinstance check
+        case Debit():
+            applied = _debit(state, command, now_us)
+        case Credit():
+            applied = _credit(state, command, now_us)
+        case Rollback():
+            applied = _rollback(state, command, now_us)
         case GetBalance():
             applied = _get_balance(state, command, now_us)
         case Deposit():
@@ -155,10 +167,12 @@ def _apply_action(state: ShardState, action: Debit | Credit | Rollback, now_us: 
 # ---- helpers --------------------------------------------------------------------------
 
 
-def _player(state: ShardState, player_id: str) -> PlayerState | None:
-    assert player_id in state.players, f"player {player_id!r} not prefetched"
-    player = state.players.pop(player_id)
-    state.players[player_id] = player  # most recently used last
+def _player(state: ShardState, partner_id: str, player_id: str) -> PlayerState | None:
+    """The resident player (None: known not to exist), made the most recently used."""
+    key = (partner_id, player_id)
+    assert key in state.players, f"player {key!r} not prefetched"
+    player = state.players.pop(key)
+    state.players[key] = player  # most recently used last
     return player
 
 
@@ -186,6 +200,7 @@ def _balance_result(
 
 
 _CODE_BY_VALUE = {c.value: c for c in Code}  # a dict lookup; Code(value) is slow on the hot path
+_OK = Code.OK.value  # a module constant: an enum member's .value is a descriptor call per use
 
 
 def _record_result(record: TxRecord, replayed: bool) -> Result:
@@ -213,7 +228,7 @@ def _replay(state: ShardState, command: MoneyAction, kind: str, player: PlayerSt
             Code.TRANSACTION_ROLLED_BACK, command, player, command.currency,
             detail="this transaction id was rolled back before it arrived",
         )
-        return Applied(command, result, player_id=command.player_id)
+        return Applied(command, result)
     conflict = conflict_field(record, kind, command)
     if conflict is not None:
         result = _balance_result(
@@ -221,7 +236,7 @@ def _replay(state: ShardState, command: MoneyAction, kind: str, player: PlayerSt
             conflict_field=conflict,
             detail=f"transaction id reused with a different {conflict}",
         )
-        return Applied(command, result, player_id=command.player_id)
+        return Applied(command, result)
     result = _record_result(record, replayed=True)
     if record.kind == ROLLBACK and record.amount_minor == 0 and record.reference_id is not None:
         # A replayed rollback that left a tombstone says so again (Evolution answers
@@ -229,13 +244,13 @@ def _replay(state: ShardState, command: MoneyAction, kind: str, player: PlayerSt
         ref = _lookup(state, (command.scope, record.reference_id), player)
         if ref is not None and ref.kind == TOMBSTONE and ref.reference_id == record.transaction_id:
             result = msgspec.structs.replace(result, tombstoned=True)
-    return Applied(command, result, player_id=command.player_id)
+    return Applied(command, result)
 
 
 def _begin(state: ShardState, command: MoneyAction, kind: str) -> PlayerState | Applied:
     """Common start of a money command: the player, or the early answer if there is one
     (a replay or conflict of a known key, an unknown player, a currency the player lacks)."""
-    player = _player(state, command.player_id)
+    player = _player(state, command.partner_id, command.player_id)
     early = _replay(state, command, kind, player)
     if early is None:
         early = _common_refusal(state, command, player)
@@ -256,10 +271,11 @@ def _new_record(state: ShardState, command: MoneyAction, kind: str, wallet: Wall
         scope=command.scope,
         transaction_id=command.transaction_id,
         kind=kind,
+        partner_id=command.partner_id,
         player_id=command.player_id,
         currency=fields.pop("currency", command.currency),
         amount_minor=fields.pop("amount_minor", 0 if isinstance(command, Rollback) else command.amount_minor),
-        code=fields.pop("code", Code.OK.value),
+        code=fields.pop("code", _OK),
         cash_after_minor=wallet.cash_minor,
         bonus_after_minor=wallet.bonus_minor,
         created_at_us=now_us,
@@ -280,13 +296,13 @@ def _common_refusal(state: ShardState, command: BalanceCommand, player: PlayerSt
     if player is None:
         return Applied(command, Result(code=Code.UNKNOWN_PLAYER, player_id=command.player_id,
                                        transaction_id=None if isinstance(command, GetBalance) else command.transaction_id,
-                                       detail="no such player"), player_id=command.player_id)
+                                       detail="no such player"))
     currency = command.currency
     if currency is not None and currency not in player.wallets:
         return Applied(command, _balance_result(
             Code.CURRENCY_MISMATCH, command, player, None,
             detail=f"player has no {currency} wallet",
-        ), player_id=command.player_id)
+        ))
     return None
 
 
@@ -294,7 +310,7 @@ def _stored_refusal(state: ShardState, command: Debit | Withdraw, kind: str, pla
                     detail: str, now_us: int) -> Applied:
     """A refusal stored under the key (keys.STORED_REFUSALS): a retry gets it again."""
     wallet = player.wallets[command.currency]
-    applied = Applied(command, Result(code=Code.OK), player_id=command.player_id)
+    applied = Applied(command, Result(code=Code.OK))
     record = _new_record(state, command, kind, wallet, now_us, code=code.value,
                          round_id=command.round_id if isinstance(command, Debit) else None,
                          game_id=command.game_id if isinstance(command, Debit) else None)
@@ -311,7 +327,7 @@ def _stored_refusal(state: ShardState, command: Debit | Withdraw, kind: str, pla
 
 
 def _create_player(state: ShardState, command: CreatePlayer, now_us: int) -> Applied:
-    player = _player(state, command.player_id)
+    player = _player(state, command.partner_id, command.player_id)
     if player is not None:
         same = tuple(player.wallets) == tuple(sorted(set(command.currencies))) and player.country == command.country
         result = Result(
@@ -323,8 +339,9 @@ def _create_player(state: ShardState, command: CreatePlayer, now_us: int) -> App
             player_status=player.status,
             detail=None if same else "player exists with other currencies or country",
         )
-        return Applied(command, result, player_id=command.player_id)
+        return Applied(command, result)
     player = PlayerState(
+        partner_id=command.partner_id,
         player_id=command.player_id,
         country=command.country,
         status=PLAYER_ACTIVE,
@@ -332,11 +349,11 @@ def _create_player(state: ShardState, command: CreatePlayer, now_us: int) -> App
         wallets={c: Wallet() for c in sorted(set(command.currencies))},
         new=True,
     )
-    state.players[command.player_id] = player
+    state.players[(command.partner_id, command.player_id)] = player
     _mark_dirty(state, player)
     result = Result(code=Code.OK, player_id=player.player_id, balances=_balances(player),
                     country=player.country, player_status=player.status)
-    return Applied(command, result, player_id=command.player_id, new_player=player)
+    return Applied(command, result, new_player=player)
 
 
 def _balances(player: PlayerState) -> tuple[Balance, ...]:
@@ -344,7 +361,7 @@ def _balances(player: PlayerState) -> tuple[Balance, ...]:
 
 
 def _get_balance(state: ShardState, command: GetBalance, now_us: int) -> Applied:
-    player = _player(state, command.player_id)
+    player = _player(state, command.partner_id, command.player_id)
     refusal = _common_refusal(state, command, player)
     if refusal is not None or player is None:
         assert refusal is not None
@@ -364,7 +381,7 @@ def _get_balance(state: ShardState, command: GetBalance, now_us: int) -> Applied
         balances=balances, country=player.country, player_status=player.status,
     )
     # A balance that includes uncommitted writes is only shown once they are durable.
-    return Applied(command, result, player_id=player.player_id, audit=False,
+    return Applied(command, result, audit=False,
                    wait_for_commit=state.player_dirty(player))
 
 
@@ -374,7 +391,7 @@ def _deposit(state: ShardState, command: Deposit, now_us: int) -> Applied:
         return begun
     player = begun
     wallet = player.wallets[command.currency]
-    applied = Applied(command, Result(code=Code.OK), player_id=player.player_id)
+    applied = Applied(command, Result(code=Code.OK))
     if command.bonus:
         wallet.bonus_minor += command.amount_minor
         cash_delta, bonus_delta, house = 0, command.amount_minor, house_account("bonus", command.scope, state.shard_id)
@@ -384,7 +401,7 @@ def _deposit(state: ShardState, command: Deposit, now_us: int) -> Applied:
     record = _new_record(state, command, DEPOSIT, wallet, now_us,
                          cash_delta_minor=cash_delta, bonus_delta_minor=bonus_delta)
     _store(state, applied, player, record)
-    _post(applied, record, player.player_id, house)
+    _post(applied, record, player, house)
     applied.result = _record_result(record, replayed=False)
     return applied
 
@@ -398,11 +415,11 @@ def _withdraw(state: ShardState, command: Withdraw, now_us: int) -> Applied:
     if wallet.cash_minor < command.amount_minor:
         return _stored_refusal(state, command, WITHDRAW, player, Code.INSUFFICIENT_FUNDS,
                                "withdrawal exceeds the cash balance", now_us)
-    applied = Applied(command, Result(code=Code.OK), player_id=player.player_id)
+    applied = Applied(command, Result(code=Code.OK))
     wallet.cash_minor -= command.amount_minor
     record = _new_record(state, command, WITHDRAW, wallet, now_us, cash_delta_minor=-command.amount_minor)
     _store(state, applied, player, record)
-    _post(applied, record, player.player_id, house_account("psp", command.scope, state.shard_id))
+    _post(applied, record, player, house_account("psp", command.scope, state.shard_id))
     applied.result = _record_result(record, replayed=False)
     return applied
 
@@ -417,6 +434,9 @@ def _debit(state: ShardState, command: Debit, now_us: int) -> Applied:
                                f"player is {player.status}", now_us)
     wallet = player.wallets[command.currency]
     amount = command.amount_minor
+    if wallet.cash_minor < 0:
+        return _stored_refusal(state, command, DEBIT, player, Code.INSUFFICIENT_FUNDS,
+                               f"the player owes {-wallet.cash_minor} (a reversed win): no bets until it is repaid", now_us)
     if wallet.cash_minor + wallet.bonus_minor < amount:
         return _stored_refusal(state, command, DEBIT, player, Code.INSUFFICIENT_FUNDS,
                                "stake exceeds the balance", now_us)
@@ -432,13 +452,14 @@ def _debit(state: ShardState, command: Debit, now_us: int) -> Applied:
     wallet.cash_minor -= cash_part
     wallet.bonus_minor -= bonus_part
     assert wallet.cash_minor >= 0 and wallet.bonus_minor >= 0
-    applied = Applied(command, Result(code=Code.OK), player_id=player.player_id)
+    applied = Applied(command, Result(code=Code.OK))
     record = _new_record(state, command, DEBIT, wallet, now_us,
                          cash_delta_minor=-cash_part, bonus_delta_minor=-bonus_part,
                          round_id=command.round_id, game_id=command.game_id, bet_state=BET_OPEN)
     _store(state, applied, player, record)
     player.open_bets[record.key] = record
-    _post(applied, record, player.player_id, house_account("game", command.scope, state.shard_id))
+    _note_round_bet(state, record)
+    _post(applied, record, player, house_account("game", command.scope, state.shard_id))
     applied.result = _record_result(record, replayed=False)
     return applied
 
@@ -451,7 +472,7 @@ def _credit(state: ShardState, command: Credit, now_us: int) -> Applied:
     if command.credit_type not in CREDIT_TYPES:
         return Applied(command, _balance_result(
             Code.INVALID_REQUEST, command, player, command.currency,
-            detail=f"unknown credit type {command.credit_type[:32]!r}"), player_id=command.player_id)
+            detail=f"unknown credit type {command.credit_type[:32]!r}"))
     bet: TxRecord | None = None
     if command.bet_transaction_id is not None:
         bet_key = (command.scope, command.bet_transaction_id)
@@ -460,23 +481,97 @@ def _credit(state: ShardState, command: Credit, now_us: int) -> Applied:
         finished = _reference_refusal(command, player, bet, command.currency)
         if finished is not None:
             return finished
+    review = None
+    if bet is None and command.round_policy != ROUND_ANY:
+        verdict = _round_verdict(state, player, command)
+        if isinstance(verdict, Applied):
+            return verdict
+        review = verdict
     wallet = player.wallets[command.currency]
     wallet.cash_minor += command.amount_minor
-    applied = Applied(command, Result(code=Code.OK), player_id=player.player_id)
+    applied = Applied(command, Result(code=Code.OK))
     record = _new_record(state, command, CREDIT, wallet, now_us,
                          cash_delta_minor=command.amount_minor, round_id=command.round_id,
                          game_id=command.game_id, reference_id=command.bet_transaction_id,
                          credit_type=command.credit_type)
     _store(state, applied, player, record)
+    if review is not None:
+        applied.reviews.append((record.txn_id, review))
     if bet is not None:
         _finish_bet(state, applied, player, bet, BET_SETTLED)
     if command.round_closed:
         for open_bet in [b for b in player.open_bets.values()
                          if b.scope == command.scope and b.round_id == command.round_id]:
             _finish_bet(state, applied, player, open_bet, BET_SETTLED)
-        applied.round_closes.append(RoundClose(player.player_id, command.scope, command.round_id))
+        applied.round_closes.append(RoundClose(player.partner_id, player.player_id, command.scope, command.round_id))
     purpose = "game" if command.credit_type == "win" else command.credit_type
-    _post(applied, record, player.player_id, house_account(purpose, command.scope, state.shard_id))
+    _post(applied, record, player, house_account(purpose, command.scope, state.shard_id))
+    applied.result = _record_result(record, replayed=False)
+    return applied
+
+
+def _round_verdict(state: ShardState, player: PlayerState, command: Credit) -> Applied | str | None:
+    """May a credit that names no bet be paid, given its round's bets? (commands.ROUND_POLICIES)
+
+    None: pay (the round has an open or settled bet). A review reason: pay, and record an
+    operator-review item (ROUND_REVIEW, the round has no bet). An Applied refusal, not
+    stored (the answer cannot change for this key, but a retry after the bet arrives may
+    succeed): TRANSACTION_ROLLED_BACK when the round's bets were all rolled back, or
+    UNKNOWN_TRANSACTION for a round with no bet under ROUND_REQUIRED.
+    """
+    if live_bet_in_round(player, command.scope, command.round_id):
+        return None
+    bets = state.round_bets.get(round_key(command))
+    assert bets is not None, "round not prefetched"
+    rolled_back = False
+    for bet in bets:
+        if bet.kind == TOMBSTONE:
+            rolled_back = True
+        elif bet.code == _OK and bet.bet_state in (BET_OPEN, BET_SETTLED):
+            return None
+        elif bet.code == _OK and bet.bet_state == BET_ROLLED_BACK:
+            rolled_back = True
+    if rolled_back:
+        return Applied(command, _balance_result(
+            Code.TRANSACTION_ROLLED_BACK, command, player, command.currency,
+            detail="every bet of this round was rolled back: no win is paid on it"))
+    if command.round_policy == ROUND_REQUIRED:
+        return Applied(command, _balance_result(
+            Code.UNKNOWN_TRANSACTION, command, player, command.currency,
+            detail="this round has no bet"))
+    return "win in a round with no bet (accepted as the protocol requires)"
+
+
+def _note_round_bet(state: ShardState, record: TxRecord) -> None:
+    """Keep ``state.round_bets`` whole for a round the group looked up (a bet or tombstone
+    made in it while the group runs)."""
+    if state.round_bets and record.round_id is not None:
+        bets = state.round_bets.get((record.partner_id, record.player_id, record.scope, record.round_id))
+        if bets is not None:
+            bets.append(record)
+
+
+def _reverse_credit(state: ShardState, command: Rollback, player: PlayerState, win: TxRecord,
+                    now_us: int) -> Applied:
+    """Roll back a win (``Rollback.credit_reversible``): the credit's cash comes back out,
+    even below zero. A balance below zero is a debt (module docstring, "Debts"): it blocks
+    bets and withdrawals until it is repaid, and it is recorded for operator review."""
+    if win.bet_state == BET_ROLLED_BACK:
+        return Applied(command, _balance_result(
+            Code.TRANSACTION_ROLLED_BACK, command, player, win.currency,
+            detail="this win was already rolled back"))
+    wallet = player.wallets[win.currency]
+    wallet.cash_minor -= win.cash_delta_minor  # a credit moves cash only: its delta is >= 0
+    applied = Applied(command, Result(code=Code.OK))
+    record = _new_record(state, command, ROLLBACK, wallet, now_us, currency=win.currency,
+                         amount_minor=win.amount_minor, cash_delta_minor=-win.cash_delta_minor,
+                         reference_id=win.transaction_id, round_id=win.round_id, game_id=win.game_id)
+    _store(state, applied, player, record)
+    _finish_bet(state, applied, player, win, BET_ROLLED_BACK)
+    purpose = "game" if win.credit_type in (None, "win") else win.credit_type
+    _post(applied, record, player, house_account(purpose, command.scope, state.shard_id))
+    if wallet.cash_minor < 0:
+        applied.reviews.append((record.txn_id, f"debt of {-wallet.cash_minor} {win.currency} minor units: a reversed win"))
     applied.result = _record_result(record, replayed=False)
     return applied
 
@@ -490,17 +585,16 @@ def _rollback(state: ShardState, command: Rollback, now_us: int) -> Applied:
         # It would store the rollback and its tombstone under one key.
         return Applied(command, _balance_result(
             Code.INVALID_REQUEST, command, player, command.currency,
-            detail="a rollback cannot name its own transaction id"), player_id=command.player_id)
+            detail="a rollback cannot name its own transaction id"))
     ref_key = (command.scope, command.reference_transaction_id)
     bet = _lookup(state, ref_key, player)
     assert bet is not None or ref_key in state.absent_keys, "reference not prefetched"
     currency = bet.currency if bet is not None else (command.currency or next(iter(player.wallets)))
     if currency not in player.wallets:
         return Applied(command, _balance_result(Code.CURRENCY_MISMATCH, command, player, None,
-                                                detail=f"player has no {currency} wallet"),
-                       player_id=player.player_id)
+                                                detail=f"player has no {currency} wallet"))
     wallet = player.wallets[currency]
-    applied = Applied(command, Result(code=Code.OK), player_id=player.player_id)
+    applied = Applied(command, Result(code=Code.OK))
     if bet is None:
         # Rollback of a transaction never seen: succeed and leave a tombstone so that the late
         # debit is refused (docs/DESIGN.md section 5; providers.md "Common ground").
@@ -511,15 +605,17 @@ def _rollback(state: ShardState, command: Rollback, now_us: int) -> Applied:
         tombstone = TxRecord(
             txn_id=state.next_txn_id(), scope=command.scope,
             transaction_id=command.reference_transaction_id, kind=TOMBSTONE,
-            player_id=player.player_id, currency=currency, amount_minor=0, code=Code.OK.value,
+            partner_id=player.partner_id, player_id=player.player_id, currency=currency, amount_minor=0,
+            code=_OK,
             cash_after_minor=wallet.cash_minor, bonus_after_minor=wallet.bonus_minor,
             reference_id=command.transaction_id, round_id=command.round_id,
             created_at_us=now_us, batch_seq=state.open_seq,
         )
         _store(state, applied, player, tombstone)
+        _note_round_bet(state, tombstone)
         applied.result = msgspec.structs.replace(_record_result(record, replayed=False), tombstoned=True)
         return applied
-    if bet.kind == DEBIT and bet.code != Code.OK.value and bet.player_id == player.player_id:
+    if bet.kind == DEBIT and bet.code != _OK and bet.player_key == player.key:
         # The bet was refused (e.g. insufficient funds), so nothing was taken: the rollback
         # succeeds with no money moved. Providers roll back bets whose answer they lost.
         record = _new_record(state, command, ROLLBACK, wallet, now_us, currency=currency,
@@ -531,10 +627,12 @@ def _rollback(state: ShardState, command: Rollback, now_us: int) -> Applied:
     finished = _reference_refusal(command, player, bet, currency)
     if finished is not None:
         return finished
+    if bet.kind == CREDIT and command.credit_reversible and bet.player_key == player.key:
+        return _reverse_credit(state, command, player, bet, now_us)
     if bet.kind != DEBIT:
         return Applied(command, _balance_result(
             Code.UNKNOWN_TRANSACTION, command, player, currency,
-            detail="only debits (bets) can be rolled back"), player_id=player.player_id)
+            detail="only debits (bets) can be rolled back"))
     wallet.cash_minor -= bet.cash_delta_minor  # deltas of a debit are <= 0
     wallet.bonus_minor -= bet.bonus_delta_minor
     record = _new_record(state, command, ROLLBACK, wallet, now_us, currency=currency,
@@ -544,37 +642,40 @@ def _rollback(state: ShardState, command: Rollback, now_us: int) -> Applied:
                          game_id=bet.game_id)
     _store(state, applied, player, record)
     _finish_bet(state, applied, player, bet, BET_ROLLED_BACK)
-    _post(applied, record, player.player_id, house_account("game", command.scope, state.shard_id))
+    _post(applied, record, player, house_account("game", command.scope, state.shard_id))
     applied.result = _record_result(record, replayed=False)
     return applied
 
 
 def _reference_refusal(command: Credit | Rollback, player: PlayerState, bet: TxRecord | None, currency: str) -> Applied | None:
     """Refusal for a credit/rollback whose referenced bet is unknown or already finished."""
-    if bet is None or bet.player_id != player.player_id or bet.kind not in (DEBIT, TOMBSTONE):
-        if bet is not None and bet.player_id == player.player_id and isinstance(command, Rollback):
+    if bet is None or bet.player_key != player.key or bet.kind not in (DEBIT, TOMBSTONE):
+        if bet is not None and bet.player_key == player.key and isinstance(command, Rollback):
             return None  # a non-debit of this player: the caller answers "only debits"
         return Applied(command, _balance_result(
             Code.UNKNOWN_TRANSACTION, command, player, currency,
-            detail="referenced bet not found"), player_id=player.player_id)
+            detail="referenced bet not found"))
     if bet.kind == TOMBSTONE or bet.bet_state == BET_ROLLED_BACK:
         return Applied(command, _balance_result(
             Code.TRANSACTION_ROLLED_BACK, command, player, currency,
-            detail="referenced bet was rolled back"), player_id=player.player_id)
-    if bet.bet_state == BET_SETTLED or bet.code != Code.OK.value:
-        code = Code.TRANSACTION_SETTLED if bet.code == Code.OK.value else Code.UNKNOWN_TRANSACTION
+            detail="referenced bet was rolled back"))
+    if bet.bet_state == BET_SETTLED or bet.code != _OK:
+        code = Code.TRANSACTION_SETTLED if bet.code == _OK else Code.UNKNOWN_TRANSACTION
         return Applied(command, _balance_result(
             code, command, player, currency,
             detail="referenced bet is already settled" if code is Code.TRANSACTION_SETTLED
-            else "referenced bet was refused"), player_id=player.player_id)
+            else "referenced bet was refused"))
     if bet.currency != currency:
         return Applied(command, _balance_result(
             Code.CURRENCY_MISMATCH, command, player, currency,
-            detail="currency differs from the referenced bet"), player_id=player.player_id)
+            detail="currency differs from the referenced bet"))
     return None
 
 
 def _finish_bet(state: ShardState, applied: Applied, player: PlayerState, bet: TxRecord, bet_state: str) -> None:
+    """Move a bet (or a reversed win) to ``bet_state``; the state it leaves is kept in
+    ``applied.prior_states`` so that an Atomic unit can be undone whatever it finished."""
+    applied.prior_states.append((bet, bet.bet_state, bet.batch_seq))
     bet.bet_state = bet_state
     bet.batch_seq = state.open_seq  # its new state is uncommitted: not evictable until it is
     player.open_bets.pop(bet.key, None)
@@ -582,22 +683,25 @@ def _finish_bet(state: ShardState, applied: Applied, player: PlayerState, bet: T
     applied.bet_updates.append(bet)
 
 
-def _post(applied: Applied, record: TxRecord, player_id: str, house: str) -> None:
-    """Double entry (docs/DESIGN.md section 4): the player's cash/bonus deltas against one
-    house account, in the record's currency. The postings of a transaction sum to zero."""
-    total = 0
-    posted = len(applied.entries)
-    if record.cash_delta_minor:
-        applied.entries.append(EntryRow(record.txn_id, player_account(player_id, "cash"), record.currency, record.cash_delta_minor))
-        total += record.cash_delta_minor
-    if record.bonus_delta_minor:
-        applied.entries.append(EntryRow(record.txn_id, player_account(player_id, "bonus"), record.currency, record.bonus_delta_minor))
-        total += record.bonus_delta_minor
-    if total:
-        applied.entries.append(EntryRow(record.txn_id, house, record.currency, -total))
-    postings = applied.entries[posted:]
-    assert sum(e.delta_minor for e in postings) == 0, f"postings of txn {record.txn_id} do not sum to zero"
-    assert all(e.delta_minor != 0 and e.currency == record.currency for e in postings)
+def _post(applied: Applied, record: TxRecord, player: PlayerState, house: str) -> None:
+    """Double entry (docs/DESIGN.md section 4): the player's cash and bonus deltas against one
+    house account, in the record's currency; the house leg is minus their sum, so the
+    postings of a transaction sum to zero by construction.
+
+    The one-leg house posting is right only because a transaction moves the player's money
+    one way (a bet takes cash and bonus, a win or refund gives them): asserted here.
+    """
+    cash, bonus = record.cash_delta_minor, record.bonus_delta_minor
+    assert (cash >= 0 and bonus >= 0) or (cash <= 0 and bonus <= 0), f"txn {record.txn_id} moves money both ways"
+    entries = applied.entries
+    if cash:
+        entries.append(_row(EntryRow, (record.txn_id, player_account(player.partner_id, player.player_id, "cash"),
+                                       record.currency, cash)))
+    if bonus:
+        entries.append(_row(EntryRow, (record.txn_id, player_account(player.partner_id, player.player_id, "bonus"),
+                                       record.currency, bonus)))
+    if cash or bonus:
+        entries.append(_row(EntryRow, (record.txn_id, house, record.currency, -(cash + bonus))))
 
 
 def _set_player_status(state: ShardState, command: SetPlayerStatus, now_us: int) -> Applied:
@@ -605,19 +709,18 @@ def _set_player_status(state: ShardState, command: SetPlayerStatus, now_us: int)
     (PLAYER_BLOCKED); wins and rollbacks still apply (providers.md "Common ground": providers
     retry them for days). Setting the status a player already has is OK and writes only the
     audit record."""
-    player = _player(state, command.player_id)
+    player = _player(state, command.partner_id, command.player_id)
     if player is None:
         return Applied(command, Result(code=Code.UNKNOWN_PLAYER, player_id=command.player_id,
-                                       detail="no such player"), player_id=command.player_id)
+                                       detail="no such player"))
     if command.status not in PLAYER_STATUSES:
         return Applied(command, Result(code=Code.INVALID_REQUEST, player_id=command.player_id,
-                                       detail=f"status must be one of {', '.join(PLAYER_STATUSES)}"),
-                       player_id=command.player_id)
-    applied = Applied(command, Result(code=Code.OK), player_id=player.player_id)
+                                       detail=f"status must be one of {', '.join(PLAYER_STATUSES)}"))
+    applied = Applied(command, Result(code=Code.OK))
     if player.status != command.status:
         player.status = command.status
         _mark_dirty(state, player)
-        applied.status_change = (player.player_id, command.status)
+        applied.status_change = (player.key, command.status)
     applied.result = Result(code=Code.OK, player_id=player.player_id, balances=_balances(player),
                             country=player.country, player_status=player.status)
     return applied
@@ -629,7 +732,6 @@ class _Snapshot:
 
     wallets: dict[str, tuple[int, int]]
     open_bets: dict[Key, TxRecord]
-    bet_states: dict[Key, tuple[str | None, int]]
     dirty_seq: int
     txn_seq: int
 
@@ -643,22 +745,21 @@ def _atomic(state: ShardState, command: Atomic, now_us: int) -> Applied:
     refusal: every earlier action of the unit is undone in memory (nothing reaches the
     batch but the audit record), ``code`` is the refusal's and ``results`` ends with it.
     """
-    player = _player(state, command.player_id)
+    player = _player(state, command.partner_id, command.player_id)
     if player is None:
         return Applied(command, Result(code=Code.UNKNOWN_PLAYER, player_id=command.player_id,
-                                       detail="no such player"), player_id=command.player_id)
+                                       detail="no such player"))
     problem = _atomic_shape_problem(command)
     if problem is not None:
         return Applied(command, Result(code=Code.INVALID_REQUEST, player_id=command.player_id,
-                                       detail=problem), player_id=command.player_id)
+                                       detail=problem))
     snapshot = _Snapshot(
         wallets={c: (w.cash_minor, w.bonus_minor) for c, w in player.wallets.items()},
         open_bets=dict(player.open_bets),
-        bet_states={k: (b.bet_state, b.batch_seq) for k, b in player.open_bets.items()},
         dirty_seq=player.dirty_seq,
         txn_seq=state.txn_seq,
     )
-    unit = Applied(command, Result(code=Code.OK), player_id=player.player_id)
+    unit = Applied(command, Result(code=Code.OK))
     results: list[Result] = []
     for index, action in enumerate(command.actions):
         applied = _apply_action(state, action, now_us)
@@ -667,6 +768,8 @@ def _atomic(state: ShardState, command: Atomic, now_us: int) -> Applied:
         unit.entries.extend(applied.entries)
         unit.bet_updates.extend(applied.bet_updates)
         unit.round_closes.extend(applied.round_closes)
+        unit.reviews.extend(applied.reviews)
+        unit.prior_states.extend(applied.prior_states)
         if applied.result.code is not Code.OK:
             _undo(state, player, snapshot, unit)
             refused = applied.result
@@ -701,7 +804,8 @@ def _atomic_shape_problem(command: Atomic) -> str | None:
     for action in command.actions:
         if type(action) not in (Debit, Credit, Rollback):
             return "a unit holds only debits, credits and rollbacks"
-        if action.player_id != command.player_id or action.scope != command.scope:
+        if (action.player_id != command.player_id or action.partner_id != command.partner_id
+                or action.scope != command.scope):
             return "every action of a unit belongs to its player and scope"
         named = [action.transaction_id]
         if isinstance(action, Rollback):
@@ -722,11 +826,12 @@ def _undo(state: ShardState, player: PlayerState, snapshot: _Snapshot, unit: App
         removed = state.keys.pop(record.key, None)
         assert removed is record, "a unit's new key was not its own record"
         created.add(record.key)
-    for bet in unit.bet_updates:
-        if bet.key in created:
+    for bets in state.round_bets.values():
+        bets[:] = [b for b in bets if b.key not in created]
+    for record, bet_state, batch_seq in reversed(unit.prior_states):
+        if record.key in created:
             continue  # placed and finished within the unit: gone with it
-        assert bet.key in snapshot.bet_states, "a unit finished a bet that was not open"
-        bet.bet_state, bet.batch_seq = snapshot.bet_states[bet.key]
+        record.bet_state, record.batch_seq = bet_state, batch_seq  # newest change first, back to the start
     for currency, (cash, bonus) in snapshot.wallets.items():
         wallet = player.wallets[currency]
         wallet.cash_minor, wallet.bonus_minor = cash, bonus
@@ -737,8 +842,10 @@ def _undo(state: ShardState, player: PlayerState, snapshot: _Snapshot, unit: App
     unit.entries.clear()
     unit.bet_updates.clear()
     unit.round_closes.clear()
+    unit.reviews.clear()
+    unit.prior_states.clear()
 
 
 def _refusal(state: ShardState, command: RecordRefusal, now_us: int) -> Applied:
     result = Result(code=command.code, player_id=command.player_id, detail=command.detail)
-    return Applied(command, result, player_id=command.player_id)
+    return Applied(command, result)

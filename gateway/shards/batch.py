@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from gateway.shards.apply import Applied, player_account
 from gateway.shards.commands import Command, CreatePlayer, Result
 from gateway.shards.port import AuditEntry, BatchWrite, PlayerBalance
-from gateway.shards.rows import EntryRow, NewPlayerRow, RoundClose, TxnRow
-from gateway.shards.state import Key
+from gateway.shards.rows import EntryRow, NewPlayerRow, ReviewRow, RoundClose, TxnRow, row
+from gateway.shards.state import Key, PlayerKey
 
 
 @dataclass(slots=True)
@@ -26,15 +26,17 @@ class Item:
     command: Command
     future: asyncio.Future[Result] | None
     result: Result
-    player_id: str | None
+    player_key: PlayerKey | None
     applied_at_us: int
     audited: bool
     txn_rows: list[TxnRow] = field(default_factory=list)
     entries: list[EntryRow] = field(default_factory=list)
     bet_updates: list[tuple[Key, str]] = field(default_factory=list)
     round_closes: list[RoundClose] = field(default_factory=list)
-    new_player: tuple[str, str, str, str, list[str]] | None = None  # id, country, status, created_by, currencies
-    status_change: tuple[str, str] | None = None  # (player_id, status)
+    new_player: NewPlayerRow | None = None
+    new_currencies: list[str] = field(default_factory=list)  # the new player's wallets
+    status_change: tuple[PlayerKey, str] | None = None
+    reviews: list[tuple[int, str]] = field(default_factory=list)  # (txn_id, reason): operator-review items
 
     @property
     def keys(self) -> list[Key]:
@@ -48,7 +50,9 @@ class Item:
 
 def make_item(applied: Applied, future: asyncio.Future[Result] | None) -> Item:
     """Snapshot an Applied into an Item."""
-    item = Item(applied.command, future, applied.result, applied.player_id, applied.applied_at_us, applied.audit)
+    command = applied.command
+    player_key = None if command.partner_id is None or command.player_id is None else (command.partner_id, command.player_id)
+    item = Item(command, future, applied.result, player_key, applied.applied_at_us, applied.audit)
     if applied.txns:
         item.txn_rows = [r.row() for r in applied.txns]
         item.entries = applied.entries
@@ -59,8 +63,10 @@ def make_item(applied: Applied, future: asyncio.Future[Result] | None) -> Item:
     if applied.new_player is not None:
         p = applied.new_player
         created_by = applied.command.scope if isinstance(applied.command, CreatePlayer) else ""
-        item.new_player = (p.player_id, p.country, p.status, created_by, list(p.wallets))
+        item.new_player = NewPlayerRow(p.partner_id, p.player_id, p.country, p.status, created_by, applied.applied_at_us)
+        item.new_currencies = list(p.wallets)
     item.status_change = applied.status_change
+    item.reviews = applied.reviews
     return item
 
 
@@ -83,22 +89,25 @@ class Batch:
         seen: set[Key] = set()
         for item in self.items:
             if item.new_player is not None:
-                player_id, country, status, created_by, currencies = item.new_player
-                write.new_players.append(NewPlayerRow(player_id, country, status, created_by, item.applied_at_us))
-                for currency in currencies:
-                    balances[(player_account(player_id, "cash"), currency)] = PlayerBalance(player_id, 0)
-                    balances[(player_account(player_id, "bonus"), currency)] = PlayerBalance(player_id, 0)
+                new = item.new_player
+                write.new_players.append(new)
+                for currency in item.new_currencies:
+                    for kind in ("cash", "bonus"):
+                        account = player_account(new.partner_id, new.player_id, kind)
+                        balances[(account, currency)] = row(PlayerBalance, (new.partner_id, new.player_id, 0))
             if item.status_change is not None:
                 write.status_changes[item.status_change[0]] = item.status_change[1]  # last wins
-            for row in item.txn_rows:
-                key = (row.scope, row.transaction_id)
+            for txn in item.txn_rows:
+                key = (txn.scope, txn.transaction_id)
                 assert key not in seen, f"key {key} twice in one batch"
                 seen.add(key)
-                write.txns.append(row)
-                if row.cash_delta_minor:
-                    balances[(player_account(row.player_id, "cash"), row.currency)] = PlayerBalance(row.player_id, row.cash_after_minor)
-                if row.bonus_delta_minor:
-                    balances[(player_account(row.player_id, "bonus"), row.currency)] = PlayerBalance(row.player_id, row.bonus_after_minor)
+                write.txns.append(txn)
+                if txn.cash_delta_minor:
+                    account = player_account(txn.partner_id, txn.player_id, "cash")
+                    balances[(account, txn.currency)] = row(PlayerBalance, (txn.partner_id, txn.player_id, txn.cash_after_minor))
+                if txn.bonus_delta_minor:
+                    account = player_account(txn.partner_id, txn.player_id, "bonus")
+                    balances[(account, txn.currency)] = row(PlayerBalance, (txn.partner_id, txn.player_id, txn.bonus_after_minor))
             for entry in item.entries:
                 write.entries.append(entry)
                 if entry.account.startswith("house:"):
@@ -107,14 +116,16 @@ class Batch:
             for key, bet_state in item.bet_updates:
                 write.bet_updates[key] = bet_state
             write.round_closes.update(item.round_closes)
+            for txn_id, reason in item.reviews:
+                (txn,) = [t for t in item.txn_rows if t.txn_id == txn_id]
+                write.reviews.append(row(ReviewRow, (txn_id, txn.partner_id, txn.player_id, txn.scope,
+                                                     reason, item.applied_at_us)))
             if item.audited:
                 command = item.command
-                write.audits.append(AuditEntry(
-                    kind=type(command).__struct_config__.tag,  # type: ignore[arg-type]  # every Command is tagged
-                    scope=getattr(command, "scope", None),
-                    transaction_id=getattr(command, "transaction_id", None),
-                    player_id=item.player_id, code=item.result.code.value,
-                    replayed=item.result.replayed, request=command, result=item.result,
-                    applied_at_us=item.applied_at_us, txn_ids=[r.txn_id for r in item.txn_rows],
-                ))
+                write.audits.append(row(AuditEntry, (
+                    type(command).__struct_config__.tag, getattr(command, "scope", None),
+                    getattr(command, "transaction_id", None), command.partner_id, command.player_id,
+                    item.result.code.value, item.result.replayed, command, item.result,
+                    item.applied_at_us, [r.txn_id for r in item.txn_rows],
+                )))
         return write

@@ -6,8 +6,15 @@ structs below and submits it to the shard that owns the player. The shard answer
 (docs/DESIGN.md section 8). These structs are the whole contract between edge and shard, so a
 shard can move to another process (msgpack over a socket) without touching either side.
 
-Idempotency (docs/DESIGN.md section 5): ``scope`` is who sent it (partner id or provider name),
-``transaction_id`` is their id. Together they are the idempotency key.
+Identity (docs/SECURITY.md, "Tenancy"): a player belongs to the partner (operator brand)
+that created it and is identified everywhere by (``partner_id``, ``player_id``); two
+partners may use the same player id for different people.
+
+Idempotency (docs/DESIGN.md section 5): ``scope`` is who sent it, (partner, source) written
+``"<partner_id>:<source>"`` by ``idempotency_scope`` (source: ``"api"`` for the partner's
+own API key, else the provider integration's name), and ``transaction_id`` is their id.
+Together they are the idempotency key, so no two integrations ever share a key space. A
+command's scope always belongs to its ``partner_id`` (``scope_belongs``).
 """
 
 from __future__ import annotations
@@ -43,6 +50,27 @@ class Code(str, enum.Enum):  # noqa: UP042 - str() of a StrEnum differs; codes a
     TOKEN_EXPIRED = "token_expired"
 
 
+#: A player's full identity: (partner_id, player_id).
+PlayerKey = tuple[str, str]
+
+#: Partner ids: lower-case letters, digits, "_" and "-", at most 32 (no ":", so a scope
+#: "<partner_id>:<source>" reads back unambiguously).
+PARTNER_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}\Z"
+
+#: The source of a partner's own generic-API calls.
+API_SOURCE = "api"
+
+
+def idempotency_scope(partner_id: str, source: str) -> str:
+    """The idempotency scope of ``source`` ("api" or an integration name) of ``partner_id``."""
+    return f"{partner_id}:{source}"
+
+
+def scope_belongs(scope: str, partner_id: str) -> bool:
+    """True if ``scope`` is one of ``partner_id``'s scopes (the shard refuses other pairs)."""
+    return len(scope) > len(partner_id) and scope[len(partner_id)] == ":" and scope.startswith(partner_id)
+
+
 class Origin(msgspec.Struct, frozen=True, omit_defaults=True):
     """Where a command came from, for the audit record's processing chain."""
 
@@ -54,6 +82,7 @@ class Origin(msgspec.Struct, frozen=True, omit_defaults=True):
 
 class CreatePlayer(msgspec.Struct, tag="create_player", frozen=True):
     scope: str
+    partner_id: str
     player_id: str
     currencies: tuple[str, ...]
     country: str
@@ -65,6 +94,7 @@ class Deposit(msgspec.Struct, tag="deposit", frozen=True):
 
     scope: str
     transaction_id: str
+    partner_id: str
     player_id: str
     currency: str
     amount_minor: int
@@ -77,6 +107,7 @@ class Withdraw(msgspec.Struct, tag="withdraw", frozen=True):
 
     scope: str
     transaction_id: str
+    partner_id: str
     player_id: str
     currency: str
     amount_minor: int
@@ -88,6 +119,7 @@ class Debit(msgspec.Struct, tag="debit", frozen=True):
 
     scope: str
     transaction_id: str
+    partner_id: str
     player_id: str
     currency: str
     amount_minor: int
@@ -96,15 +128,28 @@ class Debit(msgspec.Struct, tag="debit", frozen=True):
     origin: Origin | None = None
 
 
+#: What a credit that names no bet requires of its round (``Credit.round_policy``):
+#: - "any": nothing (the operator's own API; bonus and promo payouts outside rounds);
+#: - "required": the round must have a bet: a round whose bets were all rolled back is
+#:   TRANSACTION_ROLLED_BACK, a round with no bet UNKNOWN_TRANSACTION (nothing paid);
+#: - "review": as "required" for a rolled-back round; a round with no bet is paid, because
+#:   the protocol makes the wallet accept it, and recorded as an operator-review item.
+ROUND_ANY, ROUND_REQUIRED, ROUND_REVIEW = "any", "required", "review"
+ROUND_POLICIES = (ROUND_ANY, ROUND_REQUIRED, ROUND_REVIEW)
+
+
 class Credit(msgspec.Struct, tag="credit", frozen=True):
     """A win (payout), possibly zero, optionally naming the bet it pays and closing the round.
 
     ``credit_type`` tells wins apart in the ledger ("win"; adapters may use "jackpot",
-    "promo", "bonus_win" with their own house accounts).
+    "promo", "bonus_win" with their own house accounts). ``round_policy`` (ROUND_POLICIES)
+    applies when ``bet_transaction_id`` is None: no win is ever paid on a round whose bets
+    were all refunded or rolled back (gateway/providers/<name>/README.md, certification).
     """
 
     scope: str
     transaction_id: str
+    partner_id: str
     player_id: str
     currency: str
     amount_minor: int
@@ -113,6 +158,7 @@ class Credit(msgspec.Struct, tag="credit", frozen=True):
     bet_transaction_id: str | None = None
     round_closed: bool = False
     credit_type: str = "win"
+    round_policy: str = ROUND_ANY
     origin: Origin | None = None
 
 
@@ -122,17 +168,23 @@ CREDIT_TYPES = ("win", "jackpot", "promo", "bonus", "freespins", "adjustment")
 
 
 class Rollback(msgspec.Struct, tag="rollback", frozen=True):
-    """Undo of a debit named by ``reference_transaction_id`` (same scope).
+    """Undo of a debit named by ``reference_transaction_id`` (same scope), or of a credit
+    when ``credit_reversible`` (protocols that roll back wins: SoftSwiss).
 
-    ``currency`` is only used to answer with a balance when the reference is unknown.
+    Reversing a credit takes the win back even when the player has spent it: the cash
+    balance then goes below zero, a recorded debt, which blocks bets and withdrawals until
+    deposits or wins repay it (docs/ARCHITECTURE.md, "Debts"). ``currency`` is only used to
+    answer with a balance when the reference is unknown.
     """
 
     scope: str
     transaction_id: str
+    partner_id: str
     player_id: str
     reference_transaction_id: str
     currency: str | None = None
     round_id: str | None = None
+    credit_reversible: bool = False
     origin: Origin | None = None
 
 
@@ -149,6 +201,7 @@ class Atomic(msgspec.Struct, tag="atomic", frozen=True):
     """
 
     scope: str
+    partner_id: str
     player_id: str
     actions: tuple[Debit | Credit | Rollback, ...]
     origin: Origin | None = None
@@ -169,6 +222,7 @@ class SetPlayerStatus(msgspec.Struct, tag="player_status", frozen=True):
     """
 
     scope: str
+    partner_id: str
     player_id: str
     status: str
     reason: str = ""
@@ -178,6 +232,7 @@ class SetPlayerStatus(msgspec.Struct, tag="player_status", frozen=True):
 class GetBalance(msgspec.Struct, tag="balance", frozen=True):
     """Read; never audited. Answered once every write of the player before it is durable."""
 
+    partner_id: str
     player_id: str
     currency: str | None = None
 
@@ -192,6 +247,7 @@ class RecordRefusal(msgspec.Struct, tag="refusal", frozen=True):
     code: Code
     detail: str
     request: dict = {}
+    partner_id: str | None = None
     player_id: str | None = None
     origin: Origin | None = None
 
@@ -238,6 +294,13 @@ class Result(msgspec.Struct, frozen=True, omit_defaults=True):
     processed_at_us: int | None = None  # when the stored transaction was applied (replays: the original time)
 
 
+def player_key_of(command: Command) -> PlayerKey | None:
+    """The (partner_id, player_id) a command is about; None for an unattributed refusal."""
+    if command.partner_id is None or command.player_id is None:
+        return None
+    return (command.partner_id, command.player_id)
+
+
 def has_nul(command: msgspec.Struct) -> bool:
     """True if a text field of ``command`` (or of an Atomic unit's actions) holds U+0000.
 
@@ -263,18 +326,45 @@ def has_nul(command: msgspec.Struct) -> bool:
 
 def without_nul(command: Command) -> RecordRefusal:
     """The refusal (INVALID_REQUEST) recorded instead of a command for which ``has_nul``."""
+    return _refused_instead(command, "a text field contains a NUL character (U+0000)")
 
+
+def misattributed(command: Command) -> bool:
+    """True if ``command`` (or an action of its unit) carries a scope of another partner.
+
+    The edge builds scopes with ``idempotency_scope`` from the authenticated partner, so
+    this never holds for a correct edge; the shard checks it anyway (defence in depth:
+    one partner's key space must never reach another partner's players).
+    """
+    if isinstance(command, (GetBalance, RecordRefusal)):
+        return False
+    if not scope_belongs(command.scope, command.partner_id):
+        return True
+    if isinstance(command, Atomic):
+        return any(not scope_belongs(a.scope, command.partner_id) or a.partner_id != command.partner_id
+                   for a in command.actions)
+    return False
+
+
+def without_misattribution(command: Command) -> RecordRefusal:
+    """The refusal (INVALID_REQUEST) recorded instead of a command for which ``misattributed``."""
+    return _refused_instead(command, "the idempotency scope does not belong to the player's partner")
+
+
+def _refused_instead(command: Command, detail: str) -> RecordRefusal:
     def clean(text: str | None) -> str | None:
         return None if text is None else text.replace("\x00", "\ufffd")
 
     if isinstance(command, RecordRefusal):
-        return msgspec.structs.replace(command, scope=clean(command.scope), player_id=clean(command.player_id))
+        return msgspec.structs.replace(command, scope=clean(command.scope) or "", partner_id=clean(command.partner_id),
+                                       player_id=clean(command.player_id))
     return RecordRefusal(
         scope=clean(getattr(command, "scope", "")) or "",
         code=Code.INVALID_REQUEST,
-        detail="a text field contains a NUL character (U+0000)",
+        detail=detail,
         request={"type": type(command).__struct_config__.tag},
-        player_id=clean(getattr(command, "player_id", None)),
+        partner_id=clean(command.partner_id),
+        player_id=clean(command.player_id),
         origin=getattr(command, "origin", None),
     )
 

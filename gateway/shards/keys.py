@@ -11,9 +11,14 @@ shard loop (``shard.py``), ``apply()`` and the tests:
   looked up; a resident player's credit/rollback whose bet is not open in memory also has
   its own key looked up (a retry of an old win must replay, not be refused as settled).
   Everything else is *assumed new*: the steady state reads nothing.
+- **Rounds** (``Needs.rounds``): a credit that names no bet, under a round policy other
+  than "any" (commands.ROUND_POLICIES), must see every bet of its round unless one is open
+  in memory: the round's committed debits and tombstones come from storage, the
+  uncommitted ones from the shard's batches (``pending_debits``), and ``apply()`` adds the
+  debits it makes while the group runs.
 - **Installed** (``install``): fetched rows enter the hot state unless memory already holds
-  something newer; looked-up keys that do not exist go to ``state.absent_keys``, which
-  ``apply()`` trusts for the group it was fetched for.
+  something newer; looked-up keys that do not exist go to ``state.absent_keys`` and looked-up
+  rounds to ``state.round_bets``, which ``apply()`` trusts for the group they were fetched for.
 - **A conflict** (``conflict_field``): the same key with different content names the first
   differing field; nothing is applied.
 - **Stored refusals** (``STORED_REFUSALS``): refusals that depend on the balance or on
@@ -29,9 +34,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.shards.commands import (
+    ROUND_ANY,
     Atomic,
     Code,
     Command,
@@ -50,7 +57,9 @@ from gateway.shards.state import (
     DEPOSIT,
     ROLLBACK,
     Key,
+    PlayerKey,
     PlayerState,
+    RoundKey,
     ShardState,
     TxRecord,
     Wallet,
@@ -101,20 +110,47 @@ def keys_named(command: Command) -> list[Key]:
     return keys
 
 
-def prefetch_needs(state: ShardState, commands: list[Command]) -> tuple[list[str], list[Key]]:
-    """(cold players, unknown keys) that ``commands`` need loaded before ``apply()``."""
-    cold: dict[str, None] = {}
+@dataclass
+class Needs:
+    """What a group of commands needs loaded before ``apply()``."""
+
+    players: list[PlayerKey] = field(default_factory=list)  # cold players
+    keys: list[Key] = field(default_factory=list)  # keys not in memory
+    rounds: list[RoundKey] = field(default_factory=list)  # rounds whose bets a credit must see
+
+    def __bool__(self) -> bool:
+        return bool(self.players or self.keys or self.rounds)
+
+
+def round_key(command: Credit) -> RoundKey:
+    return (command.partner_id, command.player_id, command.scope, command.round_id)
+
+
+def live_bet_in_round(player: PlayerState, scope: str, round_id: str) -> bool:
+    """True if the player has an open bet of (scope, round) in memory (open bets are always
+    resident with their player)."""
+    return any(b.scope == scope and b.round_id == round_id for b in player.open_bets.values())
+
+
+def prefetch_needs(state: ShardState, commands: list[Command]) -> Needs:
+    """The cold players, unknown keys and rounds that ``commands`` need loaded before ``apply()``.
+
+    A round is needed by a credit that names no bet under a round policy other than "any"
+    (commands.ROUND_POLICIES) unless the player has an open bet of that round in memory.
+    """
+    cold: dict[PlayerKey, None] = {}
     keys: dict[Key, None] = {}
+    rounds: dict[RoundKey, None] = {}
     for command in flatten(commands):
-        if isinstance(command, RecordRefusal) or command.player_id is None:
+        if isinstance(command, RecordRefusal):
             continue
-        player_id = command.player_id
-        resident = player_id in state.players  # not "or in cold": every cold command's key
+        player_key = (command.partner_id, command.player_id)
+        resident = player_key in state.players  # not "or in cold": every cold command's key
         if not resident:
-            cold[player_id] = None
+            cold[player_key] = None
         own = own_key(command)
         ref = reference_key(command)
-        player = state.players.get(player_id)
+        player = state.players.get(player_key)
         # A credit/rollback whose bet is not open in memory may be a retry whose own outcome
         # was evicted or predates a restart: its reference check would refuse it (settled /
         # rolled back) before the unique constraint could catch it.
@@ -123,26 +159,38 @@ def prefetch_needs(state: ShardState, commands: list[Command]) -> tuple[list[str
             keys[own] = None
         if ref is not None and ref not in state.keys and (player is None or ref not in player.open_bets):
             keys[ref] = None
-    return list(cold), list(keys)
+        if (isinstance(command, Credit) and command.bet_transaction_id is None
+                and command.round_policy != ROUND_ANY
+                and (player is None or not live_bet_in_round(player, command.scope, command.round_id))):
+            rounds[round_key(command)] = None
+    return Needs(list(cold), list(keys), list(rounds))
 
 
-def install(state: ShardState, cold: list[str], keys: list[Key], fetched: PrefetchResult) -> None:
+def install(
+    state: ShardState, needs: Needs, fetched: PrefetchResult,
+    pending_debits: dict[RoundKey, list[TxRecord]] | None = None,
+) -> None:
     """Put prefetched rows into the hot state (synchronous: no apply interleaves).
 
     Memory wins over storage wherever it already holds an entry: it is newer.
+    ``pending_debits``: the uncommitted debits and tombstones of the needed rounds (storage
+    does not have them yet), found by the shard in its batches.
     """
-    for player_id in cold:
-        if player_id in state.players:
+    keys = needs.keys
+    for player_key in needs.players:
+        if player_key in state.players:
             continue  # created or loaded while we awaited
-        if player_id not in fetched.players:
-            state.players[player_id] = None
+        if player_key not in fetched.players:
+            state.players[player_key] = None
             continue
-        country, status = fetched.players[player_id]
+        country, status = fetched.players[player_key]
         # Interned: a million resident players share a handful of these strings.
-        wallets = {sys.intern(c): Wallet(v[0], v[1]) for c, v in fetched.wallets[player_id].items()}
-        state.players[player_id] = PlayerState(player_id, sys.intern(country), sys.intern(status), wallets)
+        wallets = {sys.intern(c): Wallet(v[0], v[1]) for c, v in fetched.wallets[player_key].items()}
+        partner_id, player_id = player_key
+        state.players[player_key] = PlayerState(sys.intern(partner_id), player_id, sys.intern(country),
+                                                sys.intern(status), wallets)
     for record in fetched.open_bets:
-        loaded = state.players.get(record.player_id)
+        loaded = state.players.get(record.player_key)
         if loaded is None or record.key in loaded.open_bets:
             continue
         resident = state.keys.get(record.key)
@@ -157,12 +205,17 @@ def install(state: ShardState, cold: list[str], keys: list[Key], fetched: Prefet
         if record.key in state.keys:
             continue  # memory is newer than the database
         state.remember(record)
-        owner = state.players.get(record.player_id)
+        owner = state.players.get(record.player_key)
         if record.bet_state == BET_OPEN and owner is not None:
             owner.open_bets.setdefault(record.key, record)
     for key in keys:
         if key not in found and key not in state.keys:
             state.absent_keys.add(key)
+    for rk in needs.rounds:
+        merged: dict[Key, TxRecord] = {}
+        for record in [*fetched.round_debits.get(rk, ()), *(pending_debits or {}).get(rk, ())]:
+            merged[record.key] = state.keys.get(record.key, record)  # memory is newer than the database
+        state.round_bets[rk] = list(merged.values())
 
 
 def conflict_field(record: TxRecord, kind: str, command: MoneyAction) -> str | None:
@@ -174,7 +227,7 @@ def conflict_field(record: TxRecord, kind: str, command: MoneyAction) -> str | N
     """
     if record.kind != kind:
         return "type"
-    if record.player_id != command.player_id:
+    if record.player_id != command.player_id or record.partner_id != command.partner_id:
         return "player_id"
     if isinstance(command, Rollback):
         if record.reference_id != command.reference_transaction_id:
@@ -208,7 +261,7 @@ class Pending(Protocol):
     """An applied, uncommitted command as the repair sees it (``batch.Item``)."""
 
     @property
-    def player_id(self) -> str | None: ...
+    def player_key(self) -> PlayerKey | None: ...
 
     @property
     def command(self) -> Command: ...
@@ -222,24 +275,30 @@ class Pending(Protocol):
 
 def repair_scope(
     conflict_keys: list[Key], in_flight: Sequence[Pending], open_items: Sequence[Pending]
-) -> tuple[set[str], set[Key]]:
-    """(players affected, keys to reload) for a batch whose commit hit ``conflict_keys``.
+) -> tuple[set[PlayerKey], Needs]:
+    """(players affected, what to reload) for a batch whose commit hit ``conflict_keys``.
 
-    Affected: every player with a conflicting key in the batch. To reload: the conflicting
-    keys and every key named by an uncommitted command of an affected player.
+    Affected: every player with a conflicting key in the batch. To reload: those players,
+    the conflicting keys, every key named by an uncommitted command of an affected player,
+    and the round of each such command that needs its round's bets (``prefetch_needs``).
     """
     conflict = set(conflict_keys)
-    affected = {item.player_id for item in in_flight
-                if item.player_id is not None and conflict.intersection(item.keys)}
+    affected = {item.player_key for item in in_flight
+                if item.player_key is not None and conflict.intersection(item.keys)}
     assert affected, "conflicting keys belong to no item"
     refs = set(conflict)
+    rounds: set[RoundKey] = set()
     for item in [*in_flight, *open_items]:
-        if item.player_id in affected:
+        if item.player_key in affected:
             refs.update(keys_named(item.command))
-    return affected, refs
+            for command in flatten([item.command]):
+                if (isinstance(command, Credit) and command.bet_transaction_id is None
+                        and command.round_policy != ROUND_ANY):
+                    rounds.add(round_key(command))
+    return affected, Needs(sorted(affected), sorted(refs), sorted(rounds))
 
 
-def discard_for_repair(state: ShardState, moved: Sequence[Pending], affected: set[str]) -> None:
+def discard_for_repair(state: ShardState, moved: Sequence[Pending], affected: set[PlayerKey]) -> None:
     """Forget what the ``moved`` (to be re-applied) commands did to memory, and the affected
     players, so that ``install`` reloads them from storage.
 
@@ -251,7 +310,7 @@ def discard_for_repair(state: ShardState, moved: Sequence[Pending], affected: se
             state.keys.pop(key, None)
         for key, _ in item.bet_updates:
             record = state.keys.get(key)
-            if record is not None and record.player_id in affected:
+            if record is not None and record.player_key in affected:
                 del state.keys[key]
-    for player_id in affected:
-        state.players.pop(player_id, None)
+    for player_key in affected:
+        state.players.pop(player_key, None)

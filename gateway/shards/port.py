@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from gateway.shards.commands import Command, Result
-from gateway.shards.rows import EntryRow, NewPlayerRow, PlayerBalance, RoundClose, TxnRow
-from gateway.shards.state import Key, TxRecord
+from gateway.shards.rows import EntryRow, NewPlayerRow, PlayerBalance, ReviewRow, RoundClose, TxnRow
+from gateway.shards.state import Key, PlayerKey, RoundKey, TxRecord
 
 __all__ = [
-    "AuditEntry", "BatchWrite", "EntryRow", "FenceLost", "Heads", "KeyConflict", "NewPlayerRow",
-    "PlayerBalance", "PrefetchResult", "RoundClose", "Storage", "StorageUnavailable", "TxnRow",
+    "AuditEntry", "BatchWrite", "Claim", "EntryRow", "FenceLost", "Heads", "KeyConflict", "NewPlayerRow",
+    "PlayerBalance", "PrefetchResult", "ReviewRow", "RoundClose", "Storage", "StorageUnavailable", "TxnRow",
 ]
 
 
@@ -57,6 +57,7 @@ class AuditEntry(NamedTuple):
     kind: str  # the command's tag, e.g. "debit"
     scope: str | None
     transaction_id: str | None
+    partner_id: str | None
     player_id: str | None
     code: str
     replayed: bool
@@ -72,26 +73,36 @@ class BatchWrite:
 
     ``player_balances`` and ``house_deltas`` are keyed by (account, currency); player
     accounts are written as absolute balances, house accounts by delta. ``status_changes``
-    (player -> status, last wins) apply after ``new_players``. ``audits`` are in apply order.
+    ((partner, player) -> status, last wins) apply after ``new_players``. ``audits`` are in apply order.
     """
 
     batch_id: int
     flushed_at_us: int
     txns: list[TxnRow] = field(default_factory=list)
     new_players: list[NewPlayerRow] = field(default_factory=list)
-    status_changes: dict[str, str] = field(default_factory=dict)
+    status_changes: dict[PlayerKey, str] = field(default_factory=dict)
     player_balances: dict[tuple[str, str], PlayerBalance] = field(default_factory=dict)
     house_deltas: dict[tuple[str, str], int] = field(default_factory=dict)
     entries: list[EntryRow] = field(default_factory=list)
     bet_updates: dict[Key, str] = field(default_factory=dict)
     round_closes: set[RoundClose] = field(default_factory=set)
     audits: list[AuditEntry] = field(default_factory=list)
+    reviews: list[ReviewRow] = field(default_factory=list)
 
     def has_writes(self) -> bool:
         return bool(self.txns or self.new_players or self.status_changes or self.audits)
 
 
 # ---- reads ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A shard's lease: its new ``epoch``, the ``buckets`` it owns and the map revision."""
+
+    epoch: int
+    buckets: frozenset[int]
+    map_revision: int
 
 
 @dataclass
@@ -107,25 +118,28 @@ class Heads:
 class PrefetchResult:
     """Rows for cold players and looked-up keys (``Storage.prefetch``)."""
 
-    players: dict[str, tuple[str, str]] = field(default_factory=dict)  # player_id -> (country, status)
-    wallets: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # player -> currency -> [cash, bonus]
+    players: dict[PlayerKey, tuple[str, str]] = field(default_factory=dict)  # player -> (country, status)
+    wallets: dict[PlayerKey, dict[str, list[int]]] = field(default_factory=dict)  # player -> currency -> [cash, bonus]
     open_bets: list[TxRecord] = field(default_factory=list)  # open bets of those players
     records: list[TxRecord] = field(default_factory=list)  # looked-up keys that exist
+    round_debits: dict[RoundKey, list[TxRecord]] = field(default_factory=dict)  # debits and tombstones per round
 
 
 class Storage(Protocol):
     """What a shard needs from durable storage. Every method may raise StorageUnavailable."""
 
-    async def claim(self, bucket_count: int, claimed_by: str, now_us: int) -> int:
-        """Take the shard's lease (a new epoch) and its buckets; returns the epoch."""
+    async def claim(self, claimed_by: str, address: str, now_us: int) -> Claim:
+        """Take the shard's lease (a new epoch, fencing any earlier holder) and the buckets
+        the shard map gives it; ``address`` is where its edges reach it ("" in-process)."""
         ...
 
     async def load_heads(self) -> Heads:
         """The shard's sequences as committed; also restores the audit chain head."""
         ...
 
-    async def prefetch(self, player_ids: list[str], keys: list[Key]) -> PrefetchResult:
-        """One round trip's worth of reads for cold players and unknown keys."""
+    async def prefetch(self, players: list[PlayerKey], keys: list[Key], rounds: list[RoundKey]) -> PrefetchResult:
+        """One round trip's worth of reads for cold players, unknown keys and the rounds
+        whose bets a credit needs (``round_debits``: every debit and tombstone of each)."""
         ...
 
     async def write_batch(self, batch: BatchWrite, epoch: int) -> None:
@@ -135,4 +149,9 @@ class Storage(Protocol):
 
     async def batch_committed(self, batch_id: int) -> bool:
         """After StorageUnavailable: did batch ``batch_id`` commit after all?"""
+        ...
+
+    async def ping(self, timeout_s: float) -> None:
+        """Return once storage answered a trivial query; StorageUnavailable if it did not
+        within ``timeout_s`` seconds."""
         ...

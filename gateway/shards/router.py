@@ -1,7 +1,9 @@
 """player -> bucket -> shard (docs/DESIGN.md section 6).
 
-``bucket_of`` is crc32 of the UTF-8 player id modulo ``bucket_count``: stable across
-processes, hosts and Python versions (never Python's ``hash()``). The bucket -> shard map
+``bucket_of`` is crc32 of the player's full identity, ``partner_id`` UTF-8, one 0x1F byte
+(the ASCII unit separator, which neither id may contain), ``player_id`` UTF-8, modulo
+``bucket_count``: stable across processes, hosts and Python versions (never Python's
+``hash()``), and two partners' players with the same id land independently. The bucket -> shard map
 lives in PostgreSQL (``shard_buckets``); this process hosts the shard(s) it runs locally.
 """
 
@@ -9,13 +11,13 @@ from __future__ import annotations
 
 import zlib
 
-from gateway.shards.commands import Command, Result, ShardUnavailable
+from gateway.shards.commands import Command, PlayerKey, Result, ShardUnavailable, player_key_of
 from gateway.shards.shard import Shard
 
 
-def bucket_of(player_id: str, bucket_count: int) -> int:
-    """Bucket of a player: crc32(player_id UTF-8) mod bucket_count."""
-    return zlib.crc32(player_id.encode()) % bucket_count
+def bucket_of(partner_id: str, player_id: str, bucket_count: int) -> int:
+    """Bucket of a player: crc32(partner_id UTF-8 || 0x1F || player_id UTF-8) mod bucket_count."""
+    return zlib.crc32(b"%s\x1f%s" % (partner_id.encode(), player_id.encode())) % bucket_count
 
 
 class LocalShards:
@@ -32,18 +34,18 @@ class LocalShards:
         self.bucket_count = bucket_count
         self._default = shards[min(shards)]
 
-    def shard_for(self, player_id: str | None) -> Shard:
-        if player_id is None or self.bucket_owner is None:
+    def shard_for(self, player: PlayerKey | None) -> Shard:
+        if player is None or self.bucket_owner is None:
             return self._default
-        owner = self.bucket_owner.get(bucket_of(player_id, self.bucket_count))
+        owner = self.bucket_owner.get(bucket_of(player[0], player[1], self.bucket_count))
         shard = self.shards.get(owner) if owner is not None else None
         if shard is None:
-            raise ShardUnavailable(f"no local shard owns player {player_id!r}")
+            raise ShardUnavailable(f"no local shard owns player {player!r}")
         return shard
 
     async def submit(self, command: Command) -> Result:
         """Submit to the owning shard and wait for the durable result."""
-        return await self.shard_for(command.player_id).submit(command)
+        return await self.shard_for(player_key_of(command)).submit(command)
 
     @property
     def ready(self) -> bool:

@@ -6,7 +6,16 @@ by field name on the storage side, which alone decides their SQL column order.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar, cast
+
+R = TypeVar("R", bound=tuple)
+
+#: ``row(TxnRow, (a, b, ...))`` builds a named row at the cost of a plain tuple: it is
+#: ``tuple.__new__`` itself, skipping the Python-level ``__new__`` a NamedTuple generates
+#: (one interpreted call per row; docs/BENCHMARKS.md, "Structure refactor"). The values
+#: must be complete and in field order: nothing checks them here.
+row: Callable[[type[R], tuple[Any, ...]], R] = cast(Any, tuple.__new__)
 
 
 class TxnRow(NamedTuple):
@@ -16,6 +25,7 @@ class TxnRow(NamedTuple):
     scope: str
     transaction_id: str
     kind: str
+    partner_id: str
     player_id: str
     currency: str
     amount_minor: int
@@ -42,6 +52,7 @@ class EntryRow(NamedTuple):
 
 
 class NewPlayerRow(NamedTuple):
+    partner_id: str
     player_id: str
     country: str
     status: str
@@ -52,6 +63,7 @@ class NewPlayerRow(NamedTuple):
 class PlayerBalance(NamedTuple):
     """The absolute balance of a player account after the batch (the shard knows it)."""
 
+    partner_id: str
     player_id: str
     balance_minor: int
 
@@ -59,8 +71,21 @@ class PlayerBalance(NamedTuple):
 class RoundClose(NamedTuple):
     """Every open bet of (player, scope, round) becomes settled."""
 
+    partner_id: str
     player_id: str
     scope: str
     round_id: str
 
 
+
+
+class ReviewRow(NamedTuple):
+    """An operator-review item: a transaction the wallet had to accept but a person should
+    look at (a win in a round with no bet, a debt left by a reversed win)."""
+
+    txn_id: int
+    partner_id: str
+    player_id: str
+    scope: str
+    reason: str
+    created_at_us: int

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -31,10 +32,14 @@ from gateway.shards.commands import (
     Result,
     ShardUnavailable,
     has_nul,
+    misattributed,
+    without_misattribution,
     without_nul,
 )
+from gateway.shards.deadlines import Deadlines
+from gateway.shards.health import StorageHealth
 from gateway.shards.port import FenceLost, KeyConflict, PrefetchResult, Storage, StorageUnavailable
-from gateway.shards.state import Key, ShardState
+from gateway.shards.state import DEBIT, TOMBSTONE, Key, RoundKey, ShardState, TxRecord
 
 log = get_logger("gateway.shard")
 
@@ -55,17 +60,21 @@ class Shard:
         store: Storage,
         claimed_by: str,
         on_failure: Callable[[BaseException], None] | None = None,
+        address: str = "",
     ) -> None:
         self.settings = settings
         self.limits = settings.shard
         self.store = store
         self.claimed_by = claimed_by
+        self.address = address  # where edges reach this shard ("" when they share its process)
+        self.epoch = 0
+        self.buckets: frozenset[int] = frozenset()  # the buckets the map gives this shard
+        self.map_revision = 0
         self.on_failure = on_failure  # the process exits here, so its supervisor restarts it
         self.shard_id = settings.shard.shard_id
         self.label = str(self.shard_id)
         self.state = ShardState(shard_id=self.shard_id, limits=settings.shard)
         self.inbox: collections.deque[tuple[Command, asyncio.Future[Result]]] = collections.deque()
-        self.epoch = 0
         self.failed: BaseException | None = None
         self._open: Batch = Batch(seq=1)
         self._inflight: Batch | None = None
@@ -77,12 +86,24 @@ class Shard:
         # Held by the loop across prefetch + apply and by the flusher across _repair, so
         # neither acts on state the other is about to replace.
         self._state_lock = asyncio.Lock()
+        # Failing fast (docs/ARCHITECTURE.md): callers' deadlines and storage health.
+        self._commit_timeout_ns = settings.shard.commit_timeout_ms * 1_000_000
+        self._deadlines = Deadlines(self._commit_timeout_ns)
+        self._health = StorageHealth(
+            failure_grace_ns=settings.shard.storage_failure_grace_ms * 1_000_000,
+            probe_interval_ns=settings.shard.storage_probe_interval_ms * 1_000_000,
+        )
+        self._recovered = asyncio.Event()  # set when storage answers again after failing
+        self._inflight_since_ns = 0
 
     # ---- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         """Claim the lease, restore the heads from PostgreSQL, start the loop and flusher."""
-        self.epoch = await self.store.claim(self.limits.bucket_count, self.claimed_by, _now_us())
+        claim = await self.store.claim(self.claimed_by, self.address, _now_us())
+        self.epoch = claim.epoch
+        self.buckets = claim.buckets
+        self.map_revision = claim.map_revision
         heads = await self.store.load_heads()
         batch_id = heads.batch_id
         self.state.txn_seq = heads.txn_seq
@@ -92,6 +113,8 @@ class Shard:
         self._tasks = [
             asyncio.create_task(self._run_loop(), name=f"shard-{self.shard_id}-loop"),
             asyncio.create_task(self._run_flusher(), name=f"shard-{self.shard_id}-flusher"),
+            asyncio.create_task(self._run_watchdog(), name=f"shard-{self.shard_id}-watchdog"),
+            asyncio.create_task(self._run_prober(), name=f"shard-{self.shard_id}-prober"),
         ]
         log.info("shard_started", shard=self.shard_id, epoch=self.epoch, batch_id=batch_id,
                  audit_seq=heads.audit_seq)
@@ -112,24 +135,42 @@ class Shard:
 
     @property
     def ready(self) -> bool:
-        return bool(self._tasks) and self.failed is None and not self._stopping
+        """Serving: started, not failed or stopping, and its storage answering (``degraded``)."""
+        return bool(self._tasks) and self.failed is None and not self._stopping and not self.degraded
+
+    @property
+    def degraded(self) -> bool:
+        """Storage has been failing past its grace, or a commit is overdue: new commands are
+        refused at once (retryable) and /readyz says not ready until a commit goes through."""
+        now = time.monotonic_ns()
+        overdue = self._inflight is not None and now - self._inflight_since_ns > self._commit_timeout_ns
+        return overdue or self._health.degraded(now)
 
     # ---- entry point -------------------------------------------------------------------
 
     def submit(self, command: Command) -> asyncio.Future[Result]:
         """Queue ``command``; the future resolves to its Result once durable.
 
-        Raises Overloaded when the inbox is full, ShardUnavailable when the shard stopped.
+        Raises Overloaded when the inbox is full, ShardUnavailable when the shard stopped or
+        its storage is not answering (``degraded``). The future fails with CommitTimeout (a
+        ShardUnavailable) if the command's batch has not committed within
+        ``shard.commit_timeout_ms`` (gateway/shards/deadlines.py).
         """
         if self.failed is not None or self._stopping or not self._tasks:
             raise ShardUnavailable("shard not running")
+        if self.degraded:
+            metrics.storage_unavailable_refusals_total.labels(self.label).inc()
+            raise ShardUnavailable("storage is not answering; retry with the same id")
         if len(self.inbox) >= self.limits.inbox_depth_max:
             metrics.overloaded_total.labels(self.label).inc()
             raise Overloaded(retry_after_s=1)
         if has_nul(command):
             command = without_nul(command)  # PostgreSQL text cannot hold NUL: refuse, audited
+        elif misattributed(command):
+            command = without_misattribution(command)  # another partner's key space: refuse, audited
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self.inbox.append((command, future))
+        self._deadlines.add(future, time.monotonic_ns())
         self._inbox_event.set()
         return future
 
@@ -152,6 +193,9 @@ class Shard:
                     await self._space_event.wait()
                     continue
                 group = [self.inbox.popleft() for _ in range(min(room, len(self.inbox), self.limits.prefetch_players_max))]
+                group = [(c, f) for c, f in group if not f.done()]  # timed out while queued: never applied
+                if not group:
+                    continue
                 async with self._state_lock:
                     await self._prefetch([c for c, _ in group])
                     self._apply_group(group)
@@ -166,6 +210,8 @@ class Shard:
         now_us = _now_us()
         state = self.state
         for command, future in group:
+            if future.done():
+                continue  # timed out while its prefetch waited on storage: never applied
             applied = apply(state, command, now_us)
             if not applied.wait_for_commit:
                 if not future.done():
@@ -175,6 +221,7 @@ class Shard:
                 self._open.first_added_ns = time.monotonic_ns()
             self._open.items.append(make_item(applied, future))
         state.absent_keys.clear()
+        state.round_bets.clear()
 
     def _after_group(self) -> None:
         state = self.state
@@ -191,15 +238,40 @@ class Shard:
     # ---- prefetch ----------------------------------------------------------------------
 
     async def _prefetch(self, commands: list[Command]) -> None:
-        cold, needed = keys.prefetch_needs(self.state, commands)
-        if not cold and not needed:
+        needs = keys.prefetch_needs(self.state, commands)
+        if not needs:
             return
         started = time.perf_counter()
-        fetched = await self._read(cold, needed, "prefetch_retry")
+        pending = self._pending_round_debits(needs.rounds)  # before the await: see _pending_round_debits
+        fetched = await self._read(needs, "prefetch_retry")
         metrics.prefetch_latency_seconds.labels(self.label).observe(time.perf_counter() - started)
-        keys.install(self.state, cold, needed, fetched)
+        keys.install(self.state, needs, fetched, pending)
 
-    async def _read(self, player_ids: list[str], needed: list[Key], event: str) -> PrefetchResult:
+    def _pending_round_debits(self, rounds: list[RoundKey]) -> dict[RoundKey, list[TxRecord]]:
+        """The uncommitted debits and tombstones of ``rounds``, from the batches not yet
+        committed (a rare path: only credits that name no bet and have no open bet in memory).
+
+        Taken before the prefetch's await: a batch committing during it is then either in
+        the storage read or in this list (or both: install de-duplicates by key).
+        """
+        if not rounds:
+            return {}
+        wanted = set(rounds)
+        found: dict[RoundKey, list[TxRecord]] = {}
+        for batch in (self._inflight, self._open):
+            if batch is None:
+                continue
+            for item in batch.items:
+                for row in item.txn_rows:
+                    if row.kind not in (DEBIT, TOMBSTONE) or row.round_id is None:
+                        continue
+                    rk = (row.partner_id, row.player_id, row.scope, row.round_id)
+                    record = self.state.keys.get((row.scope, row.transaction_id))
+                    if rk in wanted and record is not None:  # uncommitted records are never evicted
+                        found.setdefault(rk, []).append(record)
+        return found
+
+    async def _read(self, needs: keys.Needs, event: str) -> PrefetchResult:
         """``store.prefetch`` until storage answers.
 
         Unbounded on purpose: the commands waiting for these rows are unanswered, and the
@@ -208,10 +280,14 @@ class Shard:
         """
         while True:
             try:
-                return await self.store.prefetch(player_ids, needed)
+                fetched = await self.store.prefetch(needs.players, needs.keys, needs.rounds)
             except StorageUnavailable as exc:
+                self._health.failed(time.monotonic_ns())
                 log.warning(event, shard=self.shard_id, error=repr(exc))
-                await asyncio.sleep(READ_RETRY_PAUSE_S)
+                await self._pause(READ_RETRY_PAUSE_S)
+                continue
+            self._storage_answered()
+            return fetched
 
     # ---- the flusher -------------------------------------------------------------------
 
@@ -224,6 +300,7 @@ class Shard:
                     continue
                 batch = self._open
                 self._inflight = batch
+                self._inflight_since_ns = time.monotonic_ns()
                 self.state.open_seq = batch.seq + 1
                 self._open = Batch(seq=batch.seq + 1)
                 self._space_event.set()
@@ -255,7 +332,9 @@ class Shard:
             write = batch.write(_now_us())
             try:
                 await self.store.write_batch(write, self.epoch)
+                self._storage_answered()
             except KeyConflict as conflict:
+                self._storage_answered()
                 metrics.key_conflicts_total.labels(self.label).inc()
                 log.info("key_conflict_reapply", shard=self.shard_id, batch_id=batch.seq,
                          keys=len(conflict.keys))
@@ -265,10 +344,11 @@ class Shard:
             except FenceLost:
                 raise
             except StorageUnavailable as exc:
+                self._health.failed(time.monotonic_ns())
                 metrics.flush_retries_total.labels(self.label).inc()
                 log.warning("flush_retry", shard=self.shard_id, batch_id=batch.seq, error=repr(exc),
                             backoff_ms=backoff_ms)
-                await asyncio.sleep(backoff_ms / 1000)
+                await self._pause(backoff_ms / 1000)
                 backoff_ms = min(backoff_ms * 2, self.limits.flush_retry_backoff_ms_max)
                 if await self._committed_anyway(batch):
                     log.warning("flush_commit_was_durable", shard=self.shard_id, batch_id=batch.seq)
@@ -285,10 +365,14 @@ class Shard:
         """
         while True:
             try:
-                return await self.store.batch_committed(batch.seq)
+                committed = await self.store.batch_committed(batch.seq)
             except StorageUnavailable as exc:
+                self._health.failed(time.monotonic_ns())
                 log.warning("flush_check_retry", shard=self.shard_id, error=repr(exc))
-                await asyncio.sleep(0.2)
+                await self._pause(0.2)
+                continue
+            self._storage_answered()
+            return committed
 
     async def _repair(self, batch: Batch, conflict_keys: list[Key]) -> None:
         """Some keys of ``batch`` already existed: reload the players they touch and re-apply.
@@ -297,20 +381,20 @@ class Shard:
         is re-applied in order on the player's committed state, now with the stored outcomes
         of the conflicting keys in memory. Nobody was answered yet, so nothing is lost.
         """
-        affected, refs = keys.repair_scope(conflict_keys, batch.items, self._open.items)
+        affected, needs = keys.repair_scope(conflict_keys, batch.items, self._open.items)
         # The await below lets the loop keep applying into the open batch; everything it
         # applies for an affected player is collected again in the synchronous part.
-        fetched = await self._read(sorted(affected), sorted(refs), "repair_prefetch_retry")
+        fetched = await self._read(needs, "repair_prefetch_retry")
         # ---- synchronous from here: no apply interleaves ----
         state = self.state
         moved: list[Item] = []
         for source in (batch, self._open):
             kept: list[Item] = []
             for item in source.items:
-                (moved if item.player_id in affected else kept).append(item)
+                (moved if item.player_key in affected else kept).append(item)
             source.items = kept
         keys.discard_for_repair(state, moved, affected)
-        keys.install(state, sorted(affected), sorted(refs), fetched)
+        keys.install(state, needs, fetched, self._pending_round_debits(needs.rounds))
         now_us = _now_us()
         for item in moved:
             applied = apply(state, item.command, now_us)
@@ -320,6 +404,65 @@ class Shard:
                 continue
             batch.items.append(make_item(applied, item.future))
         state.absent_keys.clear()
+        state.round_bets.clear()
+
+    # ---- failing fast ------------------------------------------------------------------
+
+    def _storage_answered(self) -> None:
+        if self._health.succeeded(time.monotonic_ns()):
+            log.info("storage_recovered", shard=self.shard_id)
+            self._recovered.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep before retrying storage, cut short when a probe sees it answer again."""
+        self._recovered.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._recovered.wait(), seconds)
+
+    async def _run_watchdog(self) -> None:
+        """Answer callers whose commit is overdue (gateway/shards/deadlines.py).
+
+        Runs for the shard's life; each turn sleeps a tick (a tenth of commit_timeout_ms,
+        at most 50 ms), so an overdue caller is answered at most a tick late.
+        """
+        tick_s = min(0.05, self._commit_timeout_ns / 10 / 1e9)
+        try:
+            while True:
+                await asyncio.sleep(tick_s)
+                expired = self._deadlines.expire(time.monotonic_ns())
+                if expired:
+                    metrics.commit_timeouts_total.labels(self.label).inc(expired)
+                    log.warning("commit_timeout", shard=self.shard_id, callers=expired)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a bug: stop loudly
+            self._die(exc)
+
+    async def _run_prober(self) -> None:
+        """Ping storage when nothing else has heard from it for a probe interval, so that an
+        idle shard notices an outage (readiness) and a failing one its recovery.
+
+        Runs for the shard's life; a turn waits a probe interval, plus one ping (bounded by
+        storage_probe_timeout_ms) when one is due.
+        """
+        interval_s = self.limits.storage_probe_interval_ms / 1000
+        timeout_s = self.limits.storage_probe_timeout_ms / 1000
+        try:
+            while True:
+                await asyncio.sleep(interval_s)
+                if not self._health.probe_due(time.monotonic_ns()):
+                    continue
+                try:
+                    await self.store.ping(timeout_s)
+                except StorageUnavailable as exc:
+                    self._health.failed(time.monotonic_ns())
+                    log.warning("storage_probe_failed", shard=self.shard_id, error=repr(exc))
+                    continue
+                self._storage_answered()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a bug: stop loudly
+            self._die(exc)
 
     # ---- failure -----------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.config import ShardSettings
-from gateway.shards.rows import TxnRow
+from gateway.shards.rows import TxnRow, row
 
 # Transaction kinds, as stored in transactions.kind.
 DEPOSIT = "deposit"
@@ -31,11 +31,14 @@ BET_ROLLED_BACK = "rolled_back"
 PLAYER_ACTIVE = "active"
 
 Key = tuple[str, str]  # (scope, transaction_id): the idempotency key
+PlayerKey = tuple[str, str]  # (partner_id, player_id): the player's identity
+RoundKey = tuple[str, str, str, str]  # (partner_id, player_id, scope, round_id): one game round
 
 
 @dataclass(slots=True)
 class Wallet:
-    """One currency of one player, minor units. Both balances are never negative."""
+    """One currency of one player, minor units. ``bonus_minor`` is never negative;
+    ``cash_minor`` is negative only as a debt left by a reversed win (apply.py, "Debts")."""
 
     cash_minor: int = 0
     bonus_minor: int = 0
@@ -55,6 +58,7 @@ class TxRecord:
     scope: str
     transaction_id: str
     kind: str
+    partner_id: str
     player_id: str
     currency: str
     amount_minor: int
@@ -75,20 +79,25 @@ class TxRecord:
     def key(self) -> Key:
         return (self.scope, self.transaction_id)
 
+    @property
+    def player_key(self) -> PlayerKey:
+        return (self.partner_id, self.player_id)
+
     def row(self) -> TxnRow:
         """Snapshot as a transactions row (bet_state as of now)."""
-        return TxnRow(
-            self.txn_id, self.scope, self.transaction_id, self.kind, self.player_id,
+        return row(TxnRow, (
+            self.txn_id, self.scope, self.transaction_id, self.kind, self.partner_id, self.player_id,
             self.currency, self.amount_minor, self.code, self.cash_after_minor,
             self.bonus_after_minor, self.cash_delta_minor, self.bonus_delta_minor, self.round_id,
             self.game_id, self.reference_id, self.bet_state, self.credit_type, self.created_at_us,
-        )
+        ))
 
 
 @dataclass(slots=True)
 class PlayerState:
     """A resident player: balances per currency (insertion order = creation order) and open bets."""
 
+    partner_id: str
     player_id: str
     country: str
     status: str
@@ -97,10 +106,19 @@ class PlayerState:
     dirty_seq: int = 0  # last batch carrying a write of this player; 0 = none pending
     new: bool = False  # created in a batch not yet committed
 
+    @property
+    def key(self) -> PlayerKey:
+        return (self.partner_id, self.player_id)
+
 
 @dataclass
 class ShardState:
-    """All hot state of one shard. ``players[p] is None`` records "looked up, does not exist".
+    """All hot state of one shard, players keyed by (partner_id, player_id).
+
+    ``players[k] is None`` records "looked up, does not exist". ``round_bets`` holds, for
+    rounds the last prefetch looked up, every debit and tombstone of the round (committed
+    ones from storage, uncommitted ones from memory); like ``absent_keys`` it is cleared
+    after the group it was fetched for.
 
     ``absent_keys`` holds keys looked up in PostgreSQL by the last prefetch and not found;
     the loop clears it after applying the group it was fetched for.
@@ -108,9 +126,10 @@ class ShardState:
 
     shard_id: int
     limits: ShardSettings
-    players: dict[str, PlayerState | None] = field(default_factory=dict)
+    players: dict[PlayerKey, PlayerState | None] = field(default_factory=dict)
     keys: dict[Key, TxRecord] = field(default_factory=dict)
     absent_keys: set[Key] = field(default_factory=set)
+    round_bets: dict[RoundKey, list[TxRecord]] = field(default_factory=dict)
     open_seq: int = 1  # the batch now filling
     committed_seq: int = 0  # the last batch that committed
     txn_seq: int = 0  # last transaction id handed out (ids are shard_id << 40 | seq)
@@ -137,13 +156,13 @@ class ShardState:
         players_evicted = keys_evicted = 0
         over = len(self.players) - self.limits.players_resident_max
         if over > 0:
-            for player_id in list(self._oldest(self.players, over * 2)):
+            for player_key in list(self._oldest(self.players, over * 2)):
                 if players_evicted >= over:
                     break
-                player = self.players[player_id]
+                player = self.players[player_key]
                 if player is not None and self.player_dirty(player):
                     continue
-                del self.players[player_id]
+                del self.players[player_key]
                 players_evicted += 1
         over = len(self.keys) - self.limits.keys_resident_max
         if over > 0:

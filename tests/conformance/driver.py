@@ -38,6 +38,8 @@ SITUATIONS: Mapping[str, str] = {
     "bad_signature": "a request with a wrong signature / key: refused, nothing moved",
     "rollback_unknown": "a rollback of a bet the wallet never saw: nothing moved, and remembered "
                         "(a late bet with that id is refused); success for most protocols",
+    "rollback_of_win": "a rollback naming a win: the win taken back where the protocol reverses wins "
+                       "(SoftSwiss), else refused and nothing moved",
 }
 
 #: Situations added after the first drivers were written, each with the rows whose union
@@ -101,6 +103,11 @@ class Driver(Protocol):
     #: "rollback after win" sends the win with ``round_closed=True``, so a round-level
     #: protocol settles the round's bets before the rollback arrives.
     wins_reference_bets: bool
+    #: True if the protocol makes the wallet accept a win with no bet (it is paid and kept as
+    #: an operator-review item); False if it is refused (the certification's default).
+    accepts_orphan_wins: bool
+    #: True if the protocol rolls back wins (SoftSwiss); the wallet then takes the win back.
+    reverses_wins: bool
 
     async def open(self, client: httpx.AsyncClient, seat: Seat) -> Seat:
         """Start the game session the way the provider does (Evolution ``/check`` -> new sid,
@@ -118,7 +125,7 @@ class Driver(Protocol):
         ``txn_id`` is sent unchanged as the protocol's unique id of the money movement (Hub88
         ``transaction_uuid``, Evolution ``transaction.id``, Pragmatic ``reference``, SoftSwiss
         ``action_id``): the scenarios read the ledger row of a bet at ``transactions``
-        (scope = ``name``, transaction_id = ``txn_id``)."""
+        (scope = ``"demo:" + name``, transaction_id = ``txn_id``)."""
 
     async def win(
         self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str, round_id: str,
@@ -133,6 +140,12 @@ class Driver(Protocol):
     ) -> Answer:
         """Undo of the bet ``bet_txn_id`` (``amount_minor`` is what the provider believes it
         was; protocols that do not send it ignore it)."""
+
+    async def rollback_win(
+        self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str, win_txn_id: str,
+        round_id: str, amount_minor: int,
+    ) -> Answer | None:
+        """A rollback naming the win ``win_txn_id``; None if the protocol cannot express one."""
 
     async def bet_bad_signature(
         self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str, round_id: str,

@@ -15,7 +15,7 @@ Each scenario checks three things:
 (b) the wallet truth, read through the generic API (``GET /v1/players/{id}/balance``, cash +
     bonus): no second deduction, an unchanged balance on every refusal, and a balance
     reported in an answer equal to the real one;
-(c) where useful, the ledger rows (``transactions``, by ``(scope, transaction_id)``, scope =
+(c) where useful, the ledger rows (``transactions``, by ``(scope, transaction_id)``, scope "demo:" +
     the provider name) and the audit log (every refused request leaves an audit record).
 
 Drivers whose wins name only a round (``wins_reference_bets = False``: Pragmatic ``result``,
@@ -47,17 +47,20 @@ from tests.conformance.driver import (
     expected,
 )
 from tests.conftest import new_id, new_player
-from tests.helpers import cash, expire
+from tests.helpers import cash, expire, sandbox_scope
 
 DEPOSIT = 10_000  # EUR 100.00
 CURRENCY = "EUR"
 OTHER_CURRENCY = "USD"  # a currency the conformance players do not hold
 
-#: Situations that are always refusals: their statuses must not be the protocol's OK.
+#: Situations that are always refusals: their statuses must not be the protocol's OK. No
+#: win is ever paid on a round whose bet was rolled back or refunded (every provider's
+#: certification).
 REFUSALS = ("duplicate", "insufficient_funds", "rollback_after_win", "bet_after_rollback",
-            "bet_token_expired", "bet_blocked", "wrong_currency", "bad_signature")
-#: Refusals only for protocols whose wins name their bet ("Protocol facts" of each adapter's README).
-BET_NAMING_REFUSALS = ("win_unknown_bet", "win_after_rollback")
+            "bet_token_expired", "bet_blocked", "wrong_currency", "bad_signature", "win_after_rollback")
+#: Refusals unless the protocol makes the wallet accept a win with no bet
+#: (``driver.accepts_orphan_wins``; the win is then an operator-review item).
+ORPHAN_WIN_REFUSALS = ("win_unknown_bet",)
 
 
 @pytest.fixture(params=drivers.NAMES, ids=drivers.NAMES)
@@ -77,8 +80,10 @@ async def sql(gateway, query: str, *args) -> list[asyncpg.Record]:
         await conn.close()
 
 
-async def txn_rows(gateway, scope: str, transaction_id: str) -> list[dict[str, Any]]:
-    """The ``transactions`` rows stored under the key (scope, transaction_id)."""
+async def txn_rows(gateway, integration: str, transaction_id: str) -> list[dict[str, Any]]:
+    """The ``transactions`` rows stored under the key (the sandbox ``integration``'s scope,
+    ``"demo:<integration>"``, transaction_id)."""
+    scope = sandbox_scope(integration)
     rows = await sql(gateway, "SELECT kind, player_id, amount_minor, code, bet_state, "
                               "cash_delta_minor + bonus_delta_minor AS delta_minor "
                               "FROM transactions WHERE scope = $1 AND transaction_id = $2",
@@ -114,6 +119,23 @@ async def check_balance(client: httpx.AsyncClient, seat: Seat, expected_minor: i
                 f"answer reports balance {answer.balance_minor}, the wallet holds {real}: {answer.body!r}")
 
 
+async def review_reasons(gateway, driver: Driver, txn_id: str | None, *, player_id: str | None = None) -> list[str]:
+    """The operator-review items of the transaction stored under ``txn_id`` (or of the
+    player), in the provider's sandbox scope."""
+    conn = await asyncpg.connect(gateway.database_url)
+    try:
+        if txn_id is not None:
+            rows = await conn.fetch(
+                """SELECT v.reason FROM operator_reviews v JOIN transactions t USING (txn_id)
+                   WHERE t.scope = $1 AND t.transaction_id = $2""", sandbox_scope(driver.name), txn_id)
+        else:
+            rows = await conn.fetch("SELECT reason FROM operator_reviews WHERE scope = $1 AND player_id = $2",
+                                    sandbox_scope(driver.name), player_id)
+    finally:
+        await conn.close()
+    return [r["reason"] for r in rows]
+
+
 async def check_not_debited(gateway, driver: Driver, txn_id: str) -> None:
     """(c): no accepted money movement is stored under the bet's key."""
     rows = await txn_rows(gateway, driver.name, txn_id)
@@ -138,8 +160,8 @@ class Game:
         return txn_id, answer
 
     async def win(self, amount_minor: int, *, bet_txn_id: str, round_id: str,
-                  round_closed: bool = False, seat: Seat | None = None) -> Answer:
-        return await self.driver.win(self.client, seat or self.seat, txn_id=new_id("win"),
+                  round_closed: bool = False, seat: Seat | None = None, txn_id: str | None = None) -> Answer:
+        return await self.driver.win(self.client, seat or self.seat, txn_id=txn_id or new_id("win"),
                                      round_id=round_id, amount_minor=amount_minor,
                                      bet_txn_id=bet_txn_id, round_closed=round_closed)
 
@@ -186,7 +208,9 @@ def test_expect_table_covers_every_situation(driver):
     assert not unknown, f"{driver.name}: expect has rows for no situation: {sorted(unknown)}"
     for situation, statuses in driver.expect.items():
         assert statuses and all(isinstance(s, str) for s in statuses), (situation, statuses)
-    refusals = REFUSALS + (BET_NAMING_REFUSALS if driver.wins_reference_bets else ())
+    refusals = REFUSALS + (() if driver.accepts_orphan_wins else ORPHAN_WIN_REFUSALS)
+    if not driver.reverses_wins:
+        refusals += ("rollback_of_win",)
     for situation in refusals:
         overlap = driver.expect[situation] & driver.expect["ok"]
         assert not overlap, f"{driver.name}: {situation} accepts the OK status {sorted(overlap)}"
@@ -260,16 +284,20 @@ async def test_win(client, gateway, driver):
 
 
 async def test_win_without_bet(client, gateway, driver):
-    """A win naming a bet (or round) the wallet never saw. Bet-naming protocols refuse it
-    (Hub88 ``RS_ERROR_TRANSACTION_DOES_NOT_EXIST``, Evolution ``BET_DOES_NOT_EXIST``) and
-    nothing moves; round-level protocols answer what their ``expect`` row says, and the
-    money follows that answer."""
+    """A win naming a bet (or round) the wallet never saw is refused and nothing moves
+    (Hub88 ``RS_ERROR_TRANSACTION_DOES_NOT_EXIST``, Evolution ``BET_DOES_NOT_EXIST``, ...),
+    unless the protocol makes the wallet accept it (``accepts_orphan_wins``): then it is paid
+    and recorded as an operator-review item."""
     game = await sit_down(client, driver)
     audits = await audit_count(gateway)
+    win_id = new_id("win")
     got = check(driver, "win_unknown_bet",
-                await game.win(700, bet_txn_id=new_id("ghost"), round_id=new_id("rd"), round_closed=True))
+                await game.win(700, bet_txn_id=new_id("ghost"), round_id=new_id("rd"), round_closed=True,
+                               txn_id=win_id))
     if is_ok(driver, got):
+        assert driver.accepts_orphan_wins, f"{driver.name} paid a win with no bet"
         await game.balance_is(DEPOSIT + 700, got)
+        assert await review_reasons(gateway, driver, win_id), f"{driver.name}: an orphan win paid without a review item"
     else:
         await game.balance_is(DEPOSIT, got)
         assert await audit_count(gateway) > audits
@@ -310,9 +338,9 @@ async def test_rollback_of_unknown_then_late_bet(client, gateway, driver):
 
 
 async def test_win_after_rollback(client, gateway, driver):
-    """A win for a bet that was rolled back is refused with the provider's "rolled back /
-    settled" status and nothing moves (bet-naming protocols). Round-level protocols answer
-    what their row says; the money follows that answer."""
+    """A win for a bet (or a round) that was rolled back is refused with the provider's
+    "rolled back / settled" status and nothing moves: the stake came back, no win is paid on
+    top (every provider's certification; round-level protocols included)."""
     game = await sit_down(client, driver)
     rd = new_id("rd")
     bet, got = await game.bet(800, round_id=rd)
@@ -321,12 +349,41 @@ async def test_win_after_rollback(client, gateway, driver):
 
     got = check(driver, "win_after_rollback", await game.win(1_600, bet_txn_id=bet, round_id=rd,
                                                             round_closed=True))
-    if is_ok(driver, got):
-        await game.balance_is(DEPOSIT + 1_600, got)
-    else:
-        await game.balance_is(DEPOSIT, got)
+    await game.balance_is(DEPOSIT, got)
     rows = await txn_rows(gateway, driver.name, bet)
     assert [(r["kind"], r["bet_state"]) for r in rows] == [("debit", "rolled_back")], rows
+
+
+async def test_rollback_of_win(client, gateway, driver):
+    """A rollback naming a win. Where the protocol rolls back wins (``reverses_wins``:
+    SoftSwiss) the win's money comes back out, even when the player spent it (the balance
+    then goes below zero: a recorded debt, which refuses bets until repaid); elsewhere it is
+    refused and nothing moves. A protocol that cannot name a win (``rollback_win`` returns
+    None) must not claim to reverse wins."""
+    game = await sit_down(client, driver, deposit_minor=1_000)
+    rd = new_id("rd")
+    bet, got = await game.bet(500, round_id=rd)
+    check(driver, "ok", got)
+    win_id = new_id("win")
+    check(driver, "ok", await game.win(3_000, bet_txn_id=bet, round_id=rd, round_closed=True, txn_id=win_id))
+    # the player spends most of the win before the provider takes it back
+    r = await game.client.post("/v1/wallet/withdraw", json={
+        "transaction_id": new_id("wd"), "player_id": game.seat.player_id, "currency": CURRENCY,
+        "amount_minor": 3_300})
+    assert r.status_code == 200, r.text
+    got = await driver.rollback_win(game.client, game.seat, txn_id=new_id("rbw"), win_txn_id=win_id,
+                                    round_id=rd, amount_minor=3_000)
+    if got is None:
+        assert not driver.reverses_wins, f"{driver.name} claims to reverse wins but cannot send the request"
+        return
+    check(driver, "rollback_of_win", got)
+    if not driver.reverses_wins:
+        await game.balance_is(200)
+        return
+    await game.balance_is(200 - 3_000)
+    assert await review_reasons(gateway, driver, None, player_id=game.seat.player_id), "a debt without a review item"
+    refused = check(driver, "insufficient_funds", (await game.bet(100, round_id=new_id("rd")))[1])
+    await game.balance_is(-2_800, refused)
 
 
 async def test_rollback_after_win(client, gateway, driver):

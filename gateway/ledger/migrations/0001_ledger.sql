@@ -1,4 +1,4 @@
--- 0001: the ledger (docs/DESIGN.md section 4).
+-- 0001: the ledger (DESIGN.md section 4).
 -- Double entry: every transaction posts entries that sum to zero per currency; accounts
 -- carry materialised balances updated in the same database transaction as their entries.
 
@@ -23,7 +23,7 @@ CREATE TABLE accounts (
 CREATE INDEX accounts_player ON accounts (player_id) WHERE player_id IS NOT NULL;
 
 -- One row per idempotency key: the stored outcome. (scope, transaction_id) is unique: the
--- database is the final guard against a double apply (docs/DESIGN.md section 5).
+-- database is the final guard against a double apply (DESIGN.md section 5).
 CREATE TABLE transactions (
     txn_id              bigint PRIMARY KEY,          -- shard_id << 40 | per-shard sequence
     shard_id            integer NOT NULL,
@@ -89,7 +89,7 @@ CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audi
 CREATE TRIGGER entries_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON entries
     FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
 
--- Sharding (docs/DESIGN.md section 6): player -> bucket (crc32 mod bucket_count) -> shard.
+-- Sharding (DESIGN.md section 6): player -> bucket (crc32 mod bucket_count) -> shard.
 -- Each shard holds a lease with an epoch; claiming or moving buckets bumps the epochs of
 -- the shards involved, and every batch commits only while its shard's lease epoch is the
 -- one it claimed (SELECT ... FOR SHARE), so a paused old owner cannot write.

@@ -7,9 +7,9 @@
 -- transaction commits (and fsyncs) before the single reply comes back.
 --
 -- Errors it raises on purpose (the client maps them, see gateway/ledger/store.py):
---   GW001 fence: this shard's lease epoch moved (docs/DESIGN.md section 6) -> stop the shard;
+--   GW001 fence: this shard's lease epoch moved (DESIGN.md section 6) -> stop the shard;
 --   GW002 key conflict: some idempotency keys already exist; DETAIL is a JSON array of
---         [scope, transaction_id] pairs -> the shard re-applies (docs/DESIGN.md section 5).
+--         [scope, transaction_id] pairs -> the shard re-applies (DESIGN.md section 5).
 -- Raising aborts the statement, so nothing of the batch is written in either case.
 
 CREATE FUNCTION gateway_write_batch(

@@ -1,11 +1,22 @@
 """Evolution One Wallet adapter (README.md).
 
-Exports ``PREFIX`` ("/providers/evolution") and ``Adapter`` (EdgeContext -> ``routes()``,
-``close()``), which ``gateway.app`` mounts. See README.md in this directory.
+``routes.py`` holds ``PREFIX`` ("/providers/evolution", the sandbox integration's URL) and
+``Adapter`` (EdgeContext, Caller, settings -> ``routes()``, ``close()``), which
+``gateway/providers/mounting.py`` mounts once per integration; ``settings.py`` its
+``[integrations.<name>]`` keys. They are loaded on first use, so that reading the settings
+types (gateway/config.py) imports none of the HTTP code.
 """
 
-from gateway.providers.evolution.routes import PREFIX, EvolutionAdapter
+from __future__ import annotations
 
-Adapter = EvolutionAdapter  # the name gateway.app mounts every provider by
+import importlib
+from typing import Any
 
 __all__ = ["PREFIX", "Adapter", "EvolutionAdapter"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        routes = importlib.import_module("gateway.providers.evolution.routes")
+        return routes.EvolutionAdapter if name == "Adapter" else getattr(routes, name)
+    raise AttributeError(name)

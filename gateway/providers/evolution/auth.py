@@ -25,8 +25,10 @@ AUTH_TOKEN_CHARS_MAX: Final = 512
 class AuthTokenCheck:
     """Checks ``authToken`` values against the configured key (loaded once).
 
-    ``expected`` is ``settings.providers.evolution.auth_token``; an empty key refuses
-    everything (a misconfiguration must not open the wallet).
+    ``expected`` is the integration's ``auth_token`` (``EvolutionSettings``,
+    ``[integrations.<name>]``): each integration has its own key, so one partner's key never
+    opens another's integration. An empty key refuses everything (a misconfiguration must
+    not open the wallet).
     """
 
     def __init__(self, expected: str) -> None:

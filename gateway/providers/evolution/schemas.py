@@ -16,6 +16,14 @@ accepted too) and converted with ``adapter.amount_minor_from_decimal``. Response
 from integer minor units, written with the currency's decimals and never in exponent form:
 EUR 1250 minor -> ``12.50``, BTC 1 -> ``0.00000001``.
 
+Informational strings may be empty (README.md "Certification", case 26): Evolution sends
+``"vid": ""`` for a table without a virtual table, and its own licensee tests send every
+unset string as ``""``. So ``game.id``, ``game.type``, ``game.details.table.id`` / ``vid``,
+``uuid``, ``promoTransaction.type`` / ``voucherId`` and ``sid`` accept ``""`` (and null),
+read as absent where the adapter uses them. The keys stay non-empty: ``userId``,
+``transaction.id``, ``transaction.refId`` and ``promoTransaction.id`` (idempotency keys and
+the player).
+
 Decode errors of any kind (not JSON, not an object, missing field, wrong type, string too
 long) raise ``BadRequest`` -> ``INVALID_PARAMETER`` (Evolution has one status for both).
 """
@@ -31,16 +39,21 @@ import msgspec
 # records and idempotency keys small. Ids are visible ASCII (as the generic API's), free
 # text has no control characters: a NUL byte must never reach a PostgreSQL text column.
 _VISIBLE: Final = r"^[\x21-\x7e]+\Z"
+_VISIBLE_OR_EMPTY: Final = r"^[\x21-\x7e]*\Z"
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=_VISIBLE)]
+#: An informational id: visible ASCII like ``Id``, or ``""`` (read as absent).
+InfoId = Annotated[str, msgspec.Meta(max_length=128, pattern=_VISIBLE_OR_EMPTY)]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=_VISIBLE)]
-Sid = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=_VISIBLE)]
+#: A sid may be ``""``: it is then no session (``/sid`` takes any sid, README.md choice 11).
+Sid = Annotated[str, msgspec.Meta(max_length=256, pattern=_VISIBLE_OR_EMPTY)]
 CurrencyCode = Annotated[str, msgspec.Meta(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9]+\Z")]
 Text = Annotated[str, msgspec.Meta(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*\Z")]
-GameRef = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | Id
+GameRef = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | InfoId
 
 
 class Table(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
-    """``game.details.table``: the live table (``id``) and its virtual table (``vid``)."""
+    """``game.details.table``: the live table (``id``) and its virtual table (``vid``, often
+    ``""``); both informational, ``""`` read as absent."""
 
     id: GameRef | None = None
     vid: GameRef | None = None
@@ -52,7 +65,7 @@ class GameDetails(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
 
 class Game(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
     """``game``: ``id`` is Evolution's game round id, ``type`` the game type (e.g.
-    "blackjack"), ``details.table`` the table."""
+    "blackjack"), ``details.table`` the table. ``""`` in any of them is read as absent."""
 
     id: GameRef | None = None
     type: Text | None = None
@@ -89,11 +102,12 @@ class PromoTransaction(msgspec.Struct, kw_only=True, frozen=True, rename="camel"
 
 
 class CheckRequest(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
-    """POST /check and POST /sid: ``sid`` (to validate and replace) and ``userId``."""
+    """POST /check and POST /sid: ``sid`` (``/check``: to validate and replace; ``/sid``:
+    any) and ``userId``; ``channel`` is ignored."""
 
     sid: Sid
     user_id: UserId
-    uuid: Id | None = None
+    uuid: InfoId | None = None
 
 
 class BalanceRequest(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
@@ -103,7 +117,7 @@ class BalanceRequest(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
     user_id: UserId
     currency: CurrencyCode | None = None
     game: Game | None = None
-    uuid: Id | None = None
+    uuid: InfoId | None = None
 
 
 class DebitRequest(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
@@ -114,7 +128,7 @@ class DebitRequest(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
     currency: CurrencyCode
     transaction: Transaction
     game: Game | None = None
-    uuid: Id | None = None
+    uuid: InfoId | None = None
 
 
 class CreditRequest(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
@@ -126,7 +140,7 @@ class CreditRequest(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
     transaction: Transaction
     sid: Sid | None = None
     game: Game | None = None
-    uuid: Id | None = None
+    uuid: InfoId | None = None
 
 
 class CancelRequest(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
@@ -137,7 +151,7 @@ class CancelRequest(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
     currency: CurrencyCode | None = None
     sid: Sid | None = None
     game: Game | None = None
-    uuid: Id | None = None
+    uuid: InfoId | None = None
 
 
 class PromoPayoutRequest(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
@@ -148,15 +162,17 @@ class PromoPayoutRequest(msgspec.Struct, kw_only=True, frozen=True, rename="came
     promo_transaction: PromoTransaction
     sid: Sid | None = None
     game: Game | None = None
-    uuid: Id | None = None
+    uuid: InfoId | None = None
 
 
 class EvolutionResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Balance, debit, credit, cancel and promo answer: ``{status, balance, bonus, uuid}``.
 
     ``balance`` is the cash balance and ``bonus`` the bonus balance, both in major units
-    (README.md, choice 4). Fields the adapter does not know (a refusal decided before the
-    wallet was asked) are omitted, never invented. ``uuid`` echoes the request's.
+    (README.md, choice 4), on every answer once the caller is authenticated, refusals
+    included: the player's when known, else zero (README.md "Answers"). Omitted only for a
+    wrong ``authToken``, a body over the limit and ``TEMPORARY_ERROR``. ``uuid`` echoes the
+    request's.
     """
 
     status: str

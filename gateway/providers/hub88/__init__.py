@@ -1,12 +1,22 @@
 """Hub88 operator-wallet adapter (README.md).
 
-``routes(ctx)`` returns ``Mount("/providers/hub88", ...)`` with POST ``/user/info``,
-``/user/balance``, ``/transaction/bet``, ``/transaction/win``, ``/transaction/rollback``;
-the app adds it to its route list as is. See README.md in this directory.
+``routes.py`` holds ``PREFIX`` ("/providers/hub88", the sandbox integration's URL) and
+``Adapter`` (EdgeContext, Caller, settings -> ``routes()``, ``close()``), which
+``gateway/providers/mounting.py`` mounts once per integration; ``settings.py`` its
+``[integrations.<name>]`` keys. They are loaded on first use, so that reading the settings
+types (gateway/config.py) imports none of the HTTP code.
 """
 
-from gateway.providers.hub88.routes import PREFIX, Hub88Adapter, routes
+from __future__ import annotations
 
-Adapter = Hub88Adapter  # the name gateway.app mounts every provider by
+import importlib
+from typing import Any
 
-__all__ = ["PREFIX", "Adapter", "Hub88Adapter", "routes"]
+__all__ = ["PREFIX", "Adapter", "Hub88Adapter"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        routes = importlib.import_module("gateway.providers.hub88.routes")
+        return routes.Hub88Adapter if name == "Adapter" else getattr(routes, name)
+    raise AttributeError(name)

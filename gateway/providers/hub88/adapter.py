@@ -1,22 +1,35 @@
 """Hub88 protocol rules as pure functions: decoded request + game session -> Command or Refusal,
 and Result -> Hub88 response. No I/O here; ``routes.py`` does the HTTP, Redis and shard calls.
 
-Source: README.md ("Protocol facts", "Common ground"); docs/DESIGN.md sections 3
-(money), 5 (idempotency) and 8 (errors). Rules implemented:
+Source: README.md ("Protocol facts", "Common ground", "Certification"); docs/DESIGN.md
+sections 3 (money), 5 (idempotency) and 8 (errors). Rules implemented:
 
-* scope ``"hub88"`` on every command; idempotency key = ``transaction_uuid``; player =
+* every command acts for the integration's partner in its scope (``caller``: partner id
+  and ``"<partner>:<integration>"``); idempotency key = ``transaction_uuid``; player =
   ``user``; round = ``round``; game = ``game_code``.
 * amounts are integers x 100000 (``AMOUNT_SCALE``), converted exactly to minor units of
-  ``currency``; inexact, negative or above ``money.amount_minor_max`` -> refused
-  (``INVALID_AMOUNT`` -> ``RS_ERROR_WRONG_TYPES``); unknown currency ->
-  ``CURRENCY_MISMATCH`` -> ``RS_ERROR_WRONG_CURRENCY``. A bet must be > 0 (a free bet,
-  ``is_free: true``, moves no money: it becomes a zero debit); a win may be 0.
+  ``currency``; never rounded. Inexact, negative or above ``money.amount_minor_max`` ->
+  refused (``INVALID_AMOUNT`` -> ``RS_ERROR_WRONG_TYPES``), except a positive bet stake that
+  cannot be debited as sent and exceeds the balance: ``RS_ERROR_NOT_ENOUGH_MONEY`` with the
+  balance (``BalanceCheck``; the status depends on the balance, nothing is debited either
+  way). Unknown currency -> ``CURRENCY_MISMATCH`` -> ``RS_ERROR_WRONG_CURRENCY``. A bet must
+  be > 0 (a free bet, ``is_free`` or ``is_supplier_promo``, moves no money: it becomes a zero
+  debit); a win may be 0.
+* ``game_codes`` (the integration's catalogue, empty = none): a bet or win naming another
+  game is refused ``RS_ERROR_INVALID_GAME`` (``statuses.UNKNOWN_GAME_STATUS``).
+* a token must have been issued for this integration (else ``INVALID_TOKEN``, on every
+  endpoint; README.md choice 10).
 * bet: the token must be known (else ``INVALID_TOKEN``), name ``user`` (else
-  ``INVALID_TOKEN``), not be expired (else ``TOKEN_EXPIRED``) and carry ``currency`` (else
-  ``CURRENCY_MISMATCH``). -> ``Debit``.
-* win and rollback: token expiry is NOT checked and an unknown or missing token is
-  accepted (``user`` names the player; Hub88 retries these for days); a known token naming
-  another user is refused (``INVALID_TOKEN``). -> ``Credit`` / ``Rollback``.
+  ``INVALID_TOKEN``), not be expired (else ``TOKEN_EXPIRED``; not checked for
+  ``is_supplier_promo``, whose bets Hub88 sends after the session) and carry ``currency``
+  (else ``CURRENCY_MISMATCH``). -> ``Debit``.
+* win: always names its bet (``reference_transaction_uuid`` is required by the schema), so
+  the shard refuses a win whose bet is unknown, refused, rolled back or already settled.
+  rollback: of a bet only (``credit_reversible`` stays False: Hub88/Caleta never roll back
+  wins), so a rollback naming a win is refused. Token expiry is NOT checked on either and
+  an unknown or missing token is accepted (``user`` names the player; Hub88 retries these
+  for days); a known token naming another user is refused (``INVALID_TOKEN``). ->
+  ``Credit`` / ``Rollback``.
 * /user/balance: a known, unexpired token naming ``user`` (when sent). -> ``GetBalance`` in
   the session's currency. /user/info: same check when a token is sent; Hub88 documents no
   token for info, so without one the player is ``user`` and the currency is the player's
@@ -27,6 +40,7 @@ Source: README.md ("Protocol facts", "Common ground"); docs/DESIGN.md sections 3
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 from gateway import money
@@ -44,8 +58,10 @@ from gateway.providers.hub88.schemas import (
 from gateway.providers.hub88.statuses import (
     RS_ERROR_WRONG_CURRENCY,
     SYNTAX_STATUS,
+    UNKNOWN_GAME_STATUS,
     status_for,
 )
+from gateway.providers.integration import Caller
 from gateway.providers.refusal import Refusal, bounded_value, field_getter
 from gateway.shards.commands import (
     Code,
@@ -57,7 +73,8 @@ from gateway.shards.commands import (
     Rollback,
 )
 
-SCOPE: Final = "hub88"
+#: The provider's name: its sandbox integration's name, idempotency source and URL segment.
+PROVIDER: Final = "hub88"
 
 # Fields copied into the audit ``request`` dict (docs/DESIGN.md section 4; bounds: providers/refusal.py).
 _AUDIT_FIELDS: Final = (
@@ -71,6 +88,7 @@ _AUDIT_FIELDS: Final = (
     "currency",
     "amount",
     "is_free",
+    "is_supplier_promo",
     "reward_uuid",
     "supplier_transaction_id",
 )
@@ -82,9 +100,22 @@ def refusal_of(code: Code, detail: str) -> Refusal[str]:
 
 
 def syntax_refusal(detail: str) -> Refusal[str]:
-    """Body not JSON or too large: audited INVALID_REQUEST, answered RS_ERROR_WRONG_SYNTAX
-    (README.md, choice 5)."""
+    """Body not JSON, too large or missing a required field: audited INVALID_REQUEST,
+    answered RS_ERROR_WRONG_SYNTAX (README.md, choice 5)."""
     return Refusal(Code.INVALID_REQUEST, detail, SYNTAX_STATUS)
+
+
+def game_refusal(game_code: str) -> Refusal[str]:
+    """A game outside the integration's ``game_codes``: audited INVALID_REQUEST, answered
+    RS_ERROR_INVALID_GAME (README.md, "Certification", case 13)."""
+    return Refusal(Code.INVALID_REQUEST, f"unknown game_code {game_code[:64]!r}", UNKNOWN_GAME_STATUS)
+
+
+def _check_game(game_code: str | None, game_codes: frozenset[str]) -> Refusal[str] | None:
+    """None if the game is known (or there is no catalogue, or no game was named)."""
+    if not game_codes or game_code is None or game_code in game_codes:
+        return None
+    return game_refusal(game_code)
 
 
 # ---- amounts ------------------------------------------------------------------------
@@ -118,20 +149,27 @@ def balance_to_wire(amount_minor: int, currency: str) -> int:
 
 
 def _check_live_session(
-    session: GameSession | None, user: str | None, now_s: float
+    session: GameSession | None, caller: Caller, user: str | None, now_s: float, *,
+    check_expiry: bool = True,
 ) -> Refusal[str] | None:
-    """Token known, naming ``user`` (if given), not expired: for bets, balance and info."""
+    """Token known, issued for this integration, naming ``user`` (if given), not expired
+    (unless ``check_expiry`` is False): for bets, balance and info."""
     if session is None:
         return refusal_of(Code.INVALID_TOKEN, "unknown token")
+    if not caller.owns(session):
+        return refusal_of(Code.INVALID_TOKEN, "token was issued for another provider integration")
     if user is not None and session.player_id != user:
         return refusal_of(Code.INVALID_TOKEN, "token was issued to another user")
-    if session.expired(now_s):
+    if check_expiry and session.expired(now_s):
         return refusal_of(Code.TOKEN_EXPIRED, "token expired")
     return None
 
 
-def _check_settlement_session(session: GameSession | None, user: str) -> Refusal[str] | None:
-    """Wins and rollbacks: expiry not checked, unknown token fine, another user's token not."""
+def _check_settlement_session(session: GameSession | None, caller: Caller, user: str) -> Refusal[str] | None:
+    """Wins and rollbacks: expiry not checked, unknown token fine; another integration's or
+    another user's token not."""
+    if session is not None and not caller.owns(session):
+        return refusal_of(Code.INVALID_TOKEN, "token was issued for another provider integration")
     if session is not None and session.player_id != user:
         return refusal_of(Code.INVALID_TOKEN, "token was issued to another user")
     return None
@@ -140,27 +178,70 @@ def _check_settlement_session(session: GameSession | None, user: str) -> Refusal
 # ---- request -> command -------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class BalanceCheck:
+    """A bet refused because its stake cannot be debited as sent (not exact in the currency's
+    minor unit, or above ``money.amount_minor_max``), whose answer depends on the balance.
+
+    Nothing is debited either way and nothing is rounded. ``routes.py`` reads the balance
+    (``GetBalance``) and answers ``balance_check_refusal``: ``RS_ERROR_NOT_ENOUGH_MONEY`` with
+    the balance when the stake as sent (``amount_wire``, major units x 100000) is larger,
+    else ``refusal`` (``RS_ERROR_WRONG_TYPES``). Caleta's tests bet ``balance + 0.00001`` and
+    int32-max units and expect "not enough money" (README.md, "Certification", case 5).
+    """
+
+    refusal: Refusal[str]
+    partner_id: str
+    player_id: str
+    currency: str
+    amount_wire: int
+
+    def balance_command(self) -> GetBalance:
+        return GetBalance(partner_id=self.partner_id, player_id=self.player_id, currency=self.currency)
+
+
+def balance_check_refusal(check: BalanceCheck, result: Result) -> tuple[Refusal[str], int | None]:
+    """(the refusal to record and answer, the balance in wire units to answer, if known)."""
+    found = balance_of(result, check.currency) if result.code is Code.OK else None
+    if found is None:
+        return check.refusal, None
+    balance_wire = balance_to_wire(found[1], check.currency)
+    if check.amount_wire > balance_wire:
+        return refusal_of(Code.INSUFFICIENT_FUNDS, f"stake exceeds the balance ({check.refusal.detail})"), balance_wire
+    return check.refusal, balance_wire
+
+
 def bet_to_command(
     req: BetRequest,
     session: GameSession | None,
     *,
+    caller: Caller,
     now_s: float,
     amount_minor_max: int,
     origin: Origin | None = None,
-) -> Debit | Refusal[str]:
-    """/transaction/bet -> Debit(amount_minor = stake in minor units), or a Refusal.
+    game_codes: frozenset[str] = frozenset(),
+) -> Debit | Refusal[str] | BalanceCheck:
+    """/transaction/bet -> Debit(amount_minor = stake in minor units), a Refusal, or a
+    BalanceCheck (a positive stake that cannot be debited as sent, for a live session).
 
     ``session`` is the token's session (None if never issued); ``now_s`` Unix seconds.
-    A free bet (``is_free: true``) is a zero debit: the player is not charged for a
-    reward round, but its key and round are recorded so its win can reference it.
+    A free bet (``is_free: true``, or ``is_supplier_promo: true``, Hub88's zero bet before a
+    supplier promotion's win) is a zero debit: the player is not charged for a reward round,
+    but its key and round are recorded so its win can reference it. A supplier-promotion
+    bet's token is not checked for expiry (Hub88 changelog, 26 May 2025).
     """
-    free = req.is_free is True
+    promo = req.is_supplier_promo is True
+    free = req.is_free is True or promo
     amount = amount_minor_from_wire(
         req.amount, req.currency, amount_minor_max=amount_minor_max, allow_zero=free
     )
-    if isinstance(amount, Refusal):
+    undebitable = (isinstance(amount, Refusal) and amount.code is Code.INVALID_AMOUNT
+                   and req.amount > 0 and not free)
+    if isinstance(amount, Refusal) and not undebitable:
         return amount
-    refusal = _check_live_session(session, req.user, now_s)
+    refusal = _check_game(req.game_code, game_codes)
+    if refusal is None:
+        refusal = _check_live_session(session, caller, req.user, now_s, check_expiry=not promo)
     if refusal is not None:
         return refusal
     assert session is not None
@@ -169,9 +250,13 @@ def bet_to_command(
             Code.CURRENCY_MISMATCH,
             f"bet currency {req.currency} differs from the session's {session.currency}",
         )
+    if isinstance(amount, Refusal):
+        return BalanceCheck(refusal=amount, partner_id=caller.partner_id, player_id=req.user,
+                            currency=req.currency, amount_wire=req.amount)
     return Debit(
-        scope=SCOPE,
+        scope=caller.scope,
         transaction_id=req.transaction_uuid,
+        partner_id=caller.partner_id,
         player_id=req.user,
         currency=req.currency,
         amount_minor=0 if free else amount,
@@ -185,29 +270,37 @@ def win_to_command(
     req: WinRequest,
     session: GameSession | None,
     *,
+    caller: Caller,
     amount_minor_max: int,
     origin: Origin | None = None,
+    game_codes: frozenset[str] = frozenset(),
 ) -> Credit | Refusal[str]:
     """/transaction/win -> Credit(amount_minor = payout in minor units, may be 0), or a Refusal.
 
-    Token expiry is not checked; ``session`` may be None (unknown or absent token).
-    Without ``round`` the round is the referenced bet's id, as for that bet.
+    The credit always names its bet (``reference_transaction_uuid``), so the shard pays it
+    only on an open bet of this player: unknown or refused -> ``UNKNOWN_TRANSACTION``,
+    rolled back -> ``TRANSACTION_ROLLED_BACK``, already settled by a win ->
+    ``TRANSACTION_SETTLED``. Token expiry is not checked; ``session`` may be None (unknown
+    or absent token). Without ``round`` the round is the referenced bet's id, as for that bet.
     """
     amount = amount_minor_from_wire(
         req.amount, req.currency, amount_minor_max=amount_minor_max, allow_zero=True
     )
     if isinstance(amount, Refusal):
         return amount
-    refusal = _check_settlement_session(session, req.user)
+    refusal = _check_game(req.game_code or None, game_codes)
+    if refusal is None:
+        refusal = _check_settlement_session(session, caller, req.user)
     if refusal is not None:
         return refusal
     return Credit(
-        scope=SCOPE,
+        scope=caller.scope,
         transaction_id=req.transaction_uuid,
+        partner_id=caller.partner_id,
         player_id=req.user,
         currency=req.currency,
         amount_minor=amount,
-        round_id=req.round or req.reference_transaction_uuid or req.transaction_uuid,
+        round_id=req.round or req.reference_transaction_uuid,
         game_id=req.game_code or "",
         bet_transaction_id=req.reference_transaction_uuid,
         round_closed=req.round_closed is True,
@@ -217,15 +310,18 @@ def win_to_command(
 
 
 def rollback_to_command(
-    req: RollbackRequest, session: GameSession | None, *, origin: Origin | None = None
+    req: RollbackRequest, session: GameSession | None, *, caller: Caller, origin: Origin | None = None
 ) -> Rollback | Refusal[str]:
     """/transaction/rollback -> Rollback of ``reference_transaction_uuid``, or a Refusal.
 
+    Only bets are rolled back (``credit_reversible`` is left False: "Caleta RGS only rollback
+    bets, winnings are never rolled back"), so the shard refuses a rollback naming a win
+    (``UNKNOWN_TRANSACTION`` -> ``RS_ERROR_TRANSACTION_DOES_NOT_EXIST``) and moves nothing.
     Token expiry is not checked. ``currency`` (used only to answer with a balance when the
     reference is unknown) is the session's if known, else the request's if it is a known
     currency, else None.
     """
-    refusal = _check_settlement_session(session, req.user)
+    refusal = _check_settlement_session(session, caller, req.user)
     if refusal is not None:
         return refusal
     if session is not None:
@@ -233,29 +329,30 @@ def rollback_to_command(
     else:
         currency = req.currency if money.is_currency(req.currency) else None
     return Rollback(
-        scope=SCOPE,
+        scope=caller.scope,
         transaction_id=req.transaction_uuid,
+        partner_id=caller.partner_id,
         player_id=req.user,
         reference_transaction_id=req.reference_transaction_uuid,
         currency=currency,
-        round_id=req.round,
+        round_id=req.round or None,
         origin=origin,
     )
 
 
 def balance_to_command(
-    req: BalanceRequest, session: GameSession | None, *, now_s: float
+    req: BalanceRequest, session: GameSession | None, *, caller: Caller, now_s: float
 ) -> GetBalance | Refusal[str]:
     """/user/balance -> GetBalance in the session's currency; needs a live token for ``user``."""
-    refusal = _check_live_session(session, req.user, now_s)
+    refusal = _check_live_session(session, caller, req.user, now_s)
     if refusal is not None:
         return refusal
     assert session is not None
-    return GetBalance(player_id=session.player_id, currency=session.currency)
+    return GetBalance(partner_id=caller.partner_id, player_id=session.player_id, currency=session.currency)
 
 
 def info_to_command(
-    req: UserInfoRequest, session: GameSession | None, *, now_s: float
+    req: UserInfoRequest, session: GameSession | None, *, caller: Caller, now_s: float
 ) -> GetBalance | Refusal[str]:
     """/user/info -> GetBalance for ``user``.
 
@@ -263,12 +360,12 @@ def info_to_command(
     ``user``, balance in its currency. Without one: every wallet of ``user``.
     """
     if req.token is None:
-        return GetBalance(player_id=req.user, currency=None)
-    refusal = _check_live_session(session, req.user, now_s)
+        return GetBalance(partner_id=caller.partner_id, player_id=req.user, currency=None)
+    refusal = _check_live_session(session, caller, req.user, now_s)
     if refusal is not None:
         return refusal
     assert session is not None
-    return GetBalance(player_id=req.user, currency=session.currency)
+    return GetBalance(partner_id=caller.partner_id, player_id=req.user, currency=session.currency)
 
 
 # ---- result -> response ---------------------------------------------------------------

@@ -13,8 +13,11 @@ recorded with ``ctx.record_refusal``):
 2. body larger than ``server.body_bytes_max`` -> ``RS_ERROR_WRONG_SYNTAX`` (not read further);
 3. signature over the raw body (if ``providers.hub88.verify_signatures``) ->
    ``RS_ERROR_INVALID_SIGNATURE``;
-4. decode -> ``RS_ERROR_WRONG_SYNTAX`` (not JSON) / ``RS_ERROR_WRONG_TYPES`` (fields);
-5. token and amount rules (``adapter.py``) -> the table status of the refusal code;
+4. decode -> ``RS_ERROR_WRONG_SYNTAX`` (not JSON, or a required field missing) /
+   ``RS_ERROR_WRONG_TYPES`` (a field of the wrong type or out of bounds);
+5. amount, game, token and currency rules (``adapter.py``) -> the refusal's status; a bet
+   stake that cannot be debited as sent is compared with the balance first
+   (``adapter.BalanceCheck``: ``RS_ERROR_NOT_ENOUGH_MONEY`` with the balance if larger);
 6. ``ctx.submit(command)`` -> the table status of ``Result.code``;
    ``Overloaded`` / ``ShardUnavailable`` / ``SessionStoreUnavailable`` -> ``RS_ERROR_UNKNOWN``.
 
@@ -34,8 +37,10 @@ from starlette.routing import Mount, Route
 from gateway.edge.context import EdgeContext
 from gateway.logs import get_logger
 from gateway.providers.hub88.adapter import (
-    SCOPE,
+    PROVIDER,
+    BalanceCheck,
     audit_request,
+    balance_check_refusal,
     balance_to_command,
     bet_to_command,
     info_to_command,
@@ -51,6 +56,7 @@ from gateway.providers.hub88.schemas import (
     BalanceRequest,
     BetRequest,
     Hub88Response,
+    MissingField,
     RollbackRequest,
     UserInfoRequest,
     WinRequest,
@@ -59,9 +65,11 @@ from gateway.providers.hub88.schemas import (
     decode_request,
     encode_response,
 )
+from gateway.providers.hub88.settings import Hub88Settings
 from gateway.providers.hub88.signature import HEADER, Hub88Signer
 from gateway.providers.hub88.statuses import RETRYABLE_EXCEPTIONS, RETRYABLE_STATUS
-from gateway.providers.pipeline import Endpoint, Pipeline, Rejected
+from gateway.providers.integration import Caller
+from gateway.providers.pipeline import Endpoint, Pipeline, Rejected, integration_of
 from gateway.providers.refusal import Refusal, peek_json, str_field
 from gateway.shards.commands import Code, Credit, Debit, Origin, Rollback
 
@@ -75,7 +83,6 @@ class Hub88Wire:
     """Hub88's hooks into ``Pipeline`` (``pipeline.WireProtocol[Hub88Response]``): RSA
     signatures both ways, JSON bodies, HTTP 200 with an ``RS_*`` status for every answer."""
 
-    scope = SCOPE
     retryable_exceptions = RETRYABLE_EXCEPTIONS
 
     def __init__(self, signer: Hub88Signer, *, verify: bool) -> None:
@@ -107,9 +114,12 @@ class Hub88Wire:
         return body
 
     def decode(self, payload: bytes, request_type: type) -> Any:
-        """The endpoint's request Struct; not JSON -> WRONG_SYNTAX, fields -> WRONG_TYPES."""
+        """The endpoint's request Struct; not JSON or a required field missing ->
+        WRONG_SYNTAX, a field of the wrong type -> WRONG_TYPES."""
         try:
             return decode_request(payload, request_type)
+        except MissingField as exc:
+            return Rejected(syntax_refusal(f"missing field: {exc}"), peek_json(payload))
         except WrongTypes as exc:
             return Rejected(refusal_of(Code.INVALID_REQUEST, f"wrong types: {exc}"), peek_json(payload))
         except WrongSyntax as exc:
@@ -150,15 +160,25 @@ class Hub88Wire:
 
 
 class Hub88Adapter:
-    """The five Hub88 endpoints bound to one EdgeContext. Keys are loaded once, here."""
+    """The five Hub88 endpoints of one integration, bound to one EdgeContext. Keys are
+    loaded once, here.
 
-    def __init__(self, ctx: EdgeContext, signer: Hub88Signer | None = None) -> None:
-        settings = ctx.settings
+    ``caller``/``settings``: the integration (default: the sandbox integration named
+    ``"hub88"``). ``signer``: replaces the one built from ``settings`` (tests).
+    """
+
+    def __init__(
+        self, ctx: EdgeContext, caller: Caller | None = None, settings: Hub88Settings | None = None,
+        *, signer: Hub88Signer | None = None,
+    ) -> None:
+        caller, settings = integration_of(ctx, caller, settings, PROVIDER, Hub88Settings)
         self._ctx = ctx
-        self._signer = signer if signer is not None else Hub88Signer.from_settings(settings)
-        self._amount_minor_max = settings.money.amount_minor_max
-        wire = Hub88Wire(self._signer, verify=settings.providers.hub88.verify_signatures)
-        self._pipeline: Pipeline[Hub88Response] = Pipeline(ctx, wire)
+        self._caller = caller
+        self._signer = signer if signer is not None else Hub88Signer.from_settings(ctx.settings, settings)
+        self._amount_minor_max = ctx.settings.money.amount_minor_max
+        self._game_codes = frozenset(settings.game_codes)
+        wire = Hub88Wire(self._signer, verify=settings.verify_signatures)
+        self._pipeline: Pipeline[Hub88Response] = Pipeline(ctx, caller, wire)
 
     def routes(self) -> list[Route]:
         """POST ``/user/info``, ``/user/balance``, ``/transaction/bet``, ``/transaction/win``,
@@ -193,25 +213,38 @@ class Hub88Adapter:
     async def _bet(self, req: BetRequest, origin: Origin) -> Hub88Response:
         session = await self._ctx.sessions.get(req.token)
         command = bet_to_command(
-            req, session, now_s=time.time(), amount_minor_max=self._amount_minor_max, origin=origin
+            req, session, caller=self._caller, now_s=time.time(), amount_minor_max=self._amount_minor_max,
+            origin=origin, game_codes=self._game_codes,
         )
+        if isinstance(command, BalanceCheck):
+            return await self._refuse_undebitable(command, req, origin)
         return await self._submit(command, req, origin, req.currency)
 
+    async def _refuse_undebitable(self, check: BalanceCheck, req: BetRequest, origin: Origin) -> Hub88Response:
+        """A stake that cannot be debited as sent: nothing is debited; "not enough money" with
+        the balance when it exceeds the balance, else "wrong types" (adapter.BalanceCheck)."""
+        refusal, balance_wire = balance_check_refusal(check, await self._ctx.submit(check.balance_command()))
+        answer = await self._pipeline.refuse(origin.route, refusal, req, origin=origin)
+        if refusal.code is Code.INSUFFICIENT_FUNDS and balance_wire is not None:
+            answer.balance = balance_wire  # "please send the actual balance together with this status"
+        return answer
+
     async def _win(self, req: WinRequest, origin: Origin) -> Hub88Response:
-        session = await self._ctx.sessions.get_for_settlement(req.token, SCOPE)
+        session = await self._ctx.sessions.get_for_settlement(req.token, self._caller.scope)
         command = win_to_command(
-            req, session, amount_minor_max=self._amount_minor_max, origin=origin
+            req, session, caller=self._caller, amount_minor_max=self._amount_minor_max, origin=origin,
+            game_codes=self._game_codes,
         )
         return await self._submit(command, req, origin, req.currency)
 
     async def _rollback(self, req: RollbackRequest, origin: Origin) -> Hub88Response:
-        session = await self._ctx.sessions.get_for_settlement(req.token, SCOPE)
-        command = rollback_to_command(req, session, origin=origin)
+        session = await self._ctx.sessions.get_for_settlement(req.token, self._caller.scope)
+        command = rollback_to_command(req, session, caller=self._caller, origin=origin)
         return await self._submit(command, req, origin, None)
 
     async def _balance(self, req: BalanceRequest, origin: Origin) -> Hub88Response:
         session = await self._ctx.sessions.get(req.token)
-        command = balance_to_command(req, session, now_s=time.time())
+        command = balance_to_command(req, session, caller=self._caller, now_s=time.time())
         if isinstance(command, Refusal):
             return await self._pipeline.refuse(origin.route, command, req, origin=origin)
         result = await self._ctx.submit(command)
@@ -224,7 +257,7 @@ class Hub88Adapter:
 
     async def _info(self, req: UserInfoRequest, origin: Origin) -> Hub88Response:
         session = await self._ctx.sessions.get(req.token) if req.token is not None else None
-        command = info_to_command(req, session, now_s=time.time())
+        command = info_to_command(req, session, caller=self._caller, now_s=time.time())
         if isinstance(command, Refusal):
             return await self._pipeline.refuse(origin.route, command, req, origin=origin)
         result = await self._ctx.submit(command)
@@ -238,9 +271,12 @@ class Hub88Adapter:
 
 
 def routes(ctx: EdgeContext, signer: Hub88Signer | None = None) -> Mount:
-    """``Mount("/providers/hub88", ...)`` with the five POST routes; add it to the app's routes.
+    """``Mount("/providers/hub88", ...)``: the sandbox integration's five POST routes.
 
     Loads the keys now (raises OSError/ValueError if they are missing or not RSA).
     """
-    adapter = Hub88Adapter(ctx, signer)
-    return Mount(PREFIX, routes=adapter.routes(), name="hub88")
+    adapter = Hub88Adapter(ctx, signer=signer)
+    return Mount(PREFIX, routes=adapter.routes(), name=PROVIDER)
+
+
+Adapter = Hub88Adapter  # the name gateway/providers/mounting.py builds every adapter by

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from gateway.config import Settings
+from gateway.providers.hub88.settings import Hub88Settings
 
 HEADER: Final = "X-Hub88-Signature"
 
@@ -124,13 +125,12 @@ class Hub88Signer:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Hub88Signer:
-        """Load both keys from ``providers.hub88``'s paths (relative to the project root).
+    def from_settings(cls, settings: Settings, hub88: Hub88Settings) -> Hub88Signer:
+        """Load both keys from the integration's paths (relative to the project root).
 
         Raises OSError / ValueError at start-up if a key is missing or not RSA: the adapter
         must not start half-configured.
         """
-        hub88 = settings.providers.hub88
         public_key = None
         if hub88.verify_signatures:
             public_key = load_public_key(_read(settings.resolve_path(hub88.provider_public_key_path)))

@@ -23,8 +23,26 @@ Choices where the sources are silent (also in README.md):
 * ``UNAUTHORIZED`` -> ``RS_ERROR_INVALID_PARTNER`` (the caller is not allowed);
   ``PLAYER_EXISTS`` -> ``RS_ERROR_UNKNOWN`` (not produced on Hub88 paths).
 * ``INVALID_REQUEST`` -> ``RS_ERROR_WRONG_TYPES``. An undecodable body (not JSON, or larger
-  than ``server.body_bytes_max``) is answered ``RS_ERROR_WRONG_SYNTAX`` (``SYNTAX_STATUS``)
-  and audited as ``INVALID_REQUEST``: the gateway has one code for both, Hub88 has two.
+  than ``server.body_bytes_max``) and a body missing a required field are answered
+  ``RS_ERROR_WRONG_SYNTAX`` (``SYNTAX_STATUS``, ``MISSING_FIELD_STATUS``) and audited as
+  ``INVALID_REQUEST``: the gateway has one code for both, Hub88 has two.
+
+Per endpoint (the same code, read on each Hub88 endpoint; README.md "Certification"):
+
+* ``UNKNOWN_TRANSACTION``: on ``/transaction/win`` the referenced bet is unknown (or was
+  refused); on ``/transaction/rollback`` the reference names a win or another player's
+  transaction -- a rollback of a transaction never seen is ``OK`` (a tombstone), and only
+  bets are rolled back (Caleta: "winnings are never rolled back"). Both answer
+  ``RS_ERROR_TRANSACTION_DOES_NOT_EXIST`` ("the bet referenced ... can't be found"), final
+  for wins and rollbacks alike.
+* ``TRANSACTION_SETTLED``: a rollback after the bet's win, and a second win naming the same
+  bet (the shard settles a bet on its first win) -> ``RS_ERROR_DUPLICATE_TRANSACTION``.
+* ``INSUFFICIENT_FUNDS`` on ``/transaction/bet`` also answers a stake the wallet cannot
+  debit as sent (not exact in the currency's minor unit, or above ``money.amount_minor_max``)
+  when it is larger than the balance (``adapter.BalanceCheck``); such a stake that fits the
+  balance is ``INVALID_AMOUNT`` -> ``RS_ERROR_WRONG_TYPES``.
+* A ``game_code`` outside the integration's ``game_codes`` on ``/transaction/bet`` or
+  ``/transaction/win`` -> ``UNKNOWN_GAME_STATUS`` (audited as ``INVALID_REQUEST``).
 """
 
 from __future__ import annotations
@@ -97,6 +115,15 @@ STATUS_BY_CODE: Final[dict[Code, str]] = {
 
 #: Answer to a body that is not JSON or is larger than ``server.body_bytes_max``.
 SYNTAX_STATUS: Final = RS_ERROR_WRONG_SYNTAX
+
+#: Answer to a JSON object missing a required field (Hub88: "the received request doesn't
+#: match expected request form"; the Hub88-style operator SDK answers it for any missing
+#: field). Audited as ``INVALID_REQUEST``.
+MISSING_FIELD_STATUS: Final = RS_ERROR_WRONG_SYNTAX
+
+#: Answer to a bet or win whose ``game_code`` is not in the integration's ``game_codes``
+#: (Hub88: "Unknown game_code"). Audited as ``INVALID_REQUEST``.
+UNKNOWN_GAME_STATUS: Final = RS_ERROR_INVALID_GAME
 
 #: Hub88's retryable answer: a bet answered with it is rolled back by Hub88, a win or
 #: rollback is retried (README.md, Caleta notes).

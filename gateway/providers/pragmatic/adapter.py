@@ -5,23 +5,30 @@ Source: README.md ("Protocol facts", "Common ground"); docs/DESIGN.md
 sections 3 (money), 5 (idempotency) and 8 (errors). Rules implemented (README.md has the
 reasons for each choice):
 
-* scope ``"pragmatic"``; the idempotency key of a money movement is its ``reference``
-  ("unique per money movement; the idempotency key"); player = ``userId``.
+* every command acts for the integration's partner in its scope (``caller``: partner id
+  and ``"<partner>:<integration>"``); the idempotency key of a money movement is its
+  ``reference`` ("unique per money movement; the idempotency key"); player = ``userId``.
 * amounts are decimal strings in major units, converted exactly by
   ``amount_minor_from_decimal``; inexact, malformed, negative (except adjustment) or above
   ``money.amount_minor_max`` -> error 7.
-* bet -> ``Debit(roundId, gameId)``; needs a live token of this provider naming ``userId``
-  (error 4 otherwise); the currency is the session's.
-* result -> ``Credit(credit_type="win", bet_transaction_id=None, round_closed=True)``: it
-  names the round only, so it pays the round and settles every open bet of it. With
-  ``promoWinAmount`` > 0: an ``Atomic`` of that win and a ``Credit(credit_type="promo")``
-  keyed ``promoWinReference``.
-* bonusWin / jackpotWin / promoWin -> ``Credit`` of type "bonus" / "jackpot" / "promo".
+* a token must have been issued for this integration (and so for its partner), else error
+  4, on every endpoint that reads one (README.md choice 11).
+* bet -> ``Debit(roundId, gameId)``; needs a live token of this integration naming
+  ``userId`` (error 4 otherwise); the currency is the session's.
+* result -> ``Credit(credit_type="win", bet_transaction_id=None, round_closed=True,
+  round_policy="required")``: it names the round only, so it pays the round and settles every
+  open bet of it; a round with no bet, or whose bets were all refunded, is refused (120,
+  ``statuses.ENDPOINT_STATUS``). With ``promoWinAmount`` > 0: an ``Atomic`` of that win and a
+  ``Credit(credit_type="promo")`` keyed ``promoWinReference``.
+* bonusWin / jackpotWin / promoWin -> ``Credit`` of type "bonus" / "jackpot" / "promo";
+  bonusWin credits its amount only under ``bonus_win = "credit"`` (else a zero credit that
+  records its reference: settings.py, README.md "Certification" case 25).
 * endRound -> zero ``Credit`` keyed ``endRound:<userId>:<roundId>`` with ``round_closed``.
 * refund -> ``Rollback`` of the bet ``reference``, keyed ``refund:<reference>``.
 * adjustment -> positive or zero: ``Credit(credit_type="adjustment")``; negative: ``Debit``.
 * settlement calls (result, wins, endRound, refund, adjustment) accept an expired or
-  unknown token; a live-or-expired token of this provider naming another user is refused.
+  unknown token; a token of another integration or partner, or one of this integration
+  naming another user, is refused.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Final, Literal
 
 from gateway import money
 from gateway.edge.game_session import GameSession
+from gateway.providers.integration import Caller
 from gateway.providers.pragmatic.schemas import (
     AdjustmentRequest,
     AuthenticateRequest,
@@ -48,9 +56,11 @@ from gateway.providers.pragmatic.schemas import (
     PromoWinRequest,
     RefundRequest,
     ResultRequest,
+    SessionExpiredRequest,
 )
 from gateway.providers.pragmatic.statuses import (
     BAD_PARAMETERS,
+    END_ROUND,
     RETRYABLE_ERROR,
     SUCCESS,
     description_for,
@@ -58,6 +68,7 @@ from gateway.providers.pragmatic.statuses import (
 )
 from gateway.providers.refusal import AUDIT_STR_CHARS_MAX, Refusal
 from gateway.shards.commands import (
+    ROUND_REQUIRED,
     Atomic,
     Code,
     Credit,
@@ -68,9 +79,8 @@ from gateway.shards.commands import (
     Rollback,
 )
 
-SCOPE: Final = "pragmatic"
-#: The ``provider`` of the game sessions this adapter accepts (``POST /v1/sessions``).
-SESSION_PROVIDER: Final = "pragmatic"
+#: The provider's name: its sandbox integration's name, idempotency source and URL segment.
+PROVIDER: Final = "pragmatic"
 
 #: Key prefixes of the commands whose key Pragmatic does not name itself.
 END_ROUND_KEY_PREFIX: Final = "endRound:"
@@ -143,23 +153,31 @@ def decimal_from_minor(amount_minor: int, currency: str) -> Decimal:
 # ---- sessions -------------------------------------------------------------------------
 
 
-def usable_session(session: GameSession | None) -> GameSession | None:
-    """The session if it is one of ours and current: of provider "pragmatic", not rotated.
+def _foreign_session() -> Refusal[int]:
+    return refusal_of(Code.INVALID_TOKEN, "token was issued for another provider integration")
 
-    A token of another provider or a rotated one (``replaced_by``) counts as unknown.
+
+def usable_session(session: GameSession | None, caller: Caller) -> GameSession | None:
+    """The session if it is the caller's and current: opened for this integration (and so
+    for its partner), not rotated; else None.
+
+    A rotated token (``replaced_by``) counts as unknown. The checks below refuse a token of
+    another integration or partner before asking this.
     """
-    if session is None or session.provider != SESSION_PROVIDER or session.replaced_by is not None:
+    if session is None or not caller.owns(session) or session.replaced_by is not None:
         return None
     return session
 
 
 def check_live_session(
-    session: GameSession | None, user_id: str | None, now_s: float
+    session: GameSession | None, caller: Caller, user_id: str | None, now_s: float
 ) -> Refusal[int] | None:
-    """authenticate, balance, bet: a known current token of this provider, naming ``user_id``
-    (when given), not expired -- else error 4 (README.md "Common ground": bets must not be
-    accepted with an expired token)."""
-    session = usable_session(session)
+    """authenticate, balance, bet: a known current token of this integration, naming
+    ``user_id`` (when given), not expired -- else error 4 (README.md "Common ground": bets
+    must not be accepted with an expired token)."""
+    if session is not None and not caller.owns(session):
+        return _foreign_session()
+    session = usable_session(session, caller)
     if session is None:
         return refusal_of(Code.INVALID_TOKEN, "unknown token")
     if user_id is not None and session.player_id != user_id:
@@ -169,22 +187,29 @@ def check_live_session(
     return None
 
 
-def check_settlement_session(session: GameSession | None, user_id: str) -> Refusal[int] | None:
-    """result, wins, endRound, refund, adjustment: expiry is not checked and an unknown token
-    is fine (Pragmatic retries these for days; ``userId`` names the player), but our token
-    naming another user is refused (error 4)."""
-    session = usable_session(session)
+def check_settlement_session(
+    session: GameSession | None, caller: Caller, user_id: str
+) -> Refusal[int] | None:
+    """result, wins, endRound, refund, adjustment: expiry is not checked and an unknown (or
+    rotated) token is fine (Pragmatic retries these for days; ``userId`` names the player),
+    but a token of another integration or partner, or this integration's token naming
+    another user, is refused (error 4)."""
+    if session is not None and not caller.owns(session):
+        return _foreign_session()
+    session = usable_session(session, caller)
     if session is not None and session.player_id != user_id:
         return refusal_of(Code.INVALID_TOKEN, "token was issued to another user")
     return None
 
 
-def settlement_currency(request_currency: str | None, session: GameSession | None) -> str | None:
-    """The currency of a settlement: the request's if sent, else the session's, else None
-    (the routes then use the player's only wallet)."""
+def settlement_currency(
+    request_currency: str | None, session: GameSession | None, *, caller: Caller
+) -> str | None:
+    """The currency of a settlement: the request's if sent, else the (usable) session's, else
+    None (the routes then use the player's only wallet)."""
     if request_currency is not None:
         return request_currency
-    session = usable_session(session)
+    session = usable_session(session, caller)
     return session.currency if session is not None else None
 
 
@@ -208,6 +233,7 @@ def bet_to_command(
     req: BetRequest,
     session: GameSession | None,
     *,
+    caller: Caller,
     now_s: float,
     amount_minor_max: int,
     origin: Origin | None = None,
@@ -218,7 +244,7 @@ def bet_to_command(
     parameter that differs -> CURRENCY_MISMATCH (error 7). A zero stake (free-round bet) is
     accepted and moves no money.
     """
-    refusal = check_live_session(session, req.userId, now_s)
+    refusal = check_live_session(session, caller, req.userId, now_s)
     if refusal is not None:
         return refusal
     assert session is not None
@@ -233,8 +259,9 @@ def bet_to_command(
     if isinstance(amount, Refusal):
         return amount
     return Debit(
-        scope=SCOPE,
+        scope=caller.scope,
         transaction_id=req.reference,
+        partner_id=caller.partner_id,
         player_id=req.userId,
         currency=currency,
         amount_minor=amount,
@@ -245,16 +272,23 @@ def bet_to_command(
 
 
 def result_to_command(
-    req: ResultRequest, currency: str, *, amount_minor_max: int, origin: Origin | None = None
+    req: ResultRequest,
+    currency: str,
+    *,
+    caller: Caller,
+    amount_minor_max: int,
+    origin: Origin | None = None,
 ) -> Credit | Atomic | Refusal[int]:
     """/result.html -> the round's win, or (with a promo win) an Atomic of win + promo.
 
     The win: ``Credit(transaction_id=reference, credit_type="win", bet_transaction_id=None,
-    round_closed=True)``. Pragmatic's result names no bet, so it settles every open bet of
-    ``roundId`` (a refund after it is refused) and a result for a round the wallet never saw
-    is paid (nothing to check it against). ``promoWinAmount`` > 0 needs
-    ``promoWinReference`` (else error 7) and adds ``Credit(transaction_id=promoWinReference,
-    credit_type="promo")``: both applied or neither.
+    round_closed=True, round_policy="required")``. Pragmatic's result names no bet, so it
+    settles every open bet of ``roundId`` (a refund after it is refused); the shard refuses
+    it for a round with no bet (UNKNOWN_TRANSACTION) or whose bets were all refunded
+    (TRANSACTION_ROLLED_BACK), both answered 120 on /result.html (README.md "Certification",
+    cases 17-18). ``promoWinAmount`` > 0 needs ``promoWinReference`` (else error 7) and adds
+    ``Credit(transaction_id=promoWinReference, credit_type="promo")``: both applied or
+    neither.
     """
     amount = amount_minor_from_decimal(
         req.amount, currency, amount_minor_max=amount_minor_max, allow_zero=True
@@ -262,8 +296,9 @@ def result_to_command(
     if isinstance(amount, Refusal):
         return amount
     win = Credit(
-        scope=SCOPE,
+        scope=caller.scope,
         transaction_id=req.reference,
+        partner_id=caller.partner_id,
         player_id=req.userId,
         currency=currency,
         amount_minor=amount,
@@ -272,6 +307,7 @@ def result_to_command(
         bet_transaction_id=None,
         round_closed=True,
         credit_type="win",
+        round_policy=ROUND_REQUIRED,
         origin=origin,
     )
     if req.promoWinAmount is None:
@@ -288,8 +324,9 @@ def result_to_command(
     if req.promoWinReference == req.reference:
         return bad_parameters("promoWinReference equals reference")
     promo = Credit(
-        scope=SCOPE,
+        scope=caller.scope,
         transaction_id=req.promoWinReference,
+        partner_id=caller.partner_id,
         player_id=req.userId,
         currency=currency,
         amount_minor=promo_amount,
@@ -298,7 +335,10 @@ def result_to_command(
         credit_type="promo",
         origin=origin,
     )
-    return Atomic(scope=SCOPE, player_id=req.userId, actions=(win, promo), origin=origin)
+    return Atomic(
+        scope=caller.scope, partner_id=caller.partner_id, player_id=req.userId, actions=(win, promo),
+        origin=origin,
+    )
 
 
 WinKind = Literal["bonus", "jackpot", "promo"]
@@ -309,22 +349,33 @@ def win_to_command(
     credit_type: WinKind,
     currency: str,
     *,
+    caller: Caller,
     amount_minor_max: int,
     origin: Origin | None = None,
+    credit: bool = True,
 ) -> Credit | Refusal[int]:
     """/bonusWin.html ("bonus"), /jackpotWin.html ("jackpot"), /promoWin.html ("promo") ->
     ``Credit(credit_type=...)`` keyed ``reference``, amount >= 0, paid into the house account
     of its type. Round: ``roundId``, else the ``reference`` (these may come outside a round);
-    game: ``gameId`` or ``""``. The round is not closed.
+    game: ``gameId`` or ``""``. The round is not closed, and no bet is required (these are
+    the provider's payouts, not a round's game win).
+
+    ``credit=False`` (bonusWin under ``bonus_win = "record"``): the amount is checked like
+    any other, and the credit is of 0 -- it records the reference (a replay answers the same
+    ``transactionId``) and moves no money, because the free rounds' wins were already paid
+    by their results (README.md "Certification", case 25).
     """
     amount = amount_minor_from_decimal(
         req.amount, currency, amount_minor_max=amount_minor_max, allow_zero=True
     )
     if isinstance(amount, Refusal):
         return amount
+    if not credit:
+        amount = 0
     return Credit(
-        scope=SCOPE,
+        scope=caller.scope,
         transaction_id=req.reference,
+        partner_id=caller.partner_id,
         player_id=req.userId,
         currency=currency,
         amount_minor=amount,
@@ -346,14 +397,15 @@ def end_round_key(user_id: str, round_id: str) -> str:
 
 
 def end_round_to_command(
-    req: EndRoundRequest, currency: str, *, origin: Origin | None = None
+    req: EndRoundRequest, currency: str, *, caller: Caller, origin: Origin | None = None
 ) -> Credit:
     """/endRound.html -> zero ``Credit(round_closed=True)`` keyed ``end_round_key``: settles the
     round's still-open bets (a later refund of them is refused). Moves no money; a repeated
     endRound replays."""
     return Credit(
-        scope=SCOPE,
+        scope=caller.scope,
         transaction_id=end_round_key(req.userId, req.roundId),
+        partner_id=caller.partner_id,
         player_id=req.userId,
         currency=currency,
         amount_minor=0,
@@ -366,7 +418,7 @@ def end_round_to_command(
 
 
 def refund_to_command(
-    req: RefundRequest, currency: str | None, *, origin: Origin | None = None
+    req: RefundRequest, currency: str | None, *, caller: Caller, origin: Origin | None = None
 ) -> Rollback:
     """/refund.html -> ``Rollback(reference_transaction_id=reference)`` keyed ``refund:<reference>``.
 
@@ -376,8 +428,9 @@ def refund_to_command(
     session's, if known) only names the balance of the answer when the bet is unknown.
     """
     return Rollback(
-        scope=SCOPE,
+        scope=caller.scope,
         transaction_id=REFUND_KEY_PREFIX + req.reference,
+        partner_id=caller.partner_id,
         player_id=req.userId,
         reference_transaction_id=req.reference,
         currency=currency,
@@ -387,7 +440,12 @@ def refund_to_command(
 
 
 def adjustment_to_command(
-    req: AdjustmentRequest, currency: str, *, amount_minor_max: int, origin: Origin | None = None
+    req: AdjustmentRequest,
+    currency: str,
+    *,
+    caller: Caller,
+    amount_minor_max: int,
+    origin: Origin | None = None,
 ) -> Credit | Debit | Refusal[int]:
     """/adjustment.html -> a signed correction keyed ``reference`` on ``roundId`` (else reference).
 
@@ -405,51 +463,76 @@ def adjustment_to_command(
     game_id = req.gameId or ""
     if amount < 0:
         return Debit(
-            scope=SCOPE, transaction_id=req.reference, player_id=req.userId, currency=currency,
+            scope=caller.scope, transaction_id=req.reference, partner_id=caller.partner_id,
+            player_id=req.userId, currency=currency,
             amount_minor=-amount, round_id=round_id, game_id=game_id, origin=origin,
         )
     return Credit(
-        scope=SCOPE, transaction_id=req.reference, player_id=req.userId, currency=currency,
+        scope=caller.scope, transaction_id=req.reference, partner_id=caller.partner_id,
+        player_id=req.userId, currency=currency,
         amount_minor=amount, round_id=round_id, game_id=game_id, credit_type="adjustment",
         origin=origin,
     )
 
 
 def authenticate_to_command(
-    req: AuthenticateRequest, session: GameSession | None, *, now_s: float
+    req: AuthenticateRequest, session: GameSession | None, *, caller: Caller, now_s: float
 ) -> GetBalance | Refusal[int]:
     """/authenticate.html -> ``GetBalance`` of the token's player in its currency (error 4 if
-    the token is not a live one of this provider)."""
-    refusal = check_live_session(session, None, now_s)
+    the token is not a live one of this integration)."""
+    refusal = check_live_session(session, caller, None, now_s)
     if refusal is not None:
         return refusal
     assert session is not None
-    return GetBalance(player_id=session.player_id, currency=session.currency)
+    return GetBalance(partner_id=caller.partner_id, player_id=session.player_id, currency=session.currency)
 
 
 def balance_to_command(
-    req: BalanceRequest, session: GameSession | None, *, now_s: float
+    req: BalanceRequest, session: GameSession | None, *, caller: Caller, now_s: float
 ) -> GetBalance | Refusal[int]:
-    """/balance.html -> ``GetBalance(userId, session currency)``; a live token naming ``userId``."""
-    refusal = check_live_session(session, req.userId, now_s)
+    """/balance.html -> ``GetBalance(userId, session currency)``; a live token of this
+    integration naming ``userId``. Without a token (optional in Pragmatic's field list),
+    every wallet of ``userId`` (the answer needs exactly one), like /getBalancePerGame.html."""
+    if req.token is None:
+        return GetBalance(partner_id=caller.partner_id, player_id=req.userId, currency=None)
+    refusal = check_live_session(session, caller, req.userId, now_s)
     if refusal is not None:
         return refusal
     assert session is not None
-    return GetBalance(player_id=req.userId, currency=session.currency)
+    return GetBalance(partner_id=caller.partner_id, player_id=req.userId, currency=session.currency)
 
 
 def balance_per_game_to_command(
-    req: BalancePerGameRequest, session: GameSession | None, *, now_s: float
+    req: BalancePerGameRequest, session: GameSession | None, *, caller: Caller, now_s: float
 ) -> GetBalance | Refusal[int]:
     """/getBalancePerGame.html -> ``GetBalance``: with a token, checked like /balance.html and in
     its currency; without one, every wallet of ``userId`` (the answer needs exactly one)."""
     if req.token is None:
-        return GetBalance(player_id=req.userId, currency=None)
-    refusal = check_live_session(session, req.userId, now_s)
+        return GetBalance(partner_id=caller.partner_id, player_id=req.userId, currency=None)
+    refusal = check_live_session(session, caller, req.userId, now_s)
     if refusal is not None:
         return refusal
     assert session is not None
-    return GetBalance(player_id=req.userId, currency=session.currency)
+    return GetBalance(partner_id=caller.partner_id, player_id=req.userId, currency=session.currency)
+
+
+def token_to_expire(
+    req: SessionExpiredRequest, session: GameSession | None, *, caller: Caller, now_s: float
+) -> str | None:
+    """/sessionExpired.html: the token whose session ends with Pragmatic's, or None.
+
+    Only a live session of this integration, naming ``playerId`` / ``userId`` when either is
+    sent; anything else (no token, unknown, already expired, another integration's, another
+    player's) is acknowledged and left alone. Expiring it refuses later bets with it (4);
+    settlements never need it (README.md "Certification", case 31).
+    """
+    if req.token is None or check_live_session(session, caller, None, now_s) is not None:
+        return None
+    assert session is not None
+    named = req.playerId or req.userId
+    if named is not None and named != session.player_id:
+        return None
+    return session.token
 
 
 # ---- result -> response ---------------------------------------------------------------
@@ -500,22 +583,26 @@ def response_for_money(
     *,
     current: Money | None = None,
     used_promo: bool = False,
-    end_round: bool = False,
+    endpoint: str | None = None,
 ) -> PragmaticResponse:
     """bet/result/wins/refund/adjustment/endRound answer from the shard's Result.
 
-    ``error`` from the table (130 for any refusal on endRound). On success: ``transactionId``
-    = ``Result.ledger_transaction_id`` (the ORIGINAL one on a replay; not sent for endRound).
+    ``error`` from the table for ``endpoint`` (``statuses.status_for``: 120 for a result with
+    no bet or after a refund, 130 for any refusal on endRound). On success:
+    ``transactionId`` = ``Result.ledger_transaction_id`` as a string (the ORIGINAL one on a
+    replay; not sent for endRound).
     ``current``: the balance now, which a replay answers instead of the stored one
     (README.md: "A repeated reference gets success with the current balance
     and the original transactionId"). Refusals carry the unchanged balance when the shard
     reports one (error 1 always does). ``used_promo``: add ``usedPromo: 0`` (bet, result);
     the wallet has no promo balance to spend.
     """
-    error = status_for(result.code, end_round=end_round)
+    error = status_for(result.code, endpoint=endpoint)
     fields: dict = {"error": error, "description": description_for(error)}
-    if error == SUCCESS and not end_round:
-        fields["transactionId"] = ledger_id_of(result)
+    if error == SUCCESS and endpoint != END_ROUND:
+        ledger_id = ledger_id_of(result)
+        if ledger_id is not None:
+            fields["transactionId"] = str(ledger_id)
     found = current if current is not None else balance_of(result)
     _with_balance(fields, found)
     if used_promo and found is not None:
@@ -534,9 +621,11 @@ def response_for_balance(result: Result, currency: str | None) -> PragmaticRespo
 
 
 def response_for_authenticate(result: Result, session: GameSession) -> PragmaticResponse:
-    """/authenticate.html answer: ``userId``, ``currency``, ``cash``, ``bonus``, ``country`` and
-    ``jurisdiction`` (both the player's country, ISO 3166-1 alpha-2). A player who is not
-    active (blocked, self-excluded) is answered error 6: the game must not start."""
+    """/authenticate.html answer: ``userId``, ``currency``, ``cash``, ``bonus``, ``token`` (the
+    one sent: the gateway keeps the launch token for the whole session, README.md
+    "Certification" case 1), ``country`` and ``jurisdiction`` (both the player's country,
+    ISO 3166-1 alpha-2). A player who is not active (blocked, self-excluded) is answered
+    error 6: the game must not start."""
     response = response_for_balance(result, session.currency)
     if response.error != SUCCESS:
         return response
@@ -547,6 +636,7 @@ def response_for_authenticate(result: Result, session: GameSession) -> Pragmatic
         error=SUCCESS,
         description=description_for(SUCCESS),
         userId=session.player_id,
+        token=session.token,
         currency=response.currency,
         cash=response.cash,
         bonus=response.bonus,
@@ -574,6 +664,11 @@ def response_for_balance_per_game(
         currency=found.currency,
         gamesBalances=[GameBalance(gameID=g, cash=cash, bonus=bonus) for g in game_ids],
     )
+
+
+def response_for_notice() -> PragmaticResponse:
+    """/sessionExpired.html and /roundDetails.html: acknowledged, ``error: 0``."""
+    return PragmaticResponse(error=SUCCESS, description=description_for(SUCCESS))
 
 
 def response_for_refusal(refusal: Refusal[int]) -> PragmaticResponse:

@@ -119,11 +119,13 @@ class AuthenticateRequest(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class BalanceRequest(msgspec.Struct, kw_only=True, frozen=True):
-    """/balance.html: the balance of ``userId`` in the session's currency."""
+    """/balance.html: the balance of ``userId`` in the session's currency; ``token`` is
+    optional (README.md "Certification", required fields): without it, the player's only
+    wallet."""
 
     providerId: Id
     userId: Id
-    token: Token
+    token: Token | None = None
     gameId: Id | None = None
     platform: Text | None = None
 
@@ -266,6 +268,32 @@ class AdjustmentRequest(msgspec.Struct, kw_only=True, frozen=True):
     currency: CurrencyCode | None = None
 
 
+class SessionExpiredRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """/sessionExpired.html: Pragmatic's game session of the player has ended (every field
+    but ``providerId`` optional). ``sessionId`` is Pragmatic's own; ``playerId`` ours."""
+
+    providerId: Id
+    token: Token | None = None
+    sessionId: Text | None = None
+    playerId: Id | None = None
+    userId: Id | None = None
+    timestamp: Text | None = None
+
+
+class RoundDetailsRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """/roundDetails.html: details of a finished round (``smResult``, ``gameCategory``,
+    ``betMultiplier``), for information; no money moves."""
+
+    providerId: Id
+    userId: Id
+    roundId: Id
+    gameId: Id | None = None
+    smResult: Text | None = None
+    gameCategory: Text | None = None
+    betMultiplier: Text | None = None
+    timestamp: Text | None = None
+
+
 class BalancePerGameRequest(msgspec.Struct, kw_only=True, frozen=True):
     """/getBalancePerGame.html: the balance for each id of the comma-separated ``gameIdList``."""
 
@@ -289,6 +317,8 @@ R = TypeVar(
     RefundRequest,
     AdjustmentRequest,
     BalancePerGameRequest,
+    SessionExpiredRequest,
+    RoundDetailsRequest,
 )
 
 
@@ -321,17 +351,19 @@ def split_game_ids(game_id_list: str) -> list[str] | None:
 class PragmaticResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Every answer: ``error`` (0 = success) and ``description``, plus what the wallet knows.
 
-    bet/result/wins/refund/adjustment: ``transactionId`` (our ledger id; the original one on a
-    replay), ``currency``, ``cash``, ``bonus`` (Decimal major units), ``usedPromo`` (bet and
-    result). authenticate adds ``userId``, ``country``, ``jurisdiction``. Fields the adapter
-    does not know (e.g. the balance of a request refused before the wallet was asked) are
-    omitted, never invented.
+    bet/result/wins/refund/adjustment: ``transactionId`` (our ledger id, as a JSON string as
+    every implementation sends it; the original one on a replay), ``currency``, ``cash``,
+    ``bonus`` (Decimal major units), ``usedPromo`` (bet and result). authenticate adds
+    ``userId``, ``token`` (the token it was sent: we keep it), ``country``,
+    ``jurisdiction``. Fields the adapter does not know (e.g. the balance of a request refused
+    before the wallet was asked) are omitted, never invented.
     """
 
     error: int
     description: str
-    transactionId: int | None = None
+    transactionId: str | None = None
     userId: str | None = None
+    token: str | None = None
     currency: str | None = None
     cash: Decimal | None = None
     bonus: Decimal | None = None

@@ -81,11 +81,11 @@ def verify_hash(params: Mapping[str, str], secret: str) -> bool:
 
 
 class PragmaticHasher:
-    """The secret, loaded once from ``providers.pragmatic.secret_key``; verifies and signs."""
+    """The secret, loaded once from the integration's ``secret_key``; verifies and signs."""
 
     def __init__(self, secret: str) -> None:
         if not secret:
-            raise ValueError("providers.pragmatic.secret_key must not be empty")
+            raise ValueError("the pragmatic integration's secret_key must not be empty")
         self._secret = secret
 
     def verify(self, params: Mapping[str, str]) -> bool:

@@ -18,10 +18,13 @@ Choices where the sources name no code (also in README.md, "Status table"):
   ``UNKNOWN_TRANSACTION`` (refund naming something that is not a bet) -> 120 "internal
   error (no retry)": final, not a success, and the code README.md reports Pragmatic
   implementations using for a refund they cannot apply.
-* ``TRANSACTION_ROLLED_BACK`` -> 3 "bet not allowed". On Pragmatic paths it only arises for
-  a bet whose reference was refunded before it arrived (the tombstone; README.md
-  "Common ground": the late bet is refused). Wins name no bet, and a repeated refund is a
-  replay.
+* ``TRANSACTION_ROLLED_BACK`` -> 3 "bet not allowed" for a bet whose reference was refunded
+  before it arrived (the tombstone; README.md "Common ground": the late bet is refused).
+* Per endpoint (``ENDPOINT_STATUS``, README.md "Certification" cases 17-18): on
+  ``/result.html`` a round with no bet (``UNKNOWN_TRANSACTION``) and a round whose bets were
+  all refunded (``TRANSACTION_ROLLED_BACK``) are both 120, as T1 ("Bet transaction not
+  found", "Transaction already processed by refund.") and IqSoft answer them; 3 stays the
+  late bet's code only.
 * ``CURRENCY_MISMATCH`` / ``UNKNOWN_CURRENCY`` -> 7: Pragmatic's bet carries no currency
   (the session's is used), so a currency that the player lacks or that is unknown is a bad
   parameter.
@@ -32,8 +35,8 @@ Choices where the sources name no code (also in README.md, "Status table"):
 * Exceptions ``Overloaded``, ``ShardUnavailable``, ``SessionStoreUnavailable``, the rate limit
   and any unexpected error -> 100, the retryable code.
 * On ``/endRound.html`` every refusal of the wallet is answered 130 "endRound error"
-  (``status_for(code, end_round=True)``); refusals decided by the adapter (hash, parameters,
-  token) keep their own codes.
+  (``status_for(code, endpoint=END_ROUND)``); refusals decided by the adapter (hash,
+  parameters, token) keep their own codes.
 
 Codes 8, 210 and 310 are never sent: the gateway keeps no game catalogue, no reality check
 and no per-game bet limits.
@@ -108,6 +111,20 @@ STATUS_BY_CODE: Final[dict[Code, int]] = {
     Code.TOKEN_EXPIRED: TOKEN_INVALID,
 }
 
+#: The endpoints whose answers differ from ``STATUS_BY_CODE`` (``status_for(endpoint=...)``).
+RESULT: Final = "result"
+END_ROUND: Final = "endRound"
+
+#: Per-endpoint differences from ``STATUS_BY_CODE``, kept explicit here (README.md
+#: "Status table"). ``/result.html`` names only its round (``round_policy="required"``):
+#: a round with no bet and a round whose bets were all refunded are both 120.
+ENDPOINT_STATUS: Final[dict[str, dict[Code, int]]] = {
+    RESULT: {
+        Code.UNKNOWN_TRANSACTION: INTERNAL_NO_RETRY,
+        Code.TRANSACTION_ROLLED_BACK: INTERNAL_NO_RETRY,
+    },
+}
+
 #: Pragmatic's retryable answer ("100 internal error (provider retries)").
 RETRYABLE_ERROR: Final = INTERNAL_RETRY
 
@@ -115,14 +132,17 @@ RETRYABLE_ERROR: Final = INTERNAL_RETRY
 RETRYABLE_EXCEPTIONS: Final = (Overloaded, ShardUnavailable, SessionStoreUnavailable)
 
 
-def status_for(code: Code, *, end_round: bool = False) -> int:
-    """Pragmatic ``error`` for a gateway ``Code``.
+def status_for(code: Code, *, endpoint: str | None = None) -> int:
+    """Pragmatic ``error`` for a gateway ``Code``, answered on ``endpoint`` (None: any other).
 
-    ``end_round``: the answer is for ``/endRound.html``, where a refusal is 130. A code added
-    to ``Code`` later and missing here answers 100 (retryable) rather than a false success.
+    ``ENDPOINT_STATUS`` first (``RESULT``), then ``STATUS_BY_CODE``; on ``END_ROUND`` every
+    refusal is 130. A code added to ``Code`` later and missing here answers 100 (retryable)
+    rather than a false success.
     """
-    error = STATUS_BY_CODE.get(code, RETRYABLE_ERROR)
-    if end_round and error not in (SUCCESS, RETRYABLE_ERROR):
+    error = ENDPOINT_STATUS.get(endpoint or "", {}).get(code)
+    if error is None:
+        error = STATUS_BY_CODE.get(code, RETRYABLE_ERROR)
+    if endpoint == END_ROUND and error not in (SUCCESS, RETRYABLE_ERROR):
         return END_ROUND_ERROR
     return error
 

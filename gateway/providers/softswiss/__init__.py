@@ -1,11 +1,22 @@
 """SoftSwiss (also BGaming) game-provider wallet adapter (README.md).
 
-Exports ``PREFIX`` ("/providers/softswiss") and ``Adapter`` (EdgeContext -> ``routes()``,
-``close()``), which ``gateway.app`` mounts. See README.md in this directory.
+``routes.py`` holds ``PREFIX`` ("/providers/softswiss", the sandbox integration's URL) and
+``Adapter`` (EdgeContext, Caller, settings -> ``routes()``, ``close()``), which
+``gateway/providers/mounting.py`` mounts once per integration; ``settings.py`` its
+``[integrations.<name>]`` keys. They are loaded on first use, so that reading the settings
+types (gateway/config.py) imports none of the HTTP code.
 """
 
-from gateway.providers.softswiss.routes import PREFIX, SoftSwissAdapter
+from __future__ import annotations
 
-Adapter = SoftSwissAdapter  # the name gateway.app mounts every provider by
+import importlib
+from typing import Any
 
 __all__ = ["PREFIX", "Adapter", "SoftSwissAdapter"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        routes = importlib.import_module("gateway.providers.softswiss.routes")
+        return routes.SoftSwissAdapter if name == "Adapter" else getattr(routes, name)
+    raise AttributeError(name)

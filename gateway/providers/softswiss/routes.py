@@ -1,16 +1,18 @@
 """SoftSwiss wallet endpoints over HTTP: the three routes and SoftSwiss's hooks into the
-shared pipeline.
+shared pipeline, for one integration (``[integrations.<name>]``, mounted at
+``/providers/<name>/`` by gateway/providers/mounting.py).
 
 Source: gateway/providers/softswiss/README.md ("Protocol facts": transport, endpoints,
 signature, errors) and docs/DESIGN.md sections 2 (edge work), 5 (idempotency), 7 (Redis) and
 8 (errors). Answers are JSON with real HTTP statuses (statuses.py): 200 with the result, 412
-with ``{code, message, balance}`` for player-level refusals, 400 / 403 / 404 with ``{code,
-message}`` for bad requests, 503 + ``Retry-After`` to retry. Never an HTTP 500.
+with ``{code: 100, message, balance}`` for insufficient funds, 400 / 403 / 404 with ``{code,
+message[, balance]}`` for the other refusals, 503 + ``Retry-After`` to retry. Never an HTTP
+500.
 
 Per request, in order (``gateway/providers/pipeline.py``; each refusal is recorded with
 ``ctx.record_refusal``, except 1):
 
-1. ``ctx.admit("provider", "softswiss")``: over the rate limit -> 503 + Retry-After, before
+1. ``ctx.admit("provider", <integration name>)``: over the rate limit -> 503 + Retry-After, before
    the body is read, without an audit record and without submitting anything;
 2. body larger than ``server.body_bytes_max`` -> 400 (not read further);
 3. ``X-REQUEST-SIGN`` over the raw body, before decoding -> 403;
@@ -23,6 +25,8 @@ Per request, in order (``gateway/providers/pipeline.py``; each refusal is record
 ``Overloaded`` / ``ShardUnavailable`` / ``SessionStoreUnavailable`` -> 503 + Retry-After; any
 other exception -> logged, 503 + Retry-After (the outcome is unknown: SoftSwiss retries with
 the same ``action_id``, which replays the stored outcome if there is one).
+Everything is submitted for the integration's partner, in its scope (``Caller``): a
+``session_id`` of another integration or partner is refused like an unknown one.
 Wins, rollbacks and freespins never touch Redis (no session), so they keep working without it
 (docs/DESIGN.md section 7).
 """
@@ -37,14 +41,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.edge.context import EdgeContext
-from gateway.providers.pipeline import Endpoint, Pipeline, Rejected
+from gateway.logs import get_logger
+from gateway.providers.integration import Caller
+from gateway.providers.pipeline import Endpoint, Pipeline, Rejected, integration_of
 from gateway.providers.refusal import Refusal, peek_json
 from gateway.providers.softswiss.adapter import (
-    SCOPE,
+    PROVIDER,
     audit_request,
     balance_answer,
     freespins_answer,
     freespins_to_command,
+    given,
     needs_session,
     play_to_command,
     refusal_answer,
@@ -66,12 +73,15 @@ from gateway.providers.softswiss.schemas import (
 from gateway.providers.softswiss.schemas import (
     Response as Body,
 )
+from gateway.providers.softswiss.settings import FREESPINS_NOTICE, SoftSwissSettings
 from gateway.providers.softswiss.signature import HEADER, SoftSwissSigner
 from gateway.providers.softswiss.statuses import RETRYABLE_EXCEPTIONS, Status
-from gateway.shards.commands import Code, GetBalance, Origin
+from gateway.shards.commands import Atomic, Code, Credit, GetBalance, Origin
 
-#: Where the app mounts this adapter.
+#: Where the sandbox integration (named after the provider) is mounted.
 PREFIX: Final = "/providers/softswiss"
+
+log = get_logger("gateway.providers.softswiss")
 
 #: One SoftSwiss answer before encoding: (HTTP status, code and message; the JSON body).
 Answer = tuple[Status, Body]
@@ -93,7 +103,6 @@ class SoftSwissWire:
     """SoftSwiss's hooks into ``Pipeline`` (``pipeline.WireProtocol[Answer]``): an HMAC
     ``X-REQUEST-SIGN`` over the raw body, JSON bodies, real HTTP statuses."""
 
-    scope = SCOPE
     retryable_exceptions = RETRYABLE_EXCEPTIONS
 
     def __init__(self, signer: SoftSwissSigner) -> None:
@@ -154,19 +163,30 @@ class SoftSwissWire:
 
 
 class SoftSwissAdapter:
-    """The three SoftSwiss endpoints bound to one EdgeContext. The key is loaded once, here."""
+    """The three SoftSwiss endpoints of one integration, bound to one EdgeContext. The key
+    is loaded once, here.
 
-    def __init__(self, ctx: EdgeContext, signer: SoftSwissSigner | None = None) -> None:
-        settings = ctx.settings
+    ``caller``/``settings``: the integration (default: the sandbox integration named
+    ``"softswiss"``). ``signer``: replaces the one built from ``settings.auth_token`` (tests).
+    """
+
+    def __init__(
+        self, ctx: EdgeContext, caller: Caller | None = None, settings: SoftSwissSettings | None = None,
+        *, signer: SoftSwissSigner | None = None,
+    ) -> None:
+        caller, settings = integration_of(ctx, caller, settings, PROVIDER, SoftSwissSettings)
         self._ctx = ctx
-        self._amount_minor_max = settings.money.amount_minor_max
+        self._caller = caller
+        self._amount_minor_max = ctx.settings.money.amount_minor_max
+        self._freespins_payout = settings.freespins_payout
         wire = SoftSwissWire(signer if signer is not None else SoftSwissSigner.from_settings(settings))
-        self._pipeline: Pipeline[Answer] = Pipeline(ctx, wire)
+        self._pipeline: Pipeline[Answer] = Pipeline(ctx, caller, wire)
 
     def routes(self) -> list[Route]:
-        """POST ``/play`` (a balance request, or bets and wins as one unit), ``/rollback``
-        (rollbacks of bets by ``original_action_id``, as one unit), ``/freespins`` (the payout
-        of a finished freespins issue, once per ``issue_id``), mounted under ``PREFIX``."""
+        """POST ``/play`` (a balance request, the close of a round, or bets and wins as one
+        unit), ``/rollback`` (rollbacks of bets and wins by ``original_action_id``, as one
+        unit), ``/freespins`` (the end of a freespins issue, once per ``issue_id``: a notice
+        or a payout, ``freespins_payout``), to mount under the integration's prefix."""
         return self._pipeline.routes([
             Endpoint("/play", PlayRequest, self._play),
             Endpoint("/rollback", RollbackRequest, self._rollback),
@@ -183,30 +203,45 @@ class SoftSwissAdapter:
     # ---- processors (decoded request -> answer) ---------------------------------------------
 
     async def _play(self, req: PlayRequest, origin: Origin) -> Answer:
-        session = (await self._ctx.sessions.get(req.session_id)
-                   if req.session_id is not None and needs_session(req) else None)
-        command = play_to_command(req, session, now_s=time.time(),
+        token = given(req.session_id)
+        session = await self._ctx.sessions.get(token) if token is not None and needs_session(req) else None
+        command = play_to_command(req, session, caller=self._caller, now_s=time.time(),
                                   amount_minor_max=self._amount_minor_max, origin=origin)
         if isinstance(command, Refusal):
             return await self._refuse(command, req, origin)
         result = await self._ctx.submit(command)
-        if isinstance(command, GetBalance):
-            return balance_answer(result, currency=req.currency, game_id=req.game_id)
-        return units_answer(result, action_ids=[a.action_id for a in req.actions],
-                            game_id=req.game_id, now_us=_now_us())
+        game_id = given(req.game_id)
+        if isinstance(command, Atomic):
+            return units_answer(result, command, action_ids=[a.action_id for a in req.actions],
+                                game_id=game_id, now_us=_now_us())
+        if isinstance(command, Credit) and result.code is Code.IDEMPOTENCY_CONFLICT:
+            # The round was closed before by a request naming its game otherwise: closed it
+            # is, and this request asked for nothing else than the balance.
+            result = await self._ctx.submit(GetBalance(
+                partner_id=command.partner_id, player_id=command.player_id, currency=command.currency))
+        return balance_answer(result, currency=req.currency, game_id=game_id)
 
     async def _rollback(self, req: RollbackRequest, origin: Origin) -> Answer:
-        command = rollback_to_command(req, origin=origin)
+        command = rollback_to_command(req, caller=self._caller, origin=origin)
         if isinstance(command, Refusal):
             return await self._refuse(command, req, origin)
         result = await self._ctx.submit(command)
-        return units_answer(result, action_ids=[a.action_id for a in req.actions],
-                            game_id=req.game_id, now_us=_now_us())
+        return units_answer(result, command, action_ids=[a.action_id for a in req.actions],
+                            game_id=given(req.game_id), now_us=_now_us())
 
     async def _freespins(self, req: FreespinsRequest, origin: Origin) -> Answer:
-        command = freespins_to_command(req, amount_minor_max=self._amount_minor_max, origin=origin)
+        command = freespins_to_command(req, caller=self._caller, amount_minor_max=self._amount_minor_max,
+                                       payout=self._freespins_payout, origin=origin)
         if isinstance(command, Refusal):
             return await self._refuse(command, req, origin)
         result = await self._ctx.submit(command)
+        if self._freespins_payout == FREESPINS_NOTICE and result.code is Code.OK and not result.replayed:
+            # Not paid (README.md "Freespins"): what the issue won stays on record here, in
+            # case the integration turns out to settle freespins on /freespins after all.
+            log.info("softswiss_freespins_notice", integration=self._caller.integration,
+                     issue_id=req.issue_id, user_id=req.user_id, currency=req.currency,
+                     total_amount=req.total_amount, status=req.status)
         return freespins_answer(result, issue_id=req.issue_id, now_us=_now_us())
 
+
+Adapter = SoftSwissAdapter  # the name gateway/providers/mounting.py builds every adapter by

@@ -5,8 +5,10 @@ game_id, finished, actions: [{action: "bet"|"win", amount, action_id, ...}]}``; 
 response ``{balance, game_id, transactions: [{action_id, tx_id, processed_at}]}``;
 ``/rollback`` actions ``[{action: "rollback", action_id, original_action_id}]``; amounts
 are integers in the currency's subunits). ``/freespins`` is not detailed there; its shape
-(``issue_id``, ``status``, ``total_amount``, plus the player's ``user_id`` and
-``currency``) is the freespins-issue callback of the same protocol (README.md, "Freespins").
+(``issue_id``, ``status``, ``total_amount`` -- optional --, plus the player's ``user_id``
+and ``currency``) is the freespins-issue callback of the same protocol (README.md,
+"Freespins"). Optional strings SoftSwiss sends empty (``session_id``, ``game``,
+``game_id``) decode from ``""`` too (README.md "Certification").
 
 Every struct ignores unknown fields (providers add fields: ``amount_currency``,
 ``jackpot_contribution``, ...). Strings are bounded and free of control characters (a NUL
@@ -40,10 +42,13 @@ from gateway.shards.commands import ATOMIC_ACTIONS_MAX
 NO_CONTROL_CHARS: Final = r"^[^\x00-\x1f\x7f]*\Z"
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=NO_CONTROL_CHARS)]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=NO_CONTROL_CHARS)]
-GameName = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NO_CONTROL_CHARS)]
-Token = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NO_CONTROL_CHARS)]
 CurrencyCode = Annotated[str, msgspec.Meta(min_length=1, max_length=16, pattern=NO_CONTROL_CHARS)]
 ShortText = Annotated[str, msgspec.Meta(max_length=64, pattern=NO_CONTROL_CHARS)]
+# Optional fields that SoftSwiss may send as an empty string ("session_id": "", "game_id": ""
+# on a balance request): "" decodes and the adapter reads it as absent (``adapter.given``).
+MaybeId = Annotated[str, msgspec.Meta(max_length=128, pattern=NO_CONTROL_CHARS)]
+MaybeGameName = Annotated[str, msgspec.Meta(max_length=256, pattern=NO_CONTROL_CHARS)]
+MaybeToken = Annotated[str, msgspec.Meta(max_length=256, pattern=NO_CONTROL_CHARS)]
 
 
 # ---- /play ---------------------------------------------------------------------------------
@@ -71,26 +76,28 @@ PlayActions = Annotated[list[PlayAction], msgspec.Meta(max_length=ATOMIC_ACTIONS
 class PlayRequest(msgspec.Struct, kw_only=True, frozen=True):
     """POST /play. No ``actions`` (absent or ``[]``) = a balance request.
 
-    ``game`` is the game, ``game_id`` the round; both are required when there are actions
-    (checked in adapter.py, so a balance request may omit them). ``finished: true`` closes
-    the round after the actions. ``session_id`` is not in README.md: an optional token
-    from ``POST /v1/sessions`` (provider "softswiss"), checked on requests with bets only.
+    ``game`` is the game, ``game_id`` the round; both are required (non-empty) when there
+    are actions (checked in adapter.py, so a balance request may omit them or send ``""``).
+    ``finished: true`` closes the round after the actions (with no actions: closes round
+    ``game_id`` if one is named). ``session_id`` is not in README.md's protocol: an optional
+    token from ``POST /v1/sessions`` opened for this integration, checked on requests with
+    bets only; ``""`` is no token.
     """
 
     user_id: UserId
     currency: CurrencyCode
-    game: GameName | None = None
-    game_id: Id | None = None
+    game: MaybeGameName | None = None
+    game_id: MaybeId | None = None
     finished: bool | None = None
     actions: PlayActions = []
-    session_id: Token | None = None
+    session_id: MaybeToken | None = None
 
 
 # ---- /rollback ------------------------------------------------------------------------------
 
 
 class RollbackAction(msgspec.Struct, tag_field="action", tag="rollback", kw_only=True, frozen=True):
-    """``{"action": "rollback", "action_id", "original_action_id"}``: undo of the bet
+    """``{"action": "rollback", "action_id", "original_action_id"}``: undo of the bet or win
     ``original_action_id``; ``action_id`` is the rollback's own idempotency key."""
 
     action_id: Id
@@ -105,33 +112,35 @@ RollbackActions = Annotated[
 class RollbackRequest(msgspec.Struct, kw_only=True, frozen=True):
     """POST /rollback: one or more rollback actions, applied as one unit.
 
-    ``game`` / ``game_id`` / ``finished`` / ``session_id`` are accepted and not required:
-    rollbacks are retried for days and need no session (README.md "Common ground").
+    ``game`` / ``game_id`` / ``finished`` / ``session_id`` are accepted (``""`` included)
+    and not required: rollbacks are retried for days and need no session (README.md
+    "Common ground").
     """
 
     user_id: UserId
     currency: CurrencyCode
     actions: RollbackActions
-    game: GameName | None = None
-    game_id: Id | None = None
+    game: MaybeGameName | None = None
+    game_id: MaybeId | None = None
     finished: bool | None = None
-    session_id: Token | None = None
+    session_id: MaybeToken | None = None
 
 
 # ---- /freespins -----------------------------------------------------------------------------
 
 
 class FreespinsRequest(msgspec.Struct, kw_only=True, frozen=True):
-    """POST /freespins: a freespins issue ended; ``total_amount`` minor units (>= 0) won in
-    its spins are paid to ``user_id`` once per ``issue_id``. ``status`` ("played",
-    "expired", "canceled", ...) is recorded in the audit, not interpreted (README.md)."""
+    """POST /freespins: a freespins issue of ``user_id`` ended; ``total_amount`` minor units
+    (>= 0, optional: absent = 0) is what its spins won. Recorded once per ``issue_id``, and
+    paid only where the integration says so (README.md "Freespins"). ``status`` ("played",
+    "expired", "canceled", ...) is recorded in the audit, not interpreted."""
 
     issue_id: Id
     user_id: UserId
     currency: CurrencyCode
-    total_amount: int
+    total_amount: int | None = None
     status: ShortText | None = None
-    game: GameName | None = None
+    game: MaybeGameName | None = None
 
 
 # ---- responses ------------------------------------------------------------------------------

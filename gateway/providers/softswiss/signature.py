@@ -1,8 +1,9 @@
 """SoftSwiss request signatures: ``X-REQUEST-SIGN`` = hex HMAC-SHA256 of the raw body.
 
 Source: README.md ("Signature": header ``X-REQUEST-SIGN`` = hex
-HMAC-SHA256 of the raw body with the casino's auth token as key). The key is
-``settings.providers.softswiss.auth_token``, read once at start-up.
+HMAC-SHA256 of the raw body with the casino's auth token as key). The key is the
+integration's ``auth_token`` (``[integrations.<name>]``, settings.py), read once at start-up:
+each integration verifies with its own token.
 
 The check runs over the exact bytes received, before anything is decoded, and compares in
 constant time (``hmac.compare_digest``). Hex digits are accepted in either case (hex is
@@ -16,7 +17,7 @@ import hashlib
 import hmac
 from typing import Final
 
-from gateway.config import Settings
+from gateway.providers.softswiss.settings import SoftSwissSettings
 
 HEADER: Final = "X-REQUEST-SIGN"
 
@@ -49,17 +50,21 @@ def verify(body: bytes, header: str | bytes | None, key: bytes) -> bool:
 
 
 class SoftSwissSigner:
-    """Verifies SoftSwiss requests with the casino's auth token, loaded once."""
+    """Verifies SoftSwiss requests with one integration's auth token, loaded once."""
 
     def __init__(self, auth_token: str) -> None:
         if not auth_token:
-            raise ValueError("providers.softswiss.auth_token must not be empty")
+            raise ValueError("the softswiss integration's auth_token must not be empty")
         self._key = auth_token.encode("utf-8")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SoftSwissSigner:
-        """The signer for ``settings.providers.softswiss.auth_token``; ValueError if empty."""
-        return cls(settings.providers.softswiss.auth_token)
+    def from_settings(cls, softswiss: SoftSwissSettings) -> SoftSwissSigner:
+        """The signer for the integration's ``auth_token``: ValueError if it is empty,
+        TypeError if it is still an unresolved ``{ env = ... }`` / ``{ file = ... }``
+        reference (``gateway.config.load_settings`` resolves them)."""
+        if not isinstance(softswiss.auth_token, str):
+            raise TypeError("the softswiss integration's auth_token was not resolved")
+        return cls(softswiss.auth_token)
 
     def verify(self, body: bytes, header: str | bytes | None) -> bool:
         """Check ``X-REQUEST-SIGN`` over the raw request body (see ``verify``)."""

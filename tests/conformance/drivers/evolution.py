@@ -4,10 +4,12 @@ Source: gateway/providers/evolution/README.md ("Protocol facts", "Common ground"
 
 * POST JSON to ``/providers/evolution/<endpoint>`` (``/check``, ``/balance``, ``/debit``,
   ``/credit``, ``/cancel``) with the operator's API key as the ``authToken`` query
-  parameter ("Transport"); the sandbox key is ``providers.evolution.auth_token`` of
-  config/default.toml. Evolution signs nothing: a "bad signature" is a wrong key.
+  parameter ("Transport"); the sandbox key is ``integrations.evolution.auth_token`` of
+  config/sandbox.toml. Evolution signs nothing: a "bad signature" is a wrong key.
 * Fields per "Request": ``sid``, ``userId``, ``uuid``, ``currency``,
-  ``game{id, type, details{table{id, vid}}}``, ``transaction{id, refId, amount}``. A bet is
+  ``game{id, type, details{table{id, vid}}}``, ``transaction{id, refId, amount}``. The
+  table's ``vid`` is sent as ``""``, as Evolution sends it for a table without a virtual
+  table (README.md "Certification", case 26), so every scenario runs with it. A bet is
   a ``/debit`` with its own ``transaction.id`` and a ``refId``; a win is a ``/credit`` and a
   rollback a ``/cancel``, each naming the debit by that ``refId`` ("Credit and cancel find
   their debit by transaction.refId"). The scenario's bet id is the debit's ``refId``
@@ -19,6 +21,13 @@ Source: gateway/providers/evolution/README.md ("Protocol facts", "Common ground"
   (``12.50`` EUR), and ``Answer.balance_minor`` is ``balance + bonus`` in minor units.
 * Every answer must be HTTP 200, JSON, with one of the statuses gateway/providers/evolution/README.md lists; anything
   else raises AssertionError -- a conformance failure of the adapter, whatever the scenario.
+  Every answer of ``/balance``, ``/debit``, ``/credit`` and ``/cancel`` carries ``balance``
+  and ``bonus`` (README.md "Answers"), refusals included, except the refusal of a wrong
+  ``authToken`` (nothing is read for an unauthenticated caller) and ``TEMPORARY_ERROR``.
+* A win is never rolled back in Evolution's protocol: a ``/cancel`` names a debit's
+  ``refId``, never a credit (README.md "Certification"), so ``rollback_win`` answers None,
+  ``reverses_wins`` is False; a credit names its debit, so a win with no bet is refused
+  (``accepts_orphan_wins`` False).
 
 The ``expect`` table is written from gateway/providers/evolution/README.md (the licensee test list), not from the
 adapter's ``statuses.py``; the situations gateway/providers/evolution/README.md does not name a status for are
@@ -43,8 +52,8 @@ from tests.conformance.driver import Answer, Seat
 ROOT: Final = Path(__file__).resolve().parents[3]
 PREFIX: Final = "/providers/evolution"
 
-#: The operator's key Evolution sends (config/default.toml ``[providers.evolution]``).
-AUTH_TOKEN: Final = tomllib.loads((ROOT / "config" / "default.toml").read_text())["providers"]["evolution"][
+#: The operator's key Evolution sends (config/sandbox.toml ``[integrations.evolution]``).
+AUTH_TOKEN: Final = tomllib.loads((ROOT / "config" / "sandbox.toml").read_text())["integrations"]["evolution"][
     "auth_token"]
 
 #: Minor-unit exponents of the currencies the scenarios use (ISO 4217).
@@ -54,8 +63,14 @@ EXPONENTS: Final = {"EUR": 2, "USD": 2, "GBP": 2, "JPY": 0, "KWD": 3}
 STATUSES: Final = frozenset({
     "OK", "TEMPORARY_ERROR", "UNKNOWN_ERROR", "INVALID_SID", "INVALID_TOKEN_ID", "INVALID_PARAMETER",
     "INSUFFICIENT_FUNDS", "BET_ALREADY_EXIST", "BET_ALREADY_SETTLED", "BET_DOES_NOT_EXIST",
-    "FINAL_ERROR_ACTION_FAILED", "OPERATION_IN_PROCESS",
+    "FINAL_ERROR_ACTION_FAILED", "OPERATION_IN_PROCESS", "ACCOUNT_LOCKED",
 })
+
+#: The endpoints whose every answer carries ``balance`` and ``bonus`` (README.md "Answers").
+BALANCE_ENDPOINTS: Final = frozenset({"/balance", "/debit", "/credit", "/cancel", "/promo_payout"})
+#: ... except these answers: an unauthenticated caller (nothing read) and the retryable
+#: answer (the wallet could not be asked).
+NO_BALANCE_STATUSES: Final = frozenset({"INVALID_TOKEN_ID", "TEMPORARY_ERROR"})
 
 
 def wire_from_minor(amount_minor: int, currency: str) -> Decimal:
@@ -91,7 +106,7 @@ def _uuid() -> str:
 
 
 def _game(seat: Seat, round_id: str) -> dict[str, Any]:
-    return {"id": round_id, "type": "blackjack", "details": {"table": {"id": seat.game_id, "vid": None}}}
+    return {"id": round_id, "type": "blackjack", "details": {"table": {"id": seat.game_id, "vid": ""}}}
 
 
 #: JSON encoder writing Decimal amounts as JSON numbers (``12.50``), never through a float.
@@ -104,6 +119,8 @@ class Driver:
 
     name = "evolution"
     wins_reference_bets = True  # a credit names its debit by refId
+    accepts_orphan_wins = False  # "credit with an unknown refId -> BET_DOES_NOT_EXIST"
+    reverses_wins = False  # a cancel names a debit's refId: no request rolls back a credit
     expect: Mapping[str, frozenset[str]] = {
         "ok": frozenset({"OK"}),
         # Licensee test list: "a repeated debit -> BET_ALREADY_EXIST or OK, never a second
@@ -120,18 +137,17 @@ class Driver:
         "win_after_rollback": frozenset({"BET_ALREADY_SETTLED"}),
         # Licensee test list: "cancel after credit -> BET_ALREADY_SETTLED".
         "rollback_after_win": frozenset({"BET_ALREADY_SETTLED"}),
-        # Not named by gateway/providers/evolution/README.md: a debit whose refId was cancelled before it arrived.
-        # Common ground: it must be refused with a final status and move nothing. The bet is
-        # closed (cancelled), so "already settled" is the truthful answer; the generic final
-        # refusal FINAL_ERROR_ACTION_FAILED is also acceptable. Not OK, not INSUFFICIENT_FUNDS,
-        # not a retryable status.
-        "bet_after_rollback": frozenset({"BET_ALREADY_SETTLED", "FINAL_ERROR_ACTION_FAILED"}),
+        # Not in the licensee list: a debit whose refId was cancelled before it arrived.
+        # Common ground: refused with a final status, nothing moved. README.md
+        # "Certification" case 14: FINAL_ERROR_ACTION_FAILED (the one-wallet reference
+        # implementation's answer; BET_ALREADY_SETTLED reads as success to Evolution).
+        "bet_after_rollback": frozenset({"FINAL_ERROR_ACTION_FAILED"}),
         # "/check ... later calls with the old sid are refused with INVALID_SID": a sid that
         # is no longer valid is INVALID_SID.
         "bet_token_expired": frozenset({"INVALID_SID"}),
-        # Not named by gateway/providers/evolution/README.md: a blocked player's bet must be refused for good (Common
-        # ground); Evolution's final refusal is FINAL_ERROR_ACTION_FAILED.
-        "bet_blocked": frozenset({"FINAL_ERROR_ACTION_FAILED"}),
+        # README.md "Statuses" / "Certification" case 28: a locked (blocked or self-excluded)
+        # account's bet is ACCOUNT_LOCKED, a final refusal (Common ground).
+        "bet_blocked": frozenset({"ACCOUNT_LOCKED"}),
         # Not named by gateway/providers/evolution/README.md: a currency the sid does not hold is a wrong parameter.
         "wrong_currency": frozenset({"INVALID_PARAMETER"}),
         # "with the operator's API key as the authToken query parameter": a wrong key is a
@@ -140,6 +156,9 @@ class Driver:
         # "credit or cancel with an unknown refId -> BET_DOES_NOT_EXIST" (licensee test
         # list); the wallet still remembers it, so the late debit is refused.
         "rollback_unknown": frozenset({"BET_DOES_NOT_EXIST"}),
+        # Never sent (``rollback_win`` is None): a cancel naming something that is not a
+        # debit's refId finds no bet -> BET_DOES_NOT_EXIST, nothing moved.
+        "rollback_of_win": frozenset({"BET_DOES_NOT_EXIST"}),
     }
 
     # ---- transport ---------------------------------------------------------------------------
@@ -156,6 +175,8 @@ class Driver:
         assert isinstance(answer, dict), answer
         status = answer.get("status")
         assert status in STATUSES, f"{endpoint}: status {status!r} is not an Evolution status"
+        if endpoint in BALANCE_ENDPOINTS and status not in NO_BALANCE_STATUSES:
+            assert "balance" in answer and "bonus" in answer, f"{endpoint}: {status} without balance/bonus: {answer}"
         balance_minor = None
         if answer.get("balance") is not None:
             balance_minor = minor_from_wire(answer["balance"], currency)
@@ -216,6 +237,12 @@ class Driver:
             "transaction": {"id": txn_id, "refId": ref_id(bet_txn_id),
                             "amount": wire_from_minor(amount_minor, seat.currency)},
         }, currency=seat.currency)
+
+    async def rollback_win(self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str,
+                           win_txn_id: str, round_id: str, amount_minor: int) -> Answer | None:
+        """None: Evolution's ``/cancel`` names the debit (``refId``) it cancels; no request of
+        the protocol takes a credit back (README.md "Certification")."""
+        return None
 
     async def bet_bad_signature(self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str,
                                 round_id: str, amount_minor: int) -> Answer:

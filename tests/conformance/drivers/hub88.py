@@ -12,9 +12,15 @@ Source: gateway/providers/hub88/README.md, "Protocol facts" and "Common ground".
 * Amounts on the wire are major units x 100000 ("Amounts"): EUR 3.56 -> 356000. The answer's
   ``balance`` is converted back to minor units exactly (an inexact balance is a failure).
 
-The ``expect`` table is written from gateway/providers/hub88/README.md, not from the adapter's
-``statuses.py``; the one situation gateway/providers/hub88/README.md does not name a status for (rollback after
-a win: Hub88 has no "already settled" status) is explained next to its row.
+The ``expect`` table is written from gateway/providers/hub88/README.md ("Protocol facts",
+"Certification"), not from the adapter's ``statuses.py``; the situations Hub88 names no
+status for (rollback after a win: Hub88 has no "already settled" status; a rollback naming a
+win: Hub88 rolls back bets only) are explained next to their rows.
+
+Hub88 wins always name their bet (``reference_transaction_uuid``) and a win with no bet is
+refused (``accepts_orphan_wins = False``); Hub88 and Caleta never roll back wins
+(``reverses_wins = False``), but a rollback can name any transaction, so ``rollback_win``
+sends one naming the win, which must be refused with nothing moved.
 """
 
 from __future__ import annotations
@@ -111,6 +117,10 @@ class Hub88Driver:
 
     name = "hub88"
     wins_reference_bets = True
+    # README "Certification" 14-15: a win names its bet; one whose bet is unknown is refused.
+    accepts_orphan_wins = False
+    # README "Certification" 23-24 (Caleta's test list: "winnings are never rolled back").
+    reverses_wins = False
     expect: Mapping[str, frozenset[str]] = {
         "ok": frozenset({"RS_OK"}),
         # Common ground: "A replay gets the stored outcome."
@@ -136,6 +146,10 @@ class Hub88Driver:
         "bad_signature": frozenset({"RS_ERROR_INVALID_SIGNATURE"}),
         # Hub88 Rules: "rollback of an unknown transaction -> RS_OK with the balance".
         "rollback_unknown": frozenset({"RS_OK"}),
+        # Not named by Hub88: only bets are rolled back, and the reference names no bet. The
+        # status for "the bet referenced can't be found" is the one left that is true and
+        # final for rollbacks (Caleta's list of final rollback statuses includes it).
+        "rollback_of_win": frozenset({"RS_ERROR_TRANSACTION_DOES_NOT_EXIST"}),
     }
 
     # ---- transport -----------------------------------------------------------------------
@@ -216,6 +230,12 @@ class Hub88Driver:
             "transaction_uuid": txn_id, "reference_transaction_uuid": bet_txn_id,
             "round": round_id, "round_closed": False, "game_code": seat.game_id, "meta": None,
         }, currency=seat.currency)
+
+    async def rollback_win(self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str,
+                           win_txn_id: str, round_id: str, amount_minor: int) -> Answer:
+        """A rollback whose ``reference_transaction_uuid`` is the win's ``transaction_uuid``."""
+        return await self.rollback(client, seat, txn_id=txn_id, bet_txn_id=win_txn_id,
+                                   round_id=round_id, amount_minor=amount_minor)
 
     async def bet_bad_signature(self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str,
                                 round_id: str, amount_minor: int) -> Answer:

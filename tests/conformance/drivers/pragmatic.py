@@ -7,19 +7,22 @@ request:
   ("Transport"; endpoints ``/authenticate.html``, ``/balance.html``, ``/bet.html``,
   ``/result.html``, ``/endRound.html``, ``/refund.html``), with ``providerId`` and ``hash`` =
   md5 of every other parameter sorted by name as ``k=v&k=v`` with the secret appended
-  ("Hash"). The sandbox secret and provider id are ``[providers.pragmatic]`` of
-  config/default.toml. A "bad signature" is a hash made with another secret.
+  ("Hash"). The sandbox secret and provider id are ``[integrations.pragmatic]`` of
+  config/sandbox.toml. A "bad signature" is a hash made with another secret.
 * A bet is ``/bet.html`` whose ``reference`` is the scenario's bet id ("reference: unique per
   money movement; the idempotency key"). A win is ``/result.html`` with its own reference; it
   names the round only, never the bet (``wins_reference_bets = False``); a win that closes the
   round is ``/result.html`` followed by ``/endRound.html``. A rollback is ``/refund.html``
   naming the bet's ``reference`` (Pragmatic's refund carries no id of its own, so the
-  scenario's rollback id is not sent).
+  scenario's rollback id is not sent). Pragmatic defines no rollback of a win: the nearest
+  request, ``/refund.html`` naming a result's ``reference``, must be refused
+  (``reverses_wins = False``).
 * Amounts are decimal strings in major units ("Fields": ``amount`` decimal string), written
   exactly from minor units. Answers' ``cash`` and ``bonus`` are read as ``Decimal`` and must
   be exact in the currency; ``Answer.balance_minor`` is their sum in minor units.
 * Every answer must be HTTP 200, JSON, with an ``error`` from gateway/providers/pragmatic/README.md's list and a
-  ``description``; anything else raises AssertionError. ``Answer.status`` is ``error`` as text.
+  ``description``, and a ``transactionId``, when sent, a string; anything else raises
+  AssertionError. ``Answer.status`` is ``error`` as text.
 
 The ``expect`` table is written from gateway/providers/pragmatic/README.md, not from the adapter's ``statuses.py``;
 where gateway/providers/pragmatic/README.md names no code for a situation the reasoning is next to the row.
@@ -44,8 +47,8 @@ ROOT: Final = Path(__file__).resolve().parents[3]
 PREFIX: Final = "/providers/pragmatic"
 FORM: Final = "application/x-www-form-urlencoded"
 
-_CONFIG: Final = tomllib.loads((ROOT / "config" / "default.toml").read_text())["providers"]["pragmatic"]
-#: The shared secret of the hash and Pragmatic's provider id (config/default.toml).
+_CONFIG: Final = tomllib.loads((ROOT / "config" / "sandbox.toml").read_text())["integrations"]["pragmatic"]
+#: The shared secret of the hash and Pragmatic's provider id (config/sandbox.toml).
 SECRET: Final = _CONFIG["secret_key"]
 PROVIDER_ID: Final = _CONFIG["provider_id"]
 #: A secret that is not ours: what ``bet_bad_signature`` hashes with.
@@ -86,6 +89,11 @@ class PragmaticDriver:
 
     name = "pragmatic"
     wins_reference_bets = False
+    # A result for a round with no bet is refused (T1 "Bet transaction not found", IqSoft
+    # CanNotConnectCreditAndDebit -> 120; README.md "Certification" case 17): never paid.
+    accepts_orphan_wins = False
+    # Pragmatic's refund undoes a bet; no method takes a win back.
+    reverses_wins = False
     expect: Mapping[str, frozenset[str]] = {
         "ok": frozenset({"0"}),
         # "A repeated reference gets success with the current balance and the original
@@ -97,10 +105,15 @@ class PragmaticDriver:
         # contradict the stored transaction) or 120 "internal error (no retry)".
         "duplicate": frozenset({"7", "120"}),
         "insufficient_funds": frozenset({"1"}),
-        # result names only the round, so the wallet has no bet to find missing: it pays.
-        "win_unknown_bet": frozenset({"0"}),
-        # likewise: the result of a round whose bet was refunded names no bet to refuse.
-        "win_after_rollback": frozenset({"0"}),
+        # A result for a round the wallet never saw: 120, nothing credited (README.md
+        # "Certification" case 17: T1 "Bet transaction not found", IqSoft -> 120).
+        "win_unknown_bet": frozenset({"120"}),
+        # A result for a round whose bet was refunded: 120 (case 18: T1 "Transaction already
+        # processed by refund."). Not 3, which is the late bet's code.
+        "win_after_rollback": frozenset({"120"}),
+        # A refund naming a result's reference: not a bet, nothing to refund -> 120, the code
+        # of a refund the wallet cannot apply (case 22's code); the win stays paid.
+        "rollback_of_win": frozenset({"120"}),
         # Common ground: refused with the "already settled" status. Pragmatic has none; 120
         # is the final code gateway/providers/pragmatic/README.md reports Pragmatic wallets using for a refund they
         # cannot apply.
@@ -137,6 +150,8 @@ class PragmaticDriver:
         error = answer.get("error")
         assert error in ERRORS, f"{endpoint}: error {error!r} is not a Pragmatic error code"
         assert isinstance(answer.get("description"), str), answer
+        # README.md "Certification": transactionId is a string, as every implementation sends it
+        assert "transactionId" not in answer or isinstance(answer["transactionId"], str), answer
         balance_minor = None
         if answer.get("cash") is not None:
             answered_currency = answer.get("currency") or currency
@@ -154,6 +169,7 @@ class PragmaticDriver:
                               currency=seat.currency)
         assert got.status == "0", f"/authenticate.html refused: {got.body}"
         assert got.body.get("userId") == seat.player_id, got.body  # type: ignore[attr-defined]  # a JSON object
+        assert got.body.get("token") == seat.token, got.body  # type: ignore[attr-defined]  # kept, and said so
         return seat
 
     async def balance(self, client: httpx.AsyncClient, seat: Seat) -> Answer:
@@ -201,6 +217,16 @@ class PragmaticDriver:
         return await self.send(client, "/refund.html", {
             "userId": seat.player_id, "token": seat.token, "gameId": seat.game_id,
             "roundId": round_id, "reference": bet_txn_id,
+            "amount": wire_from_minor(amount_minor, seat.currency),
+        }, currency=seat.currency)
+
+    async def rollback_win(self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str,
+                           win_txn_id: str, round_id: str, amount_minor: int) -> Answer:
+        """``/refund.html`` naming the result's ``reference``: Pragmatic has no rollback of a
+        win, so this is the only way to say one, and it must be refused."""
+        return await self.send(client, "/refund.html", {
+            "userId": seat.player_id, "token": seat.token, "gameId": seat.game_id,
+            "roundId": round_id, "reference": win_txn_id,
             "amount": wire_from_minor(amount_minor, seat.currency),
         }, currency=seat.currency)
 

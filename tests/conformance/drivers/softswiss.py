@@ -9,7 +9,9 @@ What it does, per request:
 * A bet is ``/play`` with one ``bet`` action (``game_id`` = the round, ``game`` = the seat's
   game); a win is ``/play`` with one ``win`` action and ``finished`` = ``round_closed``; a
   balance request is ``/play`` without actions ("No actions = a balance request"); a rollback
-  is ``/rollback`` with one ``rollback`` action naming the bet by ``original_action_id``.
+  is ``/rollback`` with one ``rollback`` action naming the bet by ``original_action_id``, and
+  a rollback of a win the same naming the win ("Certification", case 16: SoftSwiss rolls
+  back wins).
 * Every request carries the seat's token as ``session_id`` (the gateway's optional session
   field, checked on bets only): SoftSwiss's own protocol has no token, so this is how an
   expired game session reaches the wallet.
@@ -18,10 +20,11 @@ What it does, per request:
   error body must carry ``message``. Amounts and ``balance`` are integers in the currency's
   subunits = minor units ("Amounts"); a ``balance`` that is not an integer is a failure.
 
-The ``expect`` table is written from gateway/providers/softswiss/README.md, not from the adapter's ``statuses.py``.
-gateway/providers/softswiss/README.md names the status of two situations (insufficient funds: 412 / 100; a bad
-signature: 403) and lists the other codes without meanings; each other row says why its
-code is the one that fits.
+The ``expect`` table is written from gateway/providers/softswiss/README.md, not from the
+adapter's ``statuses.py``: "Protocol facts" names two statuses (insufficient funds: 412 /
+100; a bad signature: 403), its "Certification" section the others, case by case, from the
+production BGaming wallet (S1) and the casino's SoftSwiss acceptance test (S3) it quotes;
+each row names its case.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from tests.conformance.driver import Answer, Seat
 
 PREFIX: Final = "/providers/softswiss"
 HEADER: Final = "X-REQUEST-SIGN"
-#: The casino's auth token in the sandbox ([providers.softswiss] auth_token).
+#: The casino's auth token in the sandbox ([integrations.softswiss] auth_token).
 AUTH_TOKEN: Final = b"softswiss-demo-auth-token"
 #: A key that is not the casino's: what ``bet_bad_signature`` signs with.
 OTHER_KEY: Final = b"not-the-casino-auth-token"
@@ -64,38 +67,47 @@ class SoftSwissDriver:
     name = "softswiss"
     #: gateway/providers/softswiss/README.md: a ``win`` action names only the round (``game_id``), never a bet.
     wins_reference_bets = False
+    #: "Certification", case 14: a win in a round with no bet is refused (404 / 404), not paid.
+    accepts_orphan_wins = False
+    #: "Certification", case 16: a rollback naming a win takes the win back (200).
+    reverses_wins = True
     expect: Mapping[str, frozenset[str]] = {
         "ok": frozenset({"200"}),
         # "A repeated action_id returns the stored result with HTTP 200."
         "bet_replay": frozenset({"200"}),
         # Common ground: the same id with other content is a duplicate error. SoftSwiss has no
         # duplicate code; of the listed ones only 400 (bad request) is final, not a success
-        # and not about the player.
+        # and not about the player (case 9).
         "duplicate": frozenset({"400:400"}),
-        # "insufficient funds is HTTP 412 with {code: 100, message, balance}".
+        # "insufficient funds is HTTP 412 with {code: 100, message, balance}" (case 5).
         "insufficient_funds": frozenset({"412:100"}),
-        # Wins are round-level: a win for a round whose bet the wallet never saw (or whose bet
-        # was rolled back) cannot be told from a legitimate round win; it is paid.
-        "win_unknown_bet": frozenset({"200"}),
-        "win_after_rollback": frozenset({"200"}),
+        # Case 14: a win for a round with no bet -> HTTP 404, code 404 ("Bet transaction
+        # record not found"), nothing credited.
+        "win_unknown_bet": frozenset({"404:404"}),
+        # Case 15: a win after the round's bet was rolled back -> HTTP 403, code 403 ("Bet
+        # has been refunded"), nothing credited.
+        "win_after_rollback": frozenset({"403:403"}),
         # Common ground: refused with the "already settled / rolled back" status; SoftSwiss
-        # has none, so the final bad-request code.
+        # has none, so the final bad-request code (case 17: kept).
         "rollback_after_win": frozenset({"400:400"}),
-        # "a later bet with that action id is then not debited": refused, final (400).
+        # "a later bet with that action id is then not debited": refused, final (400; case 12:
+        # kept).
         "bet_after_rollback": frozenset({"400:400"}),
         # The session vouches for the player's account; an expired one makes the player
-        # invalid for betting (101, "player is invalid", a 412 like code 100).
-        "bet_token_expired": frozenset({"412:101"}),
-        # A blocked / self-excluded player is a disabled player (110).
-        "bet_blocked": frozenset({"412:110"}),
-        # SoftSwiss names an account by user_id + currency: none in that currency = invalid
-        # player (101).
-        "wrong_currency": frozenset({"412:101"}),
-        # "a bad signature is 403".
+        # invalid for betting: 101 "Player is invalid", on HTTP 400 (case 24).
+        "bet_token_expired": frozenset({"400:101"}),
+        # A blocked / self-excluded player is a disabled player: 110 on HTTP 403 (case 25).
+        "bet_blocked": frozenset({"403:110"}),
+        # A currency the player (or the session) does not have: 154 "Currency is not allowed
+        # for the player", on HTTP 400 (case 23).
+        "wrong_currency": frozenset({"400:154"}),
+        # "a bad signature is 403" (case 1).
         "bad_signature": frozenset({"403:403"}),
         # "Rollback of an unknown original_action_id stores a zero-effect tombstone and
-        # answers 200".
+        # answers 200" (case 11).
         "rollback_unknown": frozenset({"200"}),
+        # Case 16: a rollback of a win -> 200, the win amount taken back (even into a debt).
+        "rollback_of_win": frozenset({"200"}),
     }
 
     # ---- transport -----------------------------------------------------------------------
@@ -161,6 +173,13 @@ class SoftSwissDriver:
             "game_id": round_id,
             "actions": [{"action": "rollback", "action_id": txn_id, "original_action_id": bet_txn_id}],
         })
+
+    async def rollback_win(self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str,
+                           win_txn_id: str, round_id: str, amount_minor: int) -> Answer:
+        # The same request as a bet's rollback: ``original_action_id`` names the win
+        # (gateway/providers/softswiss/README.md "Certification", case 16).
+        return await self.rollback(client, seat, txn_id=txn_id, bet_txn_id=win_txn_id,
+                                   round_id=round_id, amount_minor=amount_minor)
 
     async def bet_bad_signature(self, client: httpx.AsyncClient, seat: Seat, *, txn_id: str,
                                 round_id: str, amount_minor: int) -> Answer:

@@ -1,0 +1,1 @@
+"""Several processes: the supervisor, edge processes, shard processes and their channel."""
