@@ -49,6 +49,7 @@ class Tree:
     path: Path
     database_url: str
     commit: str | None
+    serve_args: str = ""  # appended to ``gateway serve``, e.g. "--edges 2 --shards 2"
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Row:
     gateway_us_per_op: float | None
     postgres_us_per_op: float | None
     flagged: bool  # foreign load or generator saturation during the window
+    roles_us_per_op: str = ""  # the gateway's CPU by process role, e.g. "edge 120 / shard 60"
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
@@ -79,6 +81,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     p.add_argument("--b-tree", type=Path, required=True, help="source tree B (compared to A)")
     p.add_argument("--a-label", default="A")
     p.add_argument("--b-label", default="B")
+    p.add_argument("--a-serve-args", default="", help="extra `gateway serve` arguments for A "
+                   "(e.g. '--single-process', '--edges 2 --shards 2'); the same tree may be A and B")
+    p.add_argument("--b-serve-args", default="", help="extra `gateway serve` arguments for B")
     p.add_argument("--rounds", type=int, default=5, help="pairs; each tree runs this many times")
     p.add_argument("--players", type=int, default=100_000)
     p.add_argument("--duration-s", type=float, default=20.0)
@@ -89,6 +94,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
                    help="tree whose benchmarks.run drives the load (the same for A and B)")
     p.add_argument("--pg-admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--database-prefix", default="bench_cmp_")
+    p.add_argument("--database", default="",
+                   help="one database for A and B (only when both are the same tree: same migrations), "
+                        "instead of one per label")
     p.add_argument("--gateway-url", default="http://127.0.0.1:18080",
                    help="where the gateways listen (must be free)")
     p.add_argument("--tolerance-pct", type=float, default=5.0,
@@ -100,15 +108,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     return args, extra
 
 
-def make_tree(key: str, label: str, path: Path, args: argparse.Namespace) -> Tree:
+def make_tree(key: str, label: str, path: Path, args: argparse.Namespace, serve_args: str = "") -> Tree:
     path = path.resolve()
-    db = args.database_prefix + re.sub(r"[^a-z0-9_]", "_", label.lower())
-    return Tree(key, label, path, with_database(args.pg_admin_dsn, db), report._git_rev(path))
+    db = args.database or args.database_prefix + re.sub(r"[^a-z0-9_]", "_", label.lower())
+    return Tree(key, label, path, with_database(args.pg_admin_dsn, db), report._git_rev(path), serve_args)
 
 
 def gateway_cmd(tree: Tree, python: str) -> str:
+    extra = " ".join(shlex.quote(a) for a in shlex.split(tree.serve_args))
     inner = (f"cd {shlex.quote(str(tree.path))} && exec env GATEWAY_MIGRATE_ON_START=1 "
-             f"{shlex.quote(python)} -m gateway serve")
+             f"{shlex.quote(python)} -m gateway serve {extra}").rstrip()
     return shlex.join(["sh", "-c", inner])
 
 
@@ -171,7 +180,9 @@ def rows_of(pair: int, tree: Tree, doc: dict[str, Any]) -> list[Row]:
                         r["error_count"], r["incomplete"], cpu["server_pct"],
                         cpu["postgres_pct"], cpu["other_pct"], _per_op(cpu["server_pct"], ops),
                         _per_op(cpu["postgres_pct"], ops),
-                        bool({"foreign_load_pct", "generator_saturated"} & set(r["checks"]))))
+                        bool({"foreign_load_pct", "generator_saturated"} & set(r["checks"])),
+                        " / ".join(f"{role} {_f(_per_op(v, ops), '.0f')}"
+                                   for role, v in (cpu.get("server_roles_pct") or {}).items())))
     return rows
 
 
@@ -195,13 +206,13 @@ def tables(rows: list[Row], a: Tree, b: Tree, tolerance_pct: float) -> tuple[str
     for wl in dict.fromkeys(r.workload for r in rows):
         wrows = [r for r in rows if r.workload == wl]
         out += [f"### {wl}", "", "| pair | tree | ok ops/s | p50 ms | p99 ms | errors "
-                "| gateway CPU | gateway µs/op | PG CPU | PG µs/op | other CPU |",
-                "|---|---|---|---|---|---|---|---|---|---|---|"]
+                "| gateway CPU | gateway µs/op | by role µs/op | PG CPU | PG µs/op | other CPU |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in wrows:
             out.append(f"| {r.pair} | {r.tree}{' †' if r.flagged else ''} | {r.ops_per_s:.0f} "
                        f"| {_f(r.p50_ms, '.2f')} | {_f(r.p99_ms, '.2f')} "
                        f"| {r.errors + r.incomplete} | {_f(r.gateway_cpu_pct, '.0f')}% "
-                       f"| {_f(r.gateway_us_per_op)} | {_f(r.postgres_cpu_pct, '.0f')}% "
+                       f"| {_f(r.gateway_us_per_op)} | {r.roles_us_per_op or '-'} | {_f(r.postgres_cpu_pct, '.0f')}% "
                        f"| {_f(r.postgres_us_per_op)} | {_f(r.other_cpu_pct, '.0f')}% |")
         fields = ("ops_per_s", "p50_ms", "p99_ms", "gateway_us_per_op", "postgres_us_per_op")
         med = {t.label: {f: _median([getattr(r, f) for r in wrows if r.tree == t.label])
@@ -240,10 +251,11 @@ def tables(rows: list[Row], a: Tree, b: Tree, tolerance_pct: float) -> tuple[str
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = parse_args(argv)
-    a = make_tree("A", args.a_label, args.a_tree, args)
-    b = make_tree("B", args.b_label, args.b_tree, args)
-    if a.database_url == b.database_url:
-        raise SystemExit("--a-label and --b-label must give different databases")
+    a = make_tree("A", args.a_label, args.a_tree, args, args.a_serve_args)
+    b = make_tree("B", args.b_label, args.b_tree, args, args.b_serve_args)
+    if a.database_url == b.database_url and a.path != b.path:
+        raise SystemExit("two trees need two databases (their migrations differ): --a-label and --b-label "
+                         "must differ, and --database is for one tree only")
     for t in (a, b):
         check_imports(t, args.python)
     meta = asyncio.run(report.machine_info(args.pg_admin_dsn, REPO))

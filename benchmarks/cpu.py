@@ -102,11 +102,33 @@ class CpuMeter:
                    if comm.startswith("postgres") and _serves(p, self.pg_database)}
         gen, machine = pct(b.own - a.own), pct(b.machine - a.machine)
         pg = pct(_delta(a.procs, b.procs, pg_pids))
-        server = (pct(_delta(a.procs, b.procs, _tree(b.procs, self.server_pid)))
-                  if self.server_pid and self.server_pid in b.procs else None)
+        server = roles = None
+        if self.server_pid and self.server_pid in b.procs:
+            tree = _tree(b.procs, self.server_pid)
+            server = pct(_delta(a.procs, b.procs, tree))
+            by_role: dict[str, set[int]] = {}
+            for pid in tree:
+                by_role.setdefault(_role(pid, self.server_pid, tree), set()).add(pid)
+            roles = {role: pct(_delta(a.procs, b.procs, pids)) for role, pids in sorted(by_role.items())}
         other = None if server is None else round(max(0.0, machine - gen - server - pg), 1)
         return CpuUse(generator_pct=gen, server_pct=server, postgres_pct=pg,
-                      machine_pct=machine, other_pct=other)
+                      machine_pct=machine, other_pct=other, server_roles_pct=roles)
+
+
+def _role(pid: int, root: int, tree: set[int]) -> str:
+    """``gateway serve``'s process roles: "edge" and "shard" children (their hidden
+    subcommands ``_edge`` / ``_shard``), the "supervisor" when it has such children, else
+    "single" (the one-process gateway, or any other server)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return "gone"
+    if b"_edge" in argv:
+        return "edge"
+    if b"_shard" in argv:
+        return "shard"
+    return "supervisor" if len(tree) > 1 and pid == root else "single"
 
 
 def _serves(pid: int, database: str | None) -> bool:

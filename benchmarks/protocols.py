@@ -31,10 +31,10 @@ from benchmarks.workloads import CREDIT, DEBIT, Op
 
 REPO = Path(__file__).resolve().parent.parent
 HUB88_KEY_PATH = REPO / "config" / "keys" / "hub88-demo-private.pem"
-EVOLUTION_AUTH_TOKEN = "evolution-demo-auth-token"  # config/default.toml [providers.evolution]
-PRAGMATIC_SECRET = "pragmatic-demo-secret"  # [providers.pragmatic]
+EVOLUTION_AUTH_TOKEN = "evolution-demo-auth-token"  # config/sandbox.toml [integrations.evolution]
+PRAGMATIC_SECRET = "pragmatic-demo-secret"  # [integrations.pragmatic]
 PRAGMATIC_PROVIDER_ID = "PragmaticPlay"
-SOFTSWISS_AUTH_TOKEN = b"softswiss-demo-auth-token"  # [providers.softswiss]
+SOFTSWISS_AUTH_TOKEN = b"softswiss-demo-auth-token"  # [integrations.softswiss]
 GAME = "bench-slot"
 BET_MINOR = 100  # 1.00 EUR
 WIN_MINOR = 96  # 0.96 EUR

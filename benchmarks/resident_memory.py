@@ -24,6 +24,7 @@ import asyncpg
 import psutil
 
 from gateway.config import load_settings
+from gateway.ledger import shard_map
 from gateway.ledger.migrate import migrate
 from gateway.ledger.store import LedgerStore
 from gateway.shards.commands import Code, GetBalance
@@ -43,13 +44,14 @@ async def seed(conn: asyncpg.Connection, players: int) -> None:
     for start in range(0, players, chunk):
         ids = [f"mem-{i:08d}" for i in range(start, min(players, start + chunk))]
         await conn.copy_records_to_table(
-            "players", records=[(p, "MT", "active", "bench", now) for p in ids],
-            columns=("player_id", "country", "status", "created_by", "created_at"),
+            "players", records=[("demo", p, "MT", "active", "demo:api", now) for p in ids],
+            columns=("partner_id", "player_id", "country", "status", "created_by", "created_at"),
         )
         await conn.copy_records_to_table(
             "accounts",
-            records=[r for p in ids for r in ((f"player:{p}:cash", "EUR", p, 0), (f"player:{p}:bonus", "EUR", p, 0))],
-            columns=("account", "currency", "player_id", "balance_minor"),
+            records=[r for p in ids for r in ((f"player:demo:{p}:cash", "EUR", "demo", p, 0),
+                                              (f"player:demo:{p}:bonus", "EUR", "demo", p, 0))],
+            columns=("account", "currency", "partner_id", "player_id", "balance_minor"),
         )
 
 
@@ -70,6 +72,7 @@ async def main() -> None:
         t0 = time.perf_counter()
         await seed(conn, args.players)
         print(f"seeded {args.players:,} players in {time.perf_counter() - t0:.1f} s")
+        await shard_map.ensure_layout(conn, 1, 4096)
         await conn.close()
 
         settings = load_settings(environ={"GATEWAY_DATABASE_URL": dsn, "GATEWAY_REDIS_URL": "redis://unused"})
@@ -87,7 +90,7 @@ async def main() -> None:
             # A bounded number of workers, not one task per player: a million tasks at once
             # would measure the harness, not the shard.
             for i in next_index:
-                result = await shard.submit(GetBalance(player_id=f"mem-{i:08d}"))
+                result = await shard.submit(GetBalance(partner_id="demo", player_id=f"mem-{i:08d}"))
                 assert result.code is Code.OK, result
 
         await asyncio.gather(*(worker() for _ in range(args.in_flight)))

@@ -191,6 +191,20 @@ async def wait_quiet(args: argparse.Namespace) -> float:
             warned = True
 
 
+async def settle(target: Target, wl: Rounds) -> None:
+    """Send the wins of the rounds the window cut off (not measured; see Rounds.settle_ops)."""
+    ops = wl.settle_ops()
+    if not ops:
+        return
+    (conn,) = await open_conns(target, 1)
+    try:
+        for op in ops:
+            status, body = await request(conn, op.data)
+            wl.on_done(op, status, body)
+    finally:
+        conn.close()
+
+
 async def run_workload(kind: str, tname: str, target: Target, players: list[bytes],
                        hot: list[bytes], args: argparse.Namespace,
                        server_pid: int | None, rate: float = 0.0,
@@ -224,6 +238,7 @@ async def run_workload(kind: str, tname: str, target: Target, players: list[byte
     s = summarize(rec, target=tname, workload=kind, mode="open" if open_loop else "closed",
                   connections=n_conns, duration_s=window,
                   offered_rate=rate if open_loop else None, cpu=cpu)
+    await settle(target, wl)
     if kind == "hot":
         after = await cash_minor(target, hot[0])
         s.checks = {"balance_before": before, "balance_after": after,
@@ -243,6 +258,11 @@ async def run_workload(kind: str, tname: str, target: Target, players: list[byte
           f"p99.9 {s.p999_ms} ms, errors {s.error_count}, incomplete {s.incomplete}, "
           f"gen CPU {cpu.generator_pct}%, server CPU {cpu.server_pct}%, "
           f"PG CPU {cpu.postgres_pct}%, other CPU {cpu.other_pct}%", flush=True)
+    if cpu.server_roles_pct and s.ops_per_s:
+        per_op = {role: round(1e4 * v / s.ops_per_s, 1) for role, v in cpu.server_roles_pct.items()}
+        print(f"  CPU us/op by process role: {per_op}, PostgreSQL "
+              f"{round(1e4 * (cpu.postgres_pct or 0) / s.ops_per_s, 1)}, generator "
+              f"{round(1e4 * cpu.generator_pct / s.ops_per_s, 1)}", flush=True)
     return s
 
 

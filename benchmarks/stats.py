@@ -70,6 +70,8 @@ class CpuUse:
     machine_pct: float  # whole machine, all processes
     other_pct: float | None = None  # machine - generator - server - postgres: foreign load
     background_pct: float | None = None  # machine busy just before the workload started
+    # the server tree by process role ("edge", "shard", "supervisor", "single"), % of one core
+    server_roles_pct: dict[str, float] | None = None
 
 
 @dataclass

@@ -115,6 +115,17 @@ class Rounds:
             b"%b%d\r\n\r\n%b" % (self._debit_head, len(body), body),
         )
 
+    def settle_ops(self) -> list[Op]:
+        """The credits of every bet still waiting for one, to send after the measured window:
+        a run must leave no open bet behind, or a database reused across runs fills the hot
+        player up to ``shard.open_bets_per_player_max`` (then every bet is ``limit_reached``)."""
+        ops: list[Op] = []
+        while self._ready:
+            op = self.next_op()
+            assert op is not None and op.kind == CREDIT
+            ops.append(op)
+        return ops
+
     def on_done(self, op: Op, status: int, body: bytes) -> None:
         if 200 <= status < 300:
             if op.kind == DEBIT:
