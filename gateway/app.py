@@ -24,7 +24,8 @@ from starlette.routing import Route
 from gateway.cluster import backends
 from gateway.cluster.backends import Backend, InProcessBackend
 from gateway.config import Settings, load_settings
-from gateway.edge.api_v1 import Api
+from gateway.edge.api_sportsbook import SportsbookApi
+from gateway.edge.api_v1 import Api, decode_body
 from gateway.edge.auth import PartnerKeys
 from gateway.edge.context import EdgeContext
 from gateway.edge.docs_ui import docs_routes
@@ -39,6 +40,9 @@ from gateway.ledger.migrate import migrate
 from gateway.logs import get_logger
 from gateway.metrics import exposition
 from gateway.providers import mounting as providers
+from gateway.sportsbook.driver import SettlementDriver
+from gateway.sportsbook.exposure import ExposureBook
+from gateway.sportsbook.store import SportsbookStore
 
 log = get_logger("gateway.app")
 
@@ -81,12 +85,15 @@ def create_app(
                           sessions=SessionStore(redis, settings.session.token_ttl_s,
                                                 settings.session.lookup_batch_size_max),
                           limiter=limiter, edge_id=edge_id)
+        sportsbook = await _sportsbook(ctx, embedded.database_url, redis)
         holder.update(backend=backend, ctx=ctx)
-        closers = _mount(app, fast, ctx, settings)
+        closers = _mount(app, fast, ctx, settings, sportsbook)
         log.info("gateway_ready", edge=edge_id, port=settings.server.port)
         try:
             yield
         finally:
+            await sportsbook.driver.stop()
+            await sportsbook.store.pool.close()
             await backend.stop()
             for close in closers:
                 close()
@@ -151,12 +158,24 @@ def create_app(
 SHARD_FAILED_EXIT_CODE = backends.SHARD_FAILED_EXIT_CODE
 
 
-def _mount(app: Starlette, fast: FastPath, ctx: EdgeContext, settings: Settings) -> list:
+async def _sportsbook(ctx: EdgeContext, database_url: str, redis) -> SportsbookApi:
+    """The sportsbook routes' services: a bounded pool for its tables, the exposure book on
+    Redis, and this edge's settlement driver (started here, stopped by the lifespan)."""
+    settings = ctx.settings
+    pool = await backends.open_pool(settings, database_url, size_max=settings.sportsbook.pool_size_max)
+    store = SportsbookStore(pool)
+    exposure = ExposureBook(redis)
+    driver = SettlementDriver(store, ctx.submit, exposure.release, settings.sportsbook)
+    driver.start()
+    return SportsbookApi(ctx, store, exposure, driver, decode_body)
+
+
+def _mount(app: Starlette, fast: FastPath, ctx: EdgeContext, settings: Settings, sportsbook: SportsbookApi) -> list:
     """Add the edge routes once the context exists (they need the shard and Redis).
 
     Returns the close callbacks of what was mounted (e.g. Hub88's signing thread pool).
     """
-    app.router.routes.extend(Api(ctx).routes())
+    app.router.routes.extend(Api(ctx, sportsbook).routes())
     # The enabled provider adapters (gateway/providers/registry.py; docs/PROVIDERS.md).
     mounts, closers = providers.mount_enabled(ctx)
     app.router.routes.extend(mounts)

@@ -1,4 +1,5 @@
-"""``gateway`` command: serve, migrate, verify-ledger, audit-export, prune-keys, reviews.
+"""``gateway`` command: serve, migrate, verify-ledger, audit-export, prune-keys, reviews,
+sportsbook rebuild-exposure.
 
 Configuration comes from ``config/default.toml``, ``--config FILE`` / ``GATEWAY_CONFIG`` and
 ``GATEWAY_*`` environment variables (see ``gateway.config``, docs/CONFIGURATION.md). With no
@@ -321,6 +322,52 @@ def reviews_cmd(config: str | None, include_resolved: bool) -> None:
                 sys.stdout.write(orjson.dumps(item).decode() + "\n")
 
     _run(_with_conn(settings, run))
+
+
+@main.group("sportsbook")
+def sportsbook_group() -> None:
+    """Sportsbook maintenance (docs/SPORTSBOOK.md)."""
+
+
+@sportsbook_group.command("rebuild-exposure")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+def rebuild_exposure_cmd(config: str | None) -> None:
+    """Rebuild the Redis liability counters and market mirror from PostgreSQL's open bets."""
+    settings = _settings(config)
+
+    async def run() -> None:
+        from gateway.cluster.backends import open_pool
+        from gateway.edge.redis_client import redis_client
+        from gateway.embedded import EmbeddedServices
+        from gateway.preflight import check_migrated, connect
+        from gateway.sportsbook.exposure import ExposureBook, ExposureUnavailable
+        from gateway.sportsbook.rebuild import rebuild_exposure
+        from gateway.sportsbook.store import SportsbookStore
+
+        embedded = EmbeddedServices(settings)
+        await embedded.astart()
+        try:
+            conn = await connect(embedded.database_url)
+            try:
+                await check_migrated(conn)
+            finally:
+                await conn.close()
+            pool = await open_pool(settings, embedded.database_url, size_max=2)
+            redis = redis_client(embedded.redis_url, max(settings.redis.socket_timeout_ms, 2_000))
+            try:
+                done = await rebuild_exposure(SportsbookStore(pool), ExposureBook(redis),
+                                              lambda n: click.echo(f"rebuild-exposure: {n} open bets restored", err=True))
+            except ExposureUnavailable as exc:
+                raise click.ClickException(f"Redis is unreachable: {exc}") from None
+            finally:
+                await redis.aclose()
+                await pool.close()
+        finally:
+            await embedded.astop()
+        click.echo(f"rebuild-exposure: {done.keys_deleted} keys cleared, {done.markets} markets mirrored, "
+                   f"{done.bets} open bets restored", err=True)
+
+    _run(run())
 
 
 if __name__ == "__main__":

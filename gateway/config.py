@@ -93,6 +93,22 @@ class ShardSettings(msgspec.Struct, forbid_unknown_fields=True):
     spend_order: str = "cash_first"
 
 
+class SportsbookSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """The sportsbook (docs/SPORTSBOOK.md): bet limits, settlement rounding, the edge's pool
+    for the sportsbook tables and the settlement driver's bounds."""
+
+    enabled: bool = True  # false: the /v1/sportsbook routes answer 404
+    pool_size_max: int = 4  # PostgreSQL connections of one edge for markets, bets and results
+    accumulator_legs_max: int = 20  # legs of a single accumulator
+    system_legs_max: int = 12  # legs of a system bet or full cover (lines grow as 2^n)
+    selections_per_market_max: int = 200  # selections one market may list
+    payout_max_minor: int = 100_000_000  # return cap of one bet, in its currency's minor units
+    rounding: str = "down"  # settlement rounding: "down", "half_up" or "half_even"
+    settle_bets_per_step_max: int = 500  # open bets the settlement driver reads at a time
+    settle_in_flight_max: int = 64  # payout commands in flight at once
+    settle_poll_interval_ms: int = 500  # how often the driver looks for unsettled results
+
+
 class ClusterSettings(msgspec.Struct, forbid_unknown_fields=True):
     """The process model of ``gateway serve`` (docs/ARCHITECTURE.md, "Processes").
 
@@ -132,8 +148,9 @@ class SessionSettings(msgspec.Struct, forbid_unknown_fields=True):
 #: Integration and partner ids: lower-case letters, digits, "_" and "-" (commands.py).
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
 
-#: Roles a partner key may hold (docs/SECURITY.md): "wallet" (players, sessions, money).
-PARTNER_ROLES = ("wallet",)
+#: Roles a partner key may hold (docs/SECURITY.md): "wallet" (players, sessions, money,
+#: sportsbook bets), "trading" (sportsbook markets and results, docs/SPORTSBOOK.md).
+PARTNER_ROLES = ("wallet", "trading")
 
 
 class ApiKey(msgspec.Struct, forbid_unknown_fields=True):
@@ -143,6 +160,7 @@ class ApiKey(msgspec.Struct, forbid_unknown_fields=True):
     key_id: str
     sha256: str = ""
     key: Secret = ""
+    roles: list[str] = []  # empty: the partner's roles; e.g. ["trading"] for the trading desk's key
 
 
 class Partner(msgspec.Struct, forbid_unknown_fields=True):
@@ -211,6 +229,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     rate_limits: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     cluster: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
+    sportsbook: SportsbookSettings = msgspec.field(default_factory=SportsbookSettings)
     partners: dict[str, Partner] = {}
     integrations: dict[str, Integration] = {}
 
@@ -230,6 +249,17 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
             problems.append("shard.flush_interval_ms must be within 1..1000")
         if s.players_resident_max < s.prefetch_players_max * 2:
             problems.append("shard.players_resident_max must be >= 2 x shard.prefetch_players_max")
+        b = self.sportsbook
+        if not (1 <= b.pool_size_max <= 64 and 2 <= b.accumulator_legs_max <= 32 and 2 <= b.system_legs_max <= 16
+                and 2 <= b.selections_per_market_max <= 10_000):
+            problems.append("sportsbook: pool_size_max 1..64, accumulator_legs_max 2..32, system_legs_max 2..16, "
+                            "selections_per_market_max 2..10000")
+        if b.rounding not in ("down", "half_up", "half_even"):
+            problems.append("sportsbook.rounding must be down, half_up or half_even")
+        if not (1 <= b.payout_max_minor <= 2**53 - 1 and 1 <= b.settle_bets_per_step_max <= 10_000
+                and 1 <= b.settle_in_flight_max <= 1_000 and 10 <= b.settle_poll_interval_ms <= 60_000):
+            problems.append("sportsbook: payout_max_minor 1..2^53-1, settle_bets_per_step_max 1..10000, "
+                            "settle_in_flight_max 1..1000, settle_poll_interval_ms 10..60000")
         if s.keys_resident_max < s.batch_size_max * 4:
             problems.append("shard.keys_resident_max must be >= 4 x shard.batch_size_max")
         if s.spend_order not in ("cash_first", "bonus_first"):
@@ -298,8 +328,15 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
             where = f"partners.{partner_id}"
             if not NAME_PATTERN.match(partner_id):
                 problems.append(f"{where}: a partner id is 1-32 of a-z, 0-9, '_', '-' (starting with a letter or digit)")
-            if not 1 <= len(partner.api_keys) <= 2:
-                problems.append(f"{where}.api_keys: one key, or two during a rotation")
+            by_roles: dict[tuple[str, ...], int] = {}
+            for key in partner.api_keys:
+                role_set = tuple(sorted(key.roles or partner.roles))
+                by_roles[role_set] = by_roles.get(role_set, 0) + 1
+                for role in key.roles:
+                    if role not in PARTNER_ROLES:
+                        problems.append(f"{where}.api_keys.{key.key_id}.roles: unknown role {role!r}")
+            if not partner.api_keys or max(by_roles.values()) > 2:
+                problems.append(f"{where}.api_keys: one key per set of roles, or two during a rotation")
             for key in partner.api_keys:
                 if not key.sha256 or not re.fullmatch(r"[0-9a-f]{64}", key.sha256):
                     problems.append(f"{where}.api_keys.{key.key_id}: needs a non-empty key (or its sha256, 64 hex digits)")

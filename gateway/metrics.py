@@ -88,3 +88,18 @@ storage_unavailable_refusals_total = Counter(
     "Commands refused at once (retryable) because the shard's storage was not answering.",
     ("shard",), registry=REGISTRY,
 )
+
+# ---- sportsbook (docs/SPORTSBOOK.md) ----------------------------------------------------
+sportsbook_bets_placed_total = Counter(
+    "gateway_sportsbook_bets_placed_total", "Sportsbook bets accepted (stake debited)", registry=REGISTRY,
+)
+sportsbook_bets_refused_total = Counter(
+    "gateway_sportsbook_bets_refused_total", "Sportsbook bets refused, by code", ["code"], registry=REGISTRY,
+)
+sportsbook_bets_settled_total = Counter(
+    "gateway_sportsbook_bets_settled_total", "Sportsbook bets settled (payout committed)", registry=REGISTRY,
+)
+sportsbook_settlement_refused_total = Counter(
+    "gateway_sportsbook_settlement_refused_total",
+    "Sportsbook payouts the shard refused (bet left open for an operator)", registry=REGISTRY,
+)

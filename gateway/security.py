@@ -19,6 +19,7 @@ from gateway.config import Settings
 #: sha256 of every credential shipped in config/sandbox.toml and config/keys/.
 DEMO_DIGESTS = frozenset({
     "090d1548c9d65f413a1a2c828a0bee3a7ae02d2137caf51e6029e6c3cb1f1fa4",  # partner key demo-key-change-me
+    "f22ed843604f083abbee0674a98e8af234ef4d25f6b97404133c78d1872bb0f7",  # trading key demo-trading-key-change-me
     "d5eb710bed1b0c478d39dd6d3f0968215a91b16934ab65152eaa761ff8322578",  # Hub88 demo private key (PEM file)
     "6c62a50efa66bd902e36764959f9bc61a53b23ab22c6c8c1c52dd88749992a92",  # Hub88 demo public key (PEM file)
     "c748e044a3bbe08b91732eea86ec4beab0e334f2314a00aae234be6816433078",  # Evolution demo auth_token

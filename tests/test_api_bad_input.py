@@ -24,6 +24,8 @@ V1_PATHS = {
     "/v1/players", "/v1/players/{player_id}/balance", "/v1/players/{player_id}/status",
     "/v1/sessions", "/v1/wallet/deposit",
     "/v1/wallet/withdraw", "/v1/wallet/debit", "/v1/wallet/credit", "/v1/wallet/rollback",
+    "/v1/sportsbook/markets/{market_id}", "/v1/sportsbook/markets/{market_id}/report", "/v1/sportsbook/bets",
+    "/v1/sportsbook/bets/{bet_id}", "/v1/sportsbook/results",
 }
 
 

@@ -87,7 +87,7 @@ def test_empty_keys_and_secrets_are_refused_in_every_mode(tmp_path):
 
 def test_a_partner_needs_one_or_two_keys_and_unique_ones(tmp_path):
     keys = ", ".join(f'{{ key_id = "k{i}", key = "key-{i}" }}' for i in range(3))
-    with pytest.raises(ValueError, match="one key, or two during a rotation"):
+    with pytest.raises(ValueError, match="one key per set of roles, or two during a rotation"):
         load_settings(path=config(tmp_path, f"[partners.x]\napi_keys = [{keys}]\n"), environ={})
     with pytest.raises(ValueError, match="api keys must be unique"):
         load_settings(path=config(tmp_path, '[partners.x]\napi_keys = [{ key_id = "a", key = "same" }]\n'

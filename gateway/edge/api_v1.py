@@ -27,10 +27,11 @@ own integrations).
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -64,7 +65,19 @@ from gateway.shards.commands import (
     idempotency_scope,
 )
 
+if TYPE_CHECKING:
+    from gateway.edge.api_sportsbook import SportsbookApi
+
 log = get_logger("gateway.edge")
+
+WALLET_ROLE = "wallet"
+#: Routes whose key needs another role than "wallet" (the sportsbook's trading routes).
+ROUTE_ROLES: dict[str, str] = {
+    "PUT /v1/sportsbook/markets/{market_id}": "trading",
+    "GET /v1/sportsbook/markets/{market_id}": "trading",
+    "GET /v1/sportsbook/markets/{market_id}/report": "trading",
+    "POST /v1/sportsbook/results": "trading",
+}
 
 PLAYER_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}\Z")
 
@@ -207,6 +220,13 @@ class Problem(msgspec.Struct, omit_defaults=True):
     cash_minor: int | None = None
     bonus_minor: int | None = None
     replayed: bool | None = None  # a stored refusal answered again
+    # Sportsbook refusals (docs/SPORTSBOOK.md, "Refusals"): what was refused, the largest
+    # stake a limit allows, the current price after odds_changed.
+    market_id: str | None = None
+    selection_id: str | None = None
+    max_stake_minor: int | None = None
+    price_version: int | None = None
+    odds: dict[str, str] | None = None
 
 
 _encoder = msgspec.json.Encoder()
@@ -254,12 +274,18 @@ async def read_body(request: Request, body_bytes_max: int) -> bytes:
 def _decode(kind: type[BodyT], raw: bytes) -> BodyT:
     """``raw`` decoded as ``kind``; Refused(invalid_request) for anything else."""
     try:
-        body: BodyT = _decoders[kind].decode(raw)
+        decoder = _decoders.get(kind)
+        if decoder is None:  # another route family's body (gateway/edge/api_sportsbook.py)
+            decoder = _decoders[kind] = msgspec.json.Decoder(kind)
+        body: BodyT = decoder.decode(raw)
         return body
     except msgspec.ValidationError as exc:
         raise Refused("invalid_request", str(exc)) from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise Refused("invalid_request", f"malformed JSON: {str(exc)[:200]}") from None
+
+
+decode_body = _decode
 
 
 def _peek_player(raw: bytes) -> str | None:
@@ -284,18 +310,22 @@ def integrations_by_partner(settings: Settings) -> dict[str, tuple[str, ...]]:
 class Api:
     """Handlers of the generic API, bound to an EdgeContext."""
 
-    def __init__(self, ctx: EdgeContext) -> None:
+    def __init__(self, ctx: EdgeContext, sportsbook: SportsbookApi | None = None) -> None:
         self.ctx = ctx
+        self.sportsbook = sportsbook
         self.keys = PartnerKeys(ctx.settings.partners)
         # partner -> its enabled provider integrations (the ``provider`` of a session).
         self.integrations_of = integrations_by_partner(ctx.settings)
         self.amount_minor_max = ctx.settings.money.amount_minor_max
         self.body_bytes_max = ctx.settings.server.body_bytes_max
 
-    def _partner(self, request: Request) -> str:
+    def _partner(self, request: Request, role: str) -> str:
+        """The authenticated partner; its key must hold ``role`` (docs/SECURITY.md, "Roles")."""
         principal = self.keys.authenticate(request.headers.get("authorization"))
         if principal is None:
             raise Refused("unauthorized", "send Authorization: Bearer <api key>")
+        if role not in principal.roles:
+            raise Refused("forbidden", f"this key lacks the {role!r} role")
         return principal.partner_id
 
     @staticmethod
@@ -321,16 +351,31 @@ class Api:
             "POST /v1/wallet/credit": ("POST /v1/wallet/credit", self.credit),
             "POST /v1/wallet/rollback": ("POST /v1/wallet/rollback", self.rollback),
         }
-        assert set(handlers) == set(ROUTES), "every route has its row in problems.ROUTES"
-        routes = []
+        if self.sportsbook is not None:
+            sportsbook = self.sportsbook
+            for key, (label, handler) in sportsbook.handlers().items():
+                handlers[key] = (label, functools.partial(sportsbook.guarded, handler))
+            assert set(handlers) == set(ROUTES), "every route has its row in problems.ROUTES"
+        # One Route per path, so that a 405 names every method of the path in Allow.
+        by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
         for key, (label, handler) in handlers.items():
             method, path = key.split(" ", 1)
-            routes.append(Route(path, self._wrap(label, handler, key), methods=[method]))
+            role = ROUTE_ROLES.get(key, WALLET_ROLE)
+            by_path.setdefault(path, {})[method] = self._wrap(label, handler, key, role)
+        routes = []
+        for path, endpoints in by_path.items():
+            if len(endpoints) == 1:
+                ((method, endpoint),) = endpoints.items()
+                routes.append(Route(path, endpoint, methods=[method]))
+            else:
+                routes.append(Route(path, _by_method(endpoints), methods=list(endpoints)))
         return routes
 
-    def _wrap(self, route: str, handler: Callable[[Request, str, bytes], Awaitable[Response]], key: str):
-        """Authentication, rate limit, media type, body limit, refusal auditing, metrics; never a
-        500 for bad input. ``key`` names the route's row in ``problems.ROUTES``."""
+    def _wrap(self, route: str, handler: Callable[[Request, str, bytes], Awaitable[Response]], key: str,
+              role: str = "wallet"):
+        """Authentication (a key holding ``role``), rate limit, media type, body limit, refusal
+        auditing, metrics; never a 500 for bad input. ``key`` names the route's row in
+        ``problems.ROUTES``."""
         ctx = self.ctx
         is_write = not route.startswith("GET")
         contract = ROUTES[key]
@@ -344,7 +389,7 @@ class Api:
             partner: str | None = None
             response: Response
             try:
-                partner = self._partner(request)
+                partner = self._partner(request, role)
                 # Rate limit per partner (gateway/edge/ratelimit.py): refused before the body
                 # is read, and not audited, so that a flood writes no rows.
                 retry_after_s = await ctx.admit("partner", partner)
@@ -543,6 +588,19 @@ class Api:
             reference_transaction_id=body.reference_transaction_id, currency=body.currency,
             origin=self.ctx.origin("POST /v1/wallet/rollback", request.headers.get("x-request-id")),
         ))
+
+
+async def _method_missing(request: Request) -> Response:
+    return problem("method_not_allowed", f"method {request.method} not allowed on {request.url.path}")
+
+
+def _by_method(endpoints: dict[str, Callable[[Request], Awaitable[Response]]]) -> Callable[[Request], Awaitable[Response]]:
+    """One endpoint for several methods of a path (Starlette routed the method already)."""
+
+    async def endpoint(request: Request) -> Response:
+        return await endpoints.get(request.method, endpoints.get("GET", _method_missing))(request)
+
+    return endpoint
 
 
 def _audit_scope(partner: str | None) -> str:

@@ -38,7 +38,7 @@ class PartnerKeys:
             for key in partner.api_keys:
                 digest = bytes.fromhex(key.sha256)
                 assert len(digest) == 32 and digest not in self._by_digest, "checked by Settings.check"
-                self._by_digest[digest] = Principal(partner_id, key.key_id, frozenset(partner.roles), digest)
+                self._by_digest[digest] = Principal(partner_id, key.key_id, frozenset(key.roles or partner.roles), digest)
 
     def authenticate(self, authorization: str | None) -> Principal | None:
         """The principal of an ``Authorization`` header value, or None (missing, malformed,

@@ -25,8 +25,11 @@ import msgspec
 
 from gateway import money
 from gateway.config import Settings
-from gateway.edge.api_v1 import PLAYER_ID_RE, REQUEST_SCHEMAS, RESPONSE_SCHEMAS, integrations_by_partner
+from gateway.edge.api_v1 import PLAYER_ID_RE, integrations_by_partner
+from gateway.edge.api_v1 import REQUEST_SCHEMAS as _API_REQUESTS
+from gateway.edge.api_v1 import RESPONSE_SCHEMAS as _API_RESPONSES
 from gateway.edge.problems import RETRYABLE, ROUTES, TITLES
+from gateway.sportsbook import wire as sb
 
 # The operations of the generic API: (contract key in problems.ROUTES, summary, request
 # schema, success schema, description).
@@ -50,6 +53,29 @@ _OPERATIONS: list[tuple[str, str, str | None, str, str]] = [
      _MONEY_NOTE + " A rollback cannot name its own transaction id: that is the referenced bet's key "
      "(`idempotency_conflict`, `field: reference_transaction_id`)."),
 ]
+
+_SB_NOTE = ("Sportsbook (docs/SPORTSBOOK.md). Money in integer minor units; odds as exact text in one notation.")
+_OPERATIONS += [
+    ("PUT /v1/sportsbook/markets/{market_id}", "Define or replace a market (trading key)", "SportsbookMarket",
+     "SportsbookMarketOut", _SB_NOTE + " Prices only move forward: a lower `price_version` is `stale_price_version`; "
+     "the same version with other prices is `price_version_conflict`."),
+    ("GET /v1/sportsbook/markets/{market_id}", "A market as stored (trading key)", None, "SportsbookMarketOut", _SB_NOTE),
+    ("GET /v1/sportsbook/markets/{market_id}/report", "A market's bets, stakes, returns and liability (trading key)",
+     None, "SportsbookMarketReport", _SB_NOTE),
+    ("POST /v1/sportsbook/bets", "Place a bet: the outlay is debited at once", "SportsbookBet", "SportsbookBetOut",
+     _SB_NOTE + " Idempotency key: (partner, bet_id)."),
+    ("GET /v1/sportsbook/bets/{bet_id}", "A bet with its legs' results so far", None, "SportsbookBetOut", _SB_NOTE),
+    ("POST /v1/sportsbook/results", "Results of some or all of a market's selections (trading key)", "SportsbookResult",
+     "SportsbookResultAccepted", _SB_NOTE + " Idempotency key: (partner, result_id)."),
+]
+
+REQUEST_SCHEMAS = {**_API_REQUESTS, "SportsbookMarket": sb.MarketBody, "SportsbookBet": sb.BetBody,
+                   "SportsbookResult": sb.ResultBody}
+RESPONSE_SCHEMAS = {**_API_RESPONSES, "SportsbookMarketOut": sb.MarketResponse, "SportsbookBetOut": sb.BetResponse,
+                    "SportsbookMarketReport": sb.MarketReport, "SportsbookResultAccepted": sb.ResultAccepted}
+
+#: Path parameters other than player_id: name -> (pattern, example).
+_PATH_IDS = {"market_id": (r"^[\x21-\x7e]{1,128}$", "market-1"), "bet_id": (r"^[\x21-\x7e]{1,128}$", "bet-1")}
 
 #: OpenAPI 3.0, whose JSON Schema dialect (Wright draft 00) defines ``integer`` as "a JSON
 #: number without a fraction or exponent part": the server's own reading (``100.0`` is not
@@ -222,6 +248,10 @@ def _operation(key: str, summary: str, request: str | None, response: str, descr
             "schema": {"type": "string", "pattern": _ecma_patterns({"pattern": PLAYER_ID_RE.pattern})["pattern"]},
             "example": _EXAMPLE_PLAYER,
         }]
+    for name, (pattern, example) in _PATH_IDS.items():
+        if "{" + name + "}" in key:
+            op["parameters"] = [{"name": name, "in": "path", "required": True,
+                                 "schema": {"type": "string", "pattern": pattern}, "example": example}]
     return op
 
 

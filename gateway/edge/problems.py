@@ -46,6 +46,35 @@ HTTP_STATUS: dict[str, int] = {
     "rate_limited": 429,  # with Retry-After; not audited (a flood must not write rows)
     "unavailable": 503,
     "session_store_unavailable": 503,
+    "forbidden": 403,  # the key lacks the route's role (docs/SECURITY.md, "Roles")
+    # sportsbook (docs/SPORTSBOOK.md, "Refusals")
+    "invalid_odds": 400,
+    "invalid_each_way": 400,
+    "invalid_leg": 400,
+    "invalid_stake": 400,
+    "invalid_system": 400,
+    "invalid_result": 400,
+    "duplicate_selection": 400,
+    "too_many_selections": 400,
+    "too_few_legs": 400,
+    "too_many_legs": 400,
+    "leg_count_mismatch": 400,
+    "system_size_too_large": 400,
+    "unknown_market": 404,
+    "unknown_selection": 404,
+    "unknown_bet": 404,
+    "market_suspended": 409,
+    "market_closed": 409,
+    "odds_changed": 409,
+    "stale_price_version": 409,
+    "price_version_conflict": 409,
+    "market_currency_fixed": 409,
+    "result_correction_unsupported": 409,
+    "stake_limit": 422,
+    "payout_too_large": 422,
+    "market_liability_limit": 422,
+    "selection_liability_limit": 422,
+    "exposure_unavailable": 503,
 }
 
 TITLES: dict[str, str] = {
@@ -72,10 +101,39 @@ TITLES: dict[str, str] = {
     "unknown_provider": "Unknown provider",
     "not_found": "Not found",
     "method_not_allowed": "Method not allowed on this path",
+    "forbidden": "This key may not use this route",
+    "invalid_odds": "The odds are not exact or not acceptable",
+    "invalid_each_way": "Each-way terms missing or malformed",
+    "invalid_leg": "A leg is malformed",
+    "invalid_stake": "The stake is not acceptable",
+    "invalid_system": "System sizes do not fit the bet",
+    "invalid_result": "The result is malformed",
+    "duplicate_selection": "The same selection twice",
+    "too_many_selections": "Too many selections in one market",
+    "too_few_legs": "Too few legs for this bet type",
+    "too_many_legs": "Too many legs",
+    "leg_count_mismatch": "The bet type takes another number of legs",
+    "system_size_too_large": "A system size is larger than the number of legs",
+    "unknown_market": "Unknown market",
+    "unknown_selection": "Unknown selection",
+    "unknown_bet": "Unknown bet",
+    "market_suspended": "Market suspended",
+    "market_closed": "Market closed",
+    "odds_changed": "The odds changed",
+    "stale_price_version": "An older price version than the stored one",
+    "price_version_conflict": "This price version is stored with other prices",
+    "market_currency_fixed": "The market's currency cannot change",
+    "result_correction_unsupported": "The selection already has a result",
+    "stake_limit": "Stake above the limit",
+    "payout_too_large": "The return exceeds the largest amount",
+    "market_liability_limit": "Market liability limit reached",
+    "selection_liability_limit": "Selection liability limit reached",
+    "exposure_unavailable": "Liability cannot be checked now, retry later",
 }
 
 #: Answers that carry ``Retry-After`` (seconds): the caller may retry the same request.
-RETRYABLE = frozenset({"rate_limited", "overloaded", "unavailable", "session_store_unavailable"})
+RETRYABLE = frozenset({"rate_limited", "overloaded", "unavailable", "session_store_unavailable",
+                       "exposure_unavailable"})
 
 
 # ---- what each route can answer -------------------------------------------------------
@@ -105,7 +163,8 @@ class RouteStatuses:
 
 # Every route: a bad request, a missing key, another method on its path, the partner's rate
 # limit, and the shard's retryable refusals.
-_EVERY = ("invalid_request", "unauthorized", "method_not_allowed", "rate_limited", "overloaded", "unavailable")
+_EVERY = ("invalid_request", "unauthorized", "forbidden", "method_not_allowed", "rate_limited", "overloaded",
+          "unavailable")
 # Every write (POST): the body's size and media type, checked before it is read.
 _WRITE = ("payload_too_large", "unsupported_media_type")
 # A route with the player id in its path: an id that does not fit one path segment
@@ -156,6 +215,37 @@ ROUTES: dict[str, RouteStatuses] = {
         (*_EVERY, *_WRITE, "unknown_currency", *_PLAYER_WALLET, "unknown_transaction", *_KEYED, "transaction_settled"),
     ),
 }
+
+
+_SB_MARKET_PATH = ("not_found", "unknown_market")
+_SB_BET_SHAPE = ("invalid_odds", "invalid_each_way", "invalid_leg", "invalid_stake", "invalid_system",
+                 "duplicate_selection", "too_few_legs", "too_many_legs", "leg_count_mismatch",
+                 "system_size_too_large", "payout_too_large")
+ROUTES.update({
+    "PUT /v1/sportsbook/markets/{market_id}": RouteStatuses(
+        {201: "created", 200: "replaced, or the same definition again (`replayed: true`)"},
+        (*_EVERY, *_WRITE, "not_found", "unknown_currency", "invalid_odds", "invalid_each_way", "duplicate_selection",
+         "too_many_selections", "stale_price_version", "price_version_conflict", "market_currency_fixed",
+         "exposure_unavailable"),
+    ),
+    "GET /v1/sportsbook/markets/{market_id}": RouteStatuses({200: "the market"}, (*_EVERY, *_SB_MARKET_PATH)),
+    "GET /v1/sportsbook/markets/{market_id}/report": RouteStatuses(
+        {200: "bets, stakes and returns by state; liability counters"}, (*_EVERY, *_SB_MARKET_PATH, "exposure_unavailable"),
+    ),
+    "POST /v1/sportsbook/bets": RouteStatuses(
+        {201: "placed: the stake is debited", 200: "the same bet again: the stored bet, `replayed: true`"},
+        (*_EVERY, *_WRITE, "unknown_currency", *_SB_BET_SHAPE, "unknown_market", "unknown_selection",
+         "market_suspended", "market_closed", "odds_changed", "stake_limit", "market_liability_limit",
+         "selection_liability_limit", "exposure_unavailable", *_PLAYER_WALLET, "insufficient_funds", "player_blocked",
+         "limit_reached", *_KEYED),
+    ),
+    "GET /v1/sportsbook/bets/{bet_id}": RouteStatuses({200: "the bet"}, (*_EVERY, "not_found", "unknown_bet")),
+    "POST /v1/sportsbook/results": RouteStatuses(
+        {202: "stored; the bets it completes settle in the background (also a replay, `replayed: true`)"},
+        (*_EVERY, *_WRITE, "unknown_market", "unknown_selection", "duplicate_selection", "invalid_result",
+         "result_correction_unsupported", "idempotency_conflict"),
+    ),
+})
 
 
 # ---- answers --------------------------------------------------------------------------

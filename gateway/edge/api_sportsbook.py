@@ -1,0 +1,312 @@
+"""Sportsbook routes of the generic API (docs/SPORTSBOOK.md, "API").
+
+    PUT  /v1/sportsbook/markets/{market_id}         trading key: define or replace a market
+    GET  /v1/sportsbook/markets/{market_id}         the market as stored
+    GET  /v1/sportsbook/markets/{market_id}/report  trading key: bets, stakes, payouts, open liability
+    POST /v1/sportsbook/bets                        wallet key: place a bet (bet_id: idempotency key)
+    GET  /v1/sportsbook/bets/{bet_id}               wallet key: a bet, with its legs' results so far
+    POST /v1/sportsbook/results                     trading key: results of a market's selections (202)
+
+Wire decoding, authentication, roles and answers only. The decisions are in
+gateway/sportsbook/ (markets.py, placement.py, resolve.py, liability.py), the storage in
+gateway/sportsbook/store.py, the liability counters in gateway/sportsbook/exposure.py, the
+money in the player's shard: a stake is a ``Debit`` under the idempotency key
+(``<partner>:sportsbook``, ``bet_id``), a payout a ``Credit`` naming it
+(gateway/sportsbook/driver.py). Handlers are wrapped by ``Api._wrap`` (rate limit, media
+type, body limit, refusal audit, ``problems.ROUTES``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import metrics
+from gateway.edge.context import EdgeContext
+from gateway.edge.problems import ProblemResponse, problem, result_problem
+from gateway.shards.commands import Code, Debit, Result, idempotency_scope
+from gateway.sportsbook import liability
+from gateway.sportsbook.bets import BetLimits
+from gateway.sportsbook.driver import SPORTSBOOK_GAME_ID, SPORTSBOOK_SOURCE, SettlementDriver
+from gateway.sportsbook.exposure import AlreadyReserved, ExposureBook, ExposureUnavailable, Refused
+from gateway.sportsbook.markets import (
+    Market,
+    SportsbookRefused,
+    each_way_terms_out,
+    market_from_body,
+    replacement,
+)
+from gateway.sportsbook.placement import PlacementPlan, plan, terms_of
+from gateway.sportsbook.resolve import check_results, model_of, with_outcomes
+from gateway.sportsbook.settlement import RoundingMode, potential_return
+from gateway.sportsbook.store import SportsbookStore, SportsbookStoreUnavailable, StoredBet
+from gateway.sportsbook.wire import (
+    BetBody,
+    BetResponse,
+    LegOut,
+    MarketBody,
+    MarketReport,
+    MarketResponse,
+    ResultAccepted,
+    ResultBody,
+    SelectionOut,
+    StoredOddsOut,
+)
+
+_ID_CHARS_MAX = 128
+
+Handler = Callable[[Request, str, bytes], Awaitable[Response]]
+
+
+class SportsbookApi:
+    """Handlers of the sportsbook routes. ``decode(kind, raw)`` is the generic API's decoder
+    (invalid_request on a malformed body); ``submit`` sends a command to the player's shard."""
+
+    def __init__(self, ctx: EdgeContext, store: SportsbookStore, exposure: ExposureBook,
+                 driver: SettlementDriver, decode: Callable[[type, bytes], msgspec.Struct]) -> None:
+        s = ctx.settings.sportsbook
+        self.ctx = ctx
+        self.settings = s
+        self.store = store
+        self.exposure = exposure
+        self.submit = ctx.submit
+        self.driver = driver
+        self.decode = decode
+        self.limits = BetLimits(accumulator_legs_max=s.accumulator_legs_max, system_legs_max=s.system_legs_max)
+        self.rounding: RoundingMode = s.rounding  # type: ignore[assignment]
+
+    def handlers(self) -> dict[str, tuple[str, Handler]]:
+        """contract key -> (route label, handler), as ``Api.routes`` takes them."""
+        return {
+            "PUT /v1/sportsbook/markets/{market_id}": ("PUT /v1/sportsbook/markets", self.put_market),
+            "GET /v1/sportsbook/markets/{market_id}": ("GET /v1/sportsbook/markets", self.get_market),
+            "GET /v1/sportsbook/markets/{market_id}/report": ("GET /v1/sportsbook/markets/report", self.market_report),
+            "POST /v1/sportsbook/bets": ("POST /v1/sportsbook/bets", self.place_bet),
+            "GET /v1/sportsbook/bets/{bet_id}": ("GET /v1/sportsbook/bets", self.get_bet),
+            "POST /v1/sportsbook/results": ("POST /v1/sportsbook/results", self.post_result),
+        }
+
+    async def guarded(self, handler: Handler, request: Request, partner: str, raw: bytes) -> Response:
+        """Map the sportsbook's refusals and unavailable backends to problem answers; a
+        refused write is audited like the generic API's refusals (docs/DESIGN.md section 4)."""
+        try:
+            return await handler(request, partner, raw)
+        except SportsbookRefused as refused:
+            if handler == self.place_bet:
+                metrics.sportsbook_bets_refused_total.labels(refused.code).inc()
+            if request.method != "GET":
+                await self.ctx.record_refusal(
+                    scope=idempotency_scope(partner, SPORTSBOOK_SOURCE), partner_id=partner,
+                    code=_audit_code(refused.code), detail=f"{refused.code}: {refused.detail}",
+                    origin=self.ctx.origin(f"{request.method} {request.url.path}"[:128],
+                                           request.headers.get("x-request-id")),
+                    request={"body": raw[:2048].decode("utf-8", "replace")},
+                    player_id=_peek_player(raw))
+            return problem(refused.code, refused.detail, **_extra(refused.extra))
+        except SportsbookStoreUnavailable:
+            return problem("unavailable", "the sportsbook store is unreachable", retry_after_s=1)
+        except ExposureUnavailable:
+            return problem("exposure_unavailable", "liability cannot be checked now (Redis)", retry_after_s=1)
+
+    # ---- markets ---------------------------------------------------------------------
+
+    async def put_market(self, request: Request, partner: str, raw: bytes) -> Response:
+        market_id = _path_id(request, "market_id")
+        body = self.decode(MarketBody, raw)
+        assert isinstance(body, MarketBody)
+        market = market_from_body(partner, market_id, body, self.settings.selections_per_market_max)
+        stored = (await self.store.markets(partner, [market_id])).get(market_id)
+        kind = replacement(stored, market)
+        if kind != "replay":
+            revision = await self.store.put_market(market)
+            if revision is None:  # a newer version was stored meanwhile
+                raise SportsbookRefused("stale_price_version", "a newer price version was stored meanwhile")
+        else:
+            revision = await self.store.market_revision(partner, market_id)
+        # The mirror the atomic placement check reads (status, price version); the answer
+        # waits for it, so a suspension acknowledged here is seen by every later placement.
+        await self.exposure.mirror_market(partner, market_id, market.status, market.price_version, revision)
+        return _json(_market_out(market, replayed=kind == "replay"), status=201 if kind == "create" else 200)
+
+    async def get_market(self, request: Request, partner: str, raw: bytes) -> Response:
+        market_id = _path_id(request, "market_id")
+        market = (await self.store.markets(partner, [market_id])).get(market_id)
+        if market is None:
+            raise SportsbookRefused("unknown_market", f"no market {market_id!r}")
+        return _json(_market_out(market))
+
+    async def market_report(self, request: Request, partner: str, raw: bytes) -> Response:
+        market_id = _path_id(request, "market_id")
+        market = (await self.store.markets(partner, [market_id])).get(market_id)
+        if market is None:
+            raise SportsbookRefused("unknown_market", f"no market {market_id!r}")
+        rows = await self.store.market_report(partner, market_id)
+        snapshot = await self.exposure.snapshot(partner, market_id)
+        return _json(MarketReport(market_id, market.currency, market.status, market.price_version, rows, snapshot))
+
+    # ---- bets ------------------------------------------------------------------------
+
+    async def place_bet(self, request: Request, partner: str, raw: bytes) -> Response:
+        body = self.decode(BetBody, raw)
+        assert isinstance(body, BetBody)
+        terms = terms_of(body)
+        existing = await self.store.bet(partner, body.bet_id)
+        if existing is not None and existing.state != "placing":
+            return await self._replay(existing, terms)
+        markets = await self.store.markets(partner, sorted({leg.market_id for leg in body.legs}))
+        decided = plan(body, markets, limits=self.limits, payout_max_minor=self.settings.payout_max_minor,
+                       rounding=self.rounding)
+        if existing is None:
+            raced = await self.store.insert_bet(partner, body.bet_id, decided.terms, decided.legs,
+                                                decided.staking.lines, decided.staking.outlay_minor,
+                                                decided.potential_return_minor)
+            if raced is not None and raced.state != "placing":
+                return await self._replay(raced, terms)
+            existing = raced
+        if existing is not None and existing.terms != terms:
+            raise SportsbookRefused("idempotency_conflict", f"bet {body.bet_id!r} was placed with other terms")
+        return await self._reserve_and_debit(partner, body, decided, markets)
+
+    async def _reserve_and_debit(self, partner: str, body: BetBody, decided: PlacementPlan,
+                                 markets: dict[str, Market]) -> Response:
+        contributions = liability.contributions(decided.bet, decided.potential_return_minor)
+        limits = {m: liability.Limits.of(markets[m].limits) for m in decided.price_versions}
+        reserved = await self.exposure.reserve(partner, body.bet_id, contributions, limits, decided.price_versions)
+        if isinstance(reserved, Refused):
+            await self.store.set_bet_state(partner, body.bet_id, "refused", from_states=("placing",),
+                                           refusal_code=reserved.code)
+            metrics.sportsbook_bets_refused_total.labels(reserved.code).inc()
+            largest = None
+            if reserved.code.endswith("_liability_limit"):
+                largest = liability.max_outlay(reserved, decided.staking, decided.potential_return_minor)
+            return problem(reserved.code, reserved.detail, market_id=reserved.market_id,
+                           selection_id=reserved.selection_id, max_stake_minor=largest)
+        result: Result = await self.submit(Debit(
+            scope=idempotency_scope(partner, SPORTSBOOK_SOURCE), transaction_id=body.bet_id, partner_id=partner,
+            player_id=body.player_id, currency=body.currency, amount_minor=decided.staking.outlay_minor,
+            round_id=body.bet_id, game_id=SPORTSBOOK_GAME_ID,
+        ))
+        if result.code is not Code.OK:
+            await self.exposure.release(partner, body.bet_id)
+            await self.store.set_bet_state(partner, body.bet_id, "refused", from_states=("placing",),
+                                           refusal_code=result.code.value)
+            metrics.sportsbook_bets_refused_total.labels(result.code.value).inc()
+            return result_problem(result)
+        await self.store.set_bet_state(partner, body.bet_id, "open", from_states=("placing",))
+        if not isinstance(reserved, AlreadyReserved) and not result.replayed:
+            metrics.sportsbook_bets_placed_total.inc()
+        stored = await self.store.bet(partner, body.bet_id)
+        assert stored is not None
+        return _json(_bet_out(stored, decided.potential_return_minor, result), status=201)
+
+    async def _replay(self, existing: StoredBet, terms) -> Response:
+        """A bet id seen before: the same terms answer the stored outcome, others conflict."""
+        if existing.terms != terms:
+            raise SportsbookRefused("idempotency_conflict", f"bet {existing.bet_id!r} was placed with other terms")
+        if existing.state == "refused":
+            return problem(existing.refusal_code or "invalid_request", "this bet was refused", replayed=True)
+        return _json(_bet_out(existing, existing.potential_return_minor, None, replayed=True))
+
+    async def get_bet(self, request: Request, partner: str, raw: bytes) -> Response:
+        bet_id = _path_id(request, "bet_id")
+        stored = await self.store.bet(partner, bet_id)
+        if stored is None:
+            raise SportsbookRefused("unknown_bet", f"no bet {bet_id!r}")
+        outcomes = await self.store.outcomes(partner, sorted({leg.market_id for leg in stored.legs}))
+        potential = stored.potential_return_minor
+        results: list[str | None] = [None] * len(stored.legs)
+        if stored.state == "open":
+            bet = with_outcomes(model_of(stored), outcomes)
+            results = [None if leg.result is None else leg.result.value for leg in bet.legs]
+            potential = potential_return(bet, rounding=self.rounding,
+                                         max_payout_minor=max(stored.potential_return_minor, 1)).return_minor
+        else:
+            results = [None if (o := outcomes.get((leg.market_id, leg.selection_id))) is None else o.outcome.value
+                       for leg in stored.legs]
+        return _json(_bet_out(stored, potential, None, results=results))
+
+    # ---- results ---------------------------------------------------------------------
+
+    async def post_result(self, request: Request, partner: str, raw: bytes) -> Response:
+        body = self.decode(ResultBody, raw)
+        assert isinstance(body, ResultBody)
+        market = (await self.store.markets(partner, [body.market_id])).get(body.market_id)
+        if market is None:
+            raise SportsbookRefused("unknown_market", f"no market {body.market_id!r}")
+        check_results(market, body.results)
+        resulted = await self.store.resulted_selections(partner, body.market_id)
+        again = [r.selection_id for r in body.results if resulted.get(r.selection_id, body.result_id) != body.result_id]
+        if again:
+            raise SportsbookRefused("result_correction_unsupported",
+                                    f"selection {again[0]!r} already has a result; corrections are not supported yet")
+        stored = await self.store.insert_result(partner, body.result_id, body.market_id, body.results)
+        if stored is not None:
+            if stored != (body.market_id, list(body.results)):
+                raise SportsbookRefused("idempotency_conflict", f"result {body.result_id!r} was stored with other content")
+            return _json(ResultAccepted(body.result_id, body.market_id, "accepted", replayed=True), status=202)
+        self.driver.wake()
+        return _json(ResultAccepted(body.result_id, body.market_id, "accepted"), status=202)
+
+
+def _audit_code(code: str) -> Code:
+    try:
+        return Code(code)
+    except ValueError:
+        return Code.INVALID_REQUEST  # the detail keeps the sportsbook's own code
+
+
+def _peek_player(raw: bytes) -> str | None:
+    try:
+        value = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    player = value.get("player_id") if isinstance(value, dict) else None
+    return player if isinstance(player, str) and 0 < len(player) <= 64 else None
+
+
+def _path_id(request: Request, name: str) -> str:
+    value = request.path_params[name]
+    if not (1 <= len(value) <= _ID_CHARS_MAX and all("\x21" <= c <= "\x7e" for c in value)):
+        raise SportsbookRefused("invalid_request", f"malformed {name}")
+    return value
+
+
+def _extra(extra: dict[str, object]) -> dict[str, Any]:
+    return {k: (msgspec.to_builtins(v) if isinstance(v, msgspec.Struct) else v) for k, v in extra.items()}
+
+
+def _json(body: msgspec.Struct, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(body), status_code=status, media_type="application/json")
+
+
+def _market_out(market: Market, replayed: bool = False) -> MarketResponse:
+    return MarketResponse(
+        market_id=market.market_id, event=market.event, status=market.status,  # type: ignore[arg-type]
+        price_version=market.price_version, currency=market.currency,
+        selections=[SelectionOut(sid, StoredOddsOut(o.canonical, o.style, o.text)) for sid, o in market.selections.items()],
+        limits=market.limits, each_way=each_way_terms_out(market), replayed=replayed,
+    )
+
+
+def _bet_out(stored: StoredBet, potential_return_minor: int, placed: Result | None, *, replayed: bool = False,
+             results: list[str | None] | None = None) -> BetResponse:
+    t = stored.terms
+    outcomes = results or [None] * len(stored.legs)
+    return BetResponse(
+        bet_id=stored.bet_id, player_id=t.player_id, currency=t.currency, bet_type=t.bet_type, state=stored.state,
+        stake_minor=t.stake_minor, stake_convention=t.stake_convention, lines=stored.lines,
+        outlay_minor=stored.outlay_minor, potential_return_minor=potential_return_minor,
+        legs=[LegOut(leg.market_id, leg.selection_id, StoredOddsOut(leg.odds.decimal, leg.odds.style, leg.odds.text),
+                     outcome) for leg, outcome in zip(stored.legs, outcomes, strict=True)],
+        each_way=t.each_way, return_minor=stored.return_minor,
+        cash_minor=None if placed is None else placed.cash_minor,
+        bonus_minor=None if placed is None else placed.bonus_minor,
+        replayed=replayed or (placed is not None and placed.replayed),
+    )
+
+
+__all__ = ["ProblemResponse", "SportsbookApi"]

@@ -1,0 +1,155 @@
+"""The settlement driver: settles the open bets a stored result completes, until done.
+
+A thin asyncio shell over the pure parts (gateway/sportsbook/resolve.py decides; the
+player's shard moves the money). It runs in every edge process; a transaction-level
+advisory lock per result keeps two drivers off the same result, and every step is
+idempotent anyway, so a crash at any point only repeats work:
+
+1. every ``settle_poll_interval_ms`` (or at once when woken by a new result) it reads up to
+   ``UNSETTLED_RESULTS_PER_TURN`` results not yet marked settled, oldest first;
+2. for each, under the result's lock, it pages through the open bets with a leg on the
+   market (``settle_bets_per_step_max`` at a time) and, for each bet whose legs are all
+   resolved now, submits one payout ``Credit`` to the player's shard: idempotency key
+   (``<partner>:sportsbook``, ``<bet_id>:payout``), naming the stake debit, closing its
+   round; a lost bet is paid 0, which settles the stake the same way. At most
+   ``settle_in_flight_max`` payouts are in flight;
+3. a bet whose payout committed is marked ``settled`` with its return; then the result is
+   marked settled. A bet still waiting for another leg's result stays open.
+
+Retries: a turn that fails (PostgreSQL or the shard unavailable) is logged and the result
+stays unsettled, so the next turn repeats it: the driver retries for as long as it runs,
+once per poll interval, by design (a result must eventually settle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from gateway import metrics
+from gateway.config import SportsbookSettings
+from gateway.logs import get_logger
+from gateway.shards.commands import Code, Command, Credit, Overloaded, Result, ShardUnavailable, idempotency_scope
+from gateway.sportsbook.resolve import settle_stored
+from gateway.sportsbook.settlement import RoundingMode
+from gateway.sportsbook.store import SportsbookStore, SportsbookStoreUnavailable, StoredBet
+
+log = get_logger("gateway.sportsbook")
+
+SPORTSBOOK_SOURCE = "sportsbook"  # idempotency source of sportsbook stakes and payouts
+SPORTSBOOK_GAME_ID = "sportsbook"
+UNSETTLED_RESULTS_PER_TURN = 16
+
+
+def payout_transaction_id(bet_id: str) -> str:
+    """The idempotency key's id of a bet's payout credit."""
+    return f"{bet_id}:payout"
+
+
+class SettlementDriver:
+    """Background settlement of results (module docstring). ``submit`` sends a command to
+    the player's shard (EdgeContext.submit); ``release`` frees a settled bet's reserved
+    liability (the exposure book), best effort."""
+
+    def __init__(self, store: SportsbookStore, submit, release, settings: SportsbookSettings) -> None:
+        self.store = store
+        self.submit = submit
+        self.release = release
+        self.settings = settings
+        self.rounding: RoundingMode = settings.rounding  # type: ignore[assignment]
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sportsbook-settlement")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def wake(self) -> None:
+        """A result was stored: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        interval_s = self.settings.settle_poll_interval_ms / 1000
+        while True:  # the edge's life; stop() cancels it
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval_s)
+            self._wake.clear()
+            try:
+                await self.turn()
+            except (SportsbookStoreUnavailable, ShardUnavailable, OSError) as exc:
+                log.warning("settlement_turn_failed", error=repr(exc))
+            except Exception as exc:
+                log.error("settlement_turn_error", error=repr(exc), exc_info=exc)
+
+    async def turn(self) -> int:
+        """One pass over the unsettled results; returns the number of bets settled."""
+        settled = 0
+        for partner_id, result_id, market_id in await self.store.unsettled_results(UNSETTLED_RESULTS_PER_TURN):
+            async with self.store.result_lock(partner_id, result_id) as locked:
+                if not locked:
+                    continue  # another edge's driver has it
+                n, complete = await self._settle_market(partner_id, market_id, result_id)
+                settled += n
+                if complete:
+                    await self.store.result_settled(partner_id, result_id)
+        return settled
+
+    async def _settle_market(self, partner_id: str, market_id: str, result_id: str) -> tuple[int, bool]:
+        """Settle what the market's results complete; (bets settled, every payout done)."""
+        settled = 0
+        complete = True
+        after = ""
+        gate = asyncio.Semaphore(self.settings.settle_in_flight_max)
+        while True:  # pages of open bets; ends when a page is short
+            page = await self.store.open_bets_on_market(partner_id, market_id, after, self.settings.settle_bets_per_step_max)
+            if not page:
+                break
+            after = page[-1].bet_id
+            markets = sorted({leg.market_id for bet in page for leg in bet.legs})
+            outcomes = await self.store.outcomes(partner_id, markets)
+
+            async def one(bet: StoredBet, outcomes=outcomes) -> str:
+                settlement = settle_stored(bet, outcomes, rounding=self.rounding,
+                                           payout_max_minor=self.settings.payout_max_minor)
+                if settlement is None:
+                    return "waiting"  # for another leg's result
+                async with gate:
+                    return await self._pay(bet, settlement.return_minor, result_id)
+
+            states = await asyncio.gather(*(one(bet) for bet in page))
+            settled += states.count("paid")
+            complete = complete and "retry" not in states
+            if len(page) < self.settings.settle_bets_per_step_max:
+                break
+        return settled, complete
+
+    async def _pay(self, bet: StoredBet, return_minor: int, result_id: str) -> str:
+        """Credit the return through the player's shard: "paid" once committed, "retry"
+        when the shard was unavailable, "refused" when the shard refused the payout."""
+        terms = bet.terms
+        command: Command = Credit(
+            scope=idempotency_scope(bet.partner_id, SPORTSBOOK_SOURCE), transaction_id=payout_transaction_id(bet.bet_id),
+            partner_id=bet.partner_id, player_id=terms.player_id, currency=terms.currency, amount_minor=return_minor,
+            round_id=bet.bet_id, game_id=SPORTSBOOK_GAME_ID, bet_transaction_id=bet.bet_id, round_closed=True,
+        )
+        try:
+            result: Result = await self.submit(command)
+        except (ShardUnavailable, Overloaded) as exc:
+            log.warning("settlement_payout_retry", bet_id=bet.bet_id, error=repr(exc))
+            return "retry"
+        if result.code is not Code.OK:
+            # The stake debit is not open (rolled back, or never committed): the bet cannot
+            # be paid; it stays open for an operator (logged, counted), never retried blindly.
+            log.error("settlement_payout_refused", partner_id=bet.partner_id, bet_id=bet.bet_id, code=result.code.value)
+            metrics.sportsbook_settlement_refused_total.inc()
+            return "refused"
+        await self.store.set_bet_state(bet.partner_id, bet.bet_id, "settled", from_states=("open",),
+                                       return_minor=return_minor, settled_by=result_id)
+        metrics.sportsbook_bets_settled_total.inc()
+        await self.release(bet.partner_id, bet.bet_id)
+        return "paid"

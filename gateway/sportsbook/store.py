@@ -1,0 +1,283 @@
+"""PostgreSQL storage of the sportsbook's markets, bet terms and results (migration 0007).
+
+I/O only: every rule lives in markets.py, placement.py and resolve.py. The money of a bet is
+never here: stakes, payouts and voids are the player's shard's transactions (the bet's
+idempotency key is (``<partner>:sportsbook``, ``bet_id``)); these rows hold what the
+settlement math needs. Every query names the partner (docs/SECURITY.md, "Tenancy").
+
+Errors: asyncpg's connection and timeout errors propagate as ``SportsbookStoreUnavailable``
+(the edge answers 503 ``unavailable``, retryable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import msgspec
+
+from gateway.sportsbook.markets import Market, StoredEachWay, StoredSelection, each_way_to_storage, market_from_storage
+from gateway.sportsbook.odds import StoredOdds
+from gateway.sportsbook.wire import LegResultBody, MarketLimits, ReportRow
+
+_enc = msgspec.json.Encoder()
+
+
+class SportsbookStoreUnavailable(Exception):
+    """PostgreSQL did not answer: the caller answers retryably."""
+
+
+class BetTerms(msgspec.Struct, frozen=True):
+    """What a bet asked for: the idempotency comparison of a retried ``bet_id``."""
+
+    player_id: str
+    currency: str
+    bet_type: str
+    stake_minor: int
+    stake_convention: str
+    each_way: bool
+    system: tuple[int, ...]
+    odds_change: str
+    legs: tuple[tuple[str, str, str, str], ...]  # (market_id, selection_id, odds style, odds text) as sent
+
+
+class StoredLeg(msgspec.Struct, frozen=True):
+    """A leg as accepted: the odds it was struck at and the place fraction ("num/den") of
+    its market's each-way terms at placement (None: not each-way)."""
+
+    market_id: str
+    selection_id: str
+    odds: StoredOdds
+    place_fraction: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBet:
+    partner_id: str
+    bet_id: str
+    terms: BetTerms
+    legs: tuple[StoredLeg, ...]
+    lines: int
+    outlay_minor: int
+    potential_return_minor: int
+    state: str
+    refusal_code: str | None
+    return_minor: int | None
+
+
+@contextlib.asynccontextmanager
+async def _unavailable_as_error() -> AsyncIterator[None]:
+    try:
+        yield
+    except (OSError, TimeoutError, asyncpg.exceptions.InterfaceError,
+            asyncpg.exceptions.PostgresConnectionError, asyncpg.exceptions.CannotConnectNowError,
+            asyncpg.exceptions.QueryCanceledError) as exc:
+        raise SportsbookStoreUnavailable(repr(exc)) from exc
+
+
+class SportsbookStore:
+    """The sportsbook tables behind one asyncpg pool (bounded: ``sportsbook.pool_size_max``)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    # ---- markets ---------------------------------------------------------------------
+
+    async def markets(self, partner_id: str, market_ids: Sequence[str]) -> dict[str, Market]:
+        """market id -> Market for those of ``market_ids`` the partner has."""
+        async with _unavailable_as_error():
+            rows = await self.pool.fetch(
+                "SELECT market_id, event, status, price_version, currency, selections, limits, each_way"
+                " FROM sportsbook_markets WHERE partner_id = $1 AND market_id = ANY($2::text[])",
+                partner_id, list(market_ids))
+        return {r["market_id"]: _market(partner_id, r) for r in rows}
+
+    async def put_market(self, market: Market) -> int | None:
+        """Insert or replace ``market`` unless a newer price version is stored (a concurrent
+        PUT won); returns the row's new revision, or None if it was not written."""
+        selections = [StoredSelection(sid, StoredOdds(o.canonical, o.style, o.text))
+                      for sid, o in market.selections.items()]
+        async with _unavailable_as_error():
+            revision: int | None = await self.pool.fetchval(
+                "INSERT INTO sportsbook_markets (partner_id, market_id, event, status, price_version, currency,"
+                " selections, limits, each_way, revision)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, 1)"
+                " ON CONFLICT (partner_id, market_id) DO UPDATE SET event = EXCLUDED.event,"
+                " status = EXCLUDED.status, price_version = EXCLUDED.price_version, selections = EXCLUDED.selections,"
+                " limits = EXCLUDED.limits, each_way = EXCLUDED.each_way, revision = sportsbook_markets.revision + 1,"
+                " updated_at = now() WHERE sportsbook_markets.price_version <= EXCLUDED.price_version"
+                " RETURNING revision",
+                market.partner_id, market.market_id, market.event, market.status, market.price_version,
+                market.currency, _enc.encode(selections).decode(), _enc.encode(market.limits).decode(),
+                _enc.encode(each_way_to_storage(market)).decode())
+        return revision
+
+    async def market_revision(self, partner_id: str, market_id: str) -> int:
+        async with _unavailable_as_error():
+            revision: int | None = await self.pool.fetchval(
+                "SELECT revision FROM sportsbook_markets WHERE partner_id = $1 AND market_id = $2", partner_id, market_id)
+        return revision or 0
+
+    # ---- bets ------------------------------------------------------------------------
+
+    async def bet(self, partner_id: str, bet_id: str) -> StoredBet | None:
+        async with _unavailable_as_error():
+            row = await self.pool.fetchrow(_BET_SELECT + " WHERE partner_id = $1 AND bet_id = $2", partner_id, bet_id)
+        return None if row is None else _bet(row)
+
+    async def insert_bet(self, partner_id: str, bet_id: str, terms: BetTerms, legs: Sequence[StoredLeg],
+                         lines: int, outlay_minor: int, potential_return_minor: int) -> StoredBet | None:
+        """Store a new bet in state ``placing``; returns None, or the bet already stored
+        under ``bet_id`` (a retry or a conflicting reuse: the caller compares the terms)."""
+        async with _unavailable_as_error(), self.pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                "INSERT INTO sportsbook_bets (partner_id, bet_id, player_id, currency, bet_type, terms, legs,"
+                " lines, outlay_minor, potential_return_minor, state)"
+                " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, 'placing')"
+                " ON CONFLICT (partner_id, bet_id) DO NOTHING RETURNING 1",
+                partner_id, bet_id, terms.player_id, terms.currency, terms.bet_type,
+                _enc.encode(terms).decode(), _enc.encode(list(legs)).decode(), lines, outlay_minor,
+                potential_return_minor)
+            if inserted is None:
+                row = await conn.fetchrow(_BET_SELECT + " WHERE partner_id = $1 AND bet_id = $2", partner_id, bet_id)
+                return _bet(row)
+            await conn.executemany(
+                "INSERT INTO sportsbook_bet_legs (partner_id, bet_id, leg_no, market_id, selection_id) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                [(partner_id, bet_id, n, leg.market_id, leg.selection_id) for n, leg in enumerate(legs)])
+        return None
+
+    async def set_bet_state(self, partner_id: str, bet_id: str, state: str, *, from_states: Sequence[str],
+                            refusal_code: str | None = None, return_minor: int | None = None,
+                            settled_by: str | None = None) -> bool:
+        """Move a bet to ``state`` if it is in one of ``from_states``; True if it moved."""
+        async with _unavailable_as_error():
+            moved = await self.pool.fetchval(
+                "UPDATE sportsbook_bets SET state = $3, refusal_code = $4, return_minor = $5, settled_by = $6,"
+                " settled_at = CASE WHEN $3 IN ('settled', 'void') THEN now() END"
+                " WHERE partner_id = $1 AND bet_id = $2 AND state = ANY($7::text[]) RETURNING 1",
+                partner_id, bet_id, state, refusal_code, return_minor, settled_by, list(from_states))
+        return moved is not None
+
+    async def open_bets_on_market(self, partner_id: str, market_id: str, after_bet_id: str,
+                                  limit: int) -> list[StoredBet]:
+        """Open bets with a leg on the market, by bet id after ``after_bet_id``, at most ``limit``."""
+        async with _unavailable_as_error():
+            rows = await self.pool.fetch(
+                _BET_SELECT + " WHERE partner_id = $1 AND state = 'open' AND bet_id > $3 AND bet_id IN"
+                " (SELECT bet_id FROM sportsbook_bet_legs WHERE partner_id = $1 AND market_id = $2)"
+                " ORDER BY bet_id LIMIT $4", partner_id, market_id, after_bet_id, limit)
+        return [_bet(r) for r in rows]
+
+    async def open_bets_after(self, after: tuple[str, str], limit: int) -> list[StoredBet]:
+        """Open bets of every partner after (partner id, bet id) ``after``, in that order, at most ``limit``."""
+        async with _unavailable_as_error():
+            rows = await self.pool.fetch(
+                _BET_SELECT + " WHERE state = 'open' AND (partner_id, bet_id) > ($1, $2)"
+                " ORDER BY partner_id, bet_id LIMIT $3", after[0], after[1], limit)
+        return [_bet(r) for r in rows]
+
+    async def all_markets(self) -> list[tuple[str, str, str, int, int]]:
+        """(partner id, market id, status, price version, revision) of every market."""
+        async with _unavailable_as_error():
+            rows = await self.pool.fetch("SELECT partner_id, market_id, status, price_version, revision"
+                                         " FROM sportsbook_markets ORDER BY partner_id, market_id")
+        return [(r["partner_id"], r["market_id"], r["status"], r["price_version"], r["revision"]) for r in rows]
+
+    # ---- results ---------------------------------------------------------------------
+
+    async def insert_result(self, partner_id: str, result_id: str, market_id: str,
+                            results: Sequence[LegResultBody]) -> tuple[str, list[LegResultBody]] | None:
+        """Store a result; None if new, else the (market id, results) stored under ``result_id``."""
+        async with _unavailable_as_error(), self.pool.acquire() as conn:
+            inserted = await conn.fetchval(
+                "INSERT INTO sportsbook_results (partner_id, result_id, market_id, results)"
+                " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (partner_id, result_id) DO NOTHING RETURNING 1",
+                partner_id, result_id, market_id, _enc.encode(list(results)).decode())
+            if inserted is not None:
+                return None
+            row = await conn.fetchrow("SELECT market_id, results FROM sportsbook_results"
+                                      " WHERE partner_id = $1 AND result_id = $2", partner_id, result_id)
+        return row["market_id"], msgspec.json.decode(row["results"], type=list[LegResultBody])
+
+    async def resulted_selections(self, partner_id: str, market_id: str) -> dict[str, str]:
+        """selection id -> the result id that resulted it, for the market."""
+        async with _unavailable_as_error():
+            rows = await self.pool.fetch(
+                "SELECT result_id, results FROM sportsbook_results WHERE partner_id = $1 AND market_id = $2",
+                partner_id, market_id)
+        out: dict[str, str] = {}
+        for r in rows:
+            for item in msgspec.json.decode(r["results"], type=list[LegResultBody]):
+                out[item.selection_id] = r["result_id"]
+        return out
+
+    async def outcomes(self, partner_id: str, market_ids: Sequence[str]) -> dict[tuple[str, str], LegResultBody]:
+        """(market id, selection id) -> its outcome, over every stored result of the markets."""
+        async with _unavailable_as_error():
+            rows = await self.pool.fetch(
+                "SELECT market_id, results FROM sportsbook_results WHERE partner_id = $1"
+                " AND market_id = ANY($2::text[]) ORDER BY recorded_at, result_id", partner_id, list(market_ids))
+        out: dict[tuple[str, str], LegResultBody] = {}
+        for r in rows:
+            for item in msgspec.json.decode(r["results"], type=list[LegResultBody]):
+                out[(r["market_id"], item.selection_id)] = item
+        return out
+
+    async def unsettled_results(self, limit: int) -> list[tuple[str, str, str]]:
+        """(partner id, result id, market id) of results whose bets are not all settled yet, oldest first."""
+        async with _unavailable_as_error():
+            rows = await self.pool.fetch(
+                "SELECT partner_id, result_id, market_id FROM sportsbook_results WHERE settled_at IS NULL"
+                " ORDER BY recorded_at LIMIT $1", limit)
+        return [(r["partner_id"], r["result_id"], r["market_id"]) for r in rows]
+
+    async def result_settled(self, partner_id: str, result_id: str) -> None:
+        async with _unavailable_as_error():
+            await self.pool.execute("UPDATE sportsbook_results SET settled_at = now()"
+                                    " WHERE partner_id = $1 AND result_id = $2 AND settled_at IS NULL",
+                                    partner_id, result_id)
+
+    @contextlib.asynccontextmanager
+    async def result_lock(self, partner_id: str, result_id: str) -> AsyncIterator[bool]:
+        """Hold a transaction-level advisory lock on the result while settling it, so two
+        edges' drivers do not settle the same result at once; yields False if another has it."""
+        async with _unavailable_as_error(), self.pool.acquire() as conn, conn.transaction():
+            got = await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7))",
+                                      f"{partner_id}\x1f{result_id}")
+            yield bool(got)
+
+    async def market_report(self, partner_id: str, market_id: str) -> list[ReportRow]:
+        """Counts and sums of the market's bets by state (stakes, returns, open potential returns)."""
+        async with _unavailable_as_error():
+            rows = await self.pool.fetch(
+                "SELECT b.state, b.currency, count(*) AS bets, sum(b.outlay_minor) AS outlay_minor,"
+                " sum(coalesce(b.return_minor, 0)) AS return_minor,"
+                " sum(CASE WHEN b.state = 'open' THEN b.potential_return_minor ELSE 0 END) AS open_potential_minor"
+                " FROM sportsbook_bets b WHERE b.partner_id = $1 AND b.bet_id IN"
+                " (SELECT bet_id FROM sportsbook_bet_legs WHERE partner_id = $1 AND market_id = $2)"
+                " GROUP BY b.state, b.currency ORDER BY b.state", partner_id, market_id)
+        return [ReportRow(r["state"], r["currency"], r["bets"], int(r["outlay_minor"]), int(r["return_minor"]),
+                          int(r["open_potential_minor"])) for r in rows]
+
+
+_BET_SELECT = ("SELECT partner_id, bet_id, terms, legs, lines, outlay_minor, potential_return_minor, state,"
+               " refusal_code, return_minor FROM sportsbook_bets")
+
+
+def _market(partner_id: str, r: asyncpg.Record) -> Market:
+    each_way = None if r["each_way"] in (None, "null") else msgspec.json.decode(r["each_way"], type=StoredEachWay)
+    return market_from_storage(
+        partner_id, r["market_id"], r["event"], r["status"], r["price_version"], r["currency"],
+        msgspec.json.decode(r["selections"], type=list[StoredSelection]),
+        msgspec.json.decode(r["limits"], type=MarketLimits), each_way)
+
+
+def _bet(r: asyncpg.Record) -> StoredBet:
+    return StoredBet(
+        partner_id=r["partner_id"], bet_id=r["bet_id"], terms=msgspec.json.decode(r["terms"], type=BetTerms),
+        legs=tuple(msgspec.json.decode(r["legs"], type=list[StoredLeg])), lines=r["lines"],
+        outlay_minor=r["outlay_minor"], potential_return_minor=r["potential_return_minor"], state=r["state"],
+        refusal_code=r["refusal_code"], return_minor=r["return_minor"])
