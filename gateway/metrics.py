@@ -99,6 +99,9 @@ sportsbook_bets_refused_total = Counter(
 sportsbook_bets_settled_total = Counter(
     "gateway_sportsbook_bets_settled_total", "Sportsbook bets settled (payout committed)", registry=REGISTRY,
 )
+sportsbook_bets_resettled_total = Counter(
+    "gateway_sportsbook_bets_resettled_total", "Sportsbook bets re-settled after a corrected result", registry=REGISTRY,
+)
 sportsbook_settlement_refused_total = Counter(
     "gateway_sportsbook_settlement_refused_total",
     "Sportsbook payouts the shard refused (bet left open for an operator)", registry=REGISTRY,

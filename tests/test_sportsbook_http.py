@@ -315,9 +315,6 @@ async def test_results_are_idempotent_and_checked(client, gateway):
         "result_id": result_id, "market_id": market_id, "results": [{"selection_id": "home", "outcome": "lost"}]})
     assert r.status_code == 409 and r.json()["code"] == "idempotency_conflict", r.text
     r = await client.post("/v1/sportsbook/results", headers=TRADING, json={
-        "result_id": new_id("res"), "market_id": market_id, "results": [{"selection_id": "home", "outcome": "lost"}]})
-    assert r.status_code == 409 and r.json()["code"] == "result_correction_unsupported", r.text
-    r = await client.post("/v1/sportsbook/results", headers=TRADING, json={
         "result_id": new_id("res"), "market_id": market_id,
         "results": [{"selection_id": "away", "outcome": "won", "dead_heat_factor": "1/2"}]})
     assert r.status_code == 400 and r.json()["code"] == "invalid_result", r.text
@@ -393,3 +390,66 @@ async def test_exposure_rebuilds_from_postgresql(client, gateway):
     # the mirror is back too: the market takes bets, within its limit
     r = await place(client, player, [(single_market, "home", "2.00")], stake_minor=9_500)
     assert r.status_code == 422 and r.json()["max_stake_minor"] == 9_000, r.text
+
+
+async def _return_becomes(client, bet_id: str, expected: int) -> dict:
+    deadline = asyncio.get_running_loop().time() + SETTLE_WAIT_S
+    while True:
+        bet = (await client.get(f"/v1/sportsbook/bets/{bet_id}")).json()
+        if bet.get("return_minor") == expected:
+            return bet
+        assert asyncio.get_running_loop().time() < deadline, bet
+        await asyncio.sleep(0.1)
+
+
+async def test_a_corrected_result_resettles_once(client, gateway):
+    player = await new_player(client, currencies=("GBP",), deposit_minor=10_000)
+    market_id = await put_market(client, {"home": "2.00", "away": "2.00"})
+    r = await place(client, player, [(market_id, "home", "2.00")], stake_minor=1_000)
+    bet_id = r.json()["bet_id"]
+    await result(client, market_id, [{"selection_id": "home", "outcome": "won"}])
+    assert (await settled(client, bet_id))["return_minor"] == 2_000
+    assert await balance(client, player, "GBP") == (11_000, 0)
+    correction = new_id("res")
+    await result(client, market_id, [{"selection_id": "home", "outcome": "lost"}], result_id=correction)
+    await _return_becomes(client, bet_id, 0)
+    assert await balance(client, player, "GBP") == (9_000, 0)
+    # the same correction again changes nothing; a second correction back to won pays again
+    await result(client, market_id, [{"selection_id": "home", "outcome": "lost"}], result_id=correction)
+    await result(client, market_id, [{"selection_id": "home", "outcome": "void"}])
+    await _return_becomes(client, bet_id, 1_000)
+    assert await balance(client, player, "GBP") == (10_000, 0)
+
+
+async def test_a_correction_may_leave_a_debt(client, gateway):
+    player = await new_player(client, currencies=("GBP",), deposit_minor=1_000)
+    market_id = await put_market(client, {"home": "3.00"})
+    r = await place(client, player, [(market_id, "home", "3.00")], stake_minor=1_000)
+    bet_id = r.json()["bet_id"]
+    await result(client, market_id, [{"selection_id": "home", "outcome": "won"}])
+    await settled(client, bet_id)
+    r = await client.post("/v1/wallet/withdraw", json={"transaction_id": new_id("wd"), "player_id": player,
+                                                       "currency": "GBP", "amount_minor": 3_000})
+    assert r.status_code == 200, r.text
+    await result(client, market_id, [{"selection_id": "home", "outcome": "lost"}])
+    await _return_becomes(client, bet_id, 0)
+    assert await balance(client, player, "GBP") == (-3_000, 0)  # a recorded debt
+
+
+async def test_cash_out_is_final(client, gateway):
+    player = await new_player(client, currencies=("GBP",), deposit_minor=10_000)
+    market_id = await put_market(client, {"home": "4.00"})
+    r = await place(client, player, [(market_id, "home", "4.00")], stake_minor=1_000)
+    bet_id = r.json()["bet_id"]
+    r = await client.post(f"/v1/sportsbook/bets/{bet_id}/cashout", json={"amount_minor": 4_001})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_amount", r.text
+    r = await client.post(f"/v1/sportsbook/bets/{bet_id}/cashout", json={"amount_minor": 1_500})
+    assert r.status_code == 200 and r.json()["state"] == "cashed_out" and r.json()["return_minor"] == 1_500, r.text
+    again = await client.post(f"/v1/sportsbook/bets/{bet_id}/cashout", json={"amount_minor": 1_500})
+    assert again.status_code == 200 and again.json()["replayed"] is True, again.text
+    other = await client.post(f"/v1/sportsbook/bets/{bet_id}/cashout", json={"amount_minor": 1_600})
+    assert other.status_code == 409 and other.json()["code"] == "bet_not_open", other.text
+    await result(client, market_id, [{"selection_id": "home", "outcome": "won"}])
+    await asyncio.sleep(1.0)  # two poll intervals: the result must not pay a cashed-out bet
+    assert (await client.get(f"/v1/sportsbook/bets/{bet_id}")).json()["state"] == "cashed_out"
+    assert await balance(client, player, "GBP") == (10_500, 0)

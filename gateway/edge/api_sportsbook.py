@@ -5,6 +5,7 @@
     GET  /v1/sportsbook/markets/{market_id}/report  trading key: bets, stakes, payouts, open liability
     POST /v1/sportsbook/bets                        wallet key: place a bet (bet_id: idempotency key)
     GET  /v1/sportsbook/bets/{bet_id}               wallet key: a bet, with its legs' results so far
+    POST /v1/sportsbook/bets/{bet_id}/cashout       wallet key: settle an open bet now at a quoted price
     POST /v1/sportsbook/results                     trading key: results of a market's selections (202)
 
 Wire decoding, authentication, roles and answers only. The decisions are in
@@ -28,10 +29,11 @@ from starlette.responses import Response
 from gateway import metrics
 from gateway.edge.context import EdgeContext
 from gateway.edge.problems import ProblemResponse, problem, result_problem
-from gateway.shards.commands import Code, Debit, Result, idempotency_scope
+from gateway.logs import get_logger
+from gateway.shards.commands import Code, Credit, Debit, Result, idempotency_scope
 from gateway.sportsbook import liability
 from gateway.sportsbook.bets import BetLimits
-from gateway.sportsbook.driver import SPORTSBOOK_GAME_ID, SPORTSBOOK_SOURCE, SettlementDriver
+from gateway.sportsbook.driver import SPORTSBOOK_GAME_ID, SPORTSBOOK_SOURCE, SettlementDriver, payout_transaction_id
 from gateway.sportsbook.exposure import AlreadyReserved, ExposureBook, ExposureUnavailable, Refused
 from gateway.sportsbook.markets import (
     Market,
@@ -47,6 +49,7 @@ from gateway.sportsbook.store import SportsbookStore, SportsbookStoreUnavailable
 from gateway.sportsbook.wire import (
     BetBody,
     BetResponse,
+    CashoutBody,
     LegOut,
     MarketBody,
     MarketReport,
@@ -56,6 +59,8 @@ from gateway.sportsbook.wire import (
     SelectionOut,
     StoredOddsOut,
 )
+
+log = get_logger("gateway.sportsbook")
 
 _ID_CHARS_MAX = 128
 
@@ -87,6 +92,7 @@ class SportsbookApi:
             "GET /v1/sportsbook/markets/{market_id}/report": ("GET /v1/sportsbook/markets/report", self.market_report),
             "POST /v1/sportsbook/bets": ("POST /v1/sportsbook/bets", self.place_bet),
             "GET /v1/sportsbook/bets/{bet_id}": ("GET /v1/sportsbook/bets", self.get_bet),
+            "POST /v1/sportsbook/bets/{bet_id}/cashout": ("POST /v1/sportsbook/bets/cashout", self.cash_out),
             "POST /v1/sportsbook/results": ("POST /v1/sportsbook/results", self.post_result),
         }
 
@@ -229,6 +235,43 @@ class SportsbookApi:
                        for leg in stored.legs]
         return _json(_bet_out(stored, potential, None, results=results))
 
+    async def cash_out(self, request: Request, partner: str, raw: bytes) -> Response:
+        """Full cash-out: the quoted amount is paid as the bet's payout (the same idempotency
+        key a settlement would use, so the two can never both pay), the bet becomes
+        ``cashed_out`` (final, never re-settled) and its liability is released."""
+        bet_id = _path_id(request, "bet_id")
+        body = self.decode(CashoutBody, raw)
+        assert isinstance(body, CashoutBody)
+        stored = await self.store.bet(partner, bet_id)
+        if stored is None:
+            raise SportsbookRefused("unknown_bet", f"no bet {bet_id!r}")
+        if stored.state == "cashed_out" and stored.return_minor == body.amount_minor:
+            return _json(_bet_out(stored, stored.potential_return_minor, None, replayed=True))
+        if stored.state != "open":
+            raise SportsbookRefused("bet_not_open", f"bet {bet_id!r} is {stored.state}")
+        if body.amount_minor > stored.potential_return_minor:
+            raise SportsbookRefused("invalid_amount", "a cash-out pays at most the bet's potential return")
+        terms = stored.terms
+        payout = payout_transaction_id(bet_id)
+        result = await self.submit(Credit(
+            scope=idempotency_scope(partner, SPORTSBOOK_SOURCE), transaction_id=payout, partner_id=partner,
+            player_id=terms.player_id, currency=terms.currency, amount_minor=body.amount_minor, round_id=bet_id,
+            game_id=SPORTSBOOK_GAME_ID, bet_transaction_id=bet_id, round_closed=True, credit_type="win",
+        ))
+        if result.code in (Code.IDEMPOTENCY_CONFLICT, Code.TRANSACTION_SETTLED, Code.TRANSACTION_ROLLED_BACK):
+            raise SportsbookRefused("bet_not_open", f"bet {bet_id!r} was settled meanwhile")
+        if result.code is not Code.OK:
+            return result_problem(result)
+        await self.store.set_bet_state(partner, bet_id, "cashed_out", from_states=("open",),
+                                       return_minor=body.amount_minor, settled_by="cashout", payout_txn=payout)
+        try:
+            await self.exposure.release(partner, bet_id)
+        except ExposureUnavailable:  # the money moved: the counters are repaired by a rebuild
+            log.warning("cashout_release_failed", partner_id=partner, bet_id=bet_id)
+        stored = await self.store.bet(partner, bet_id)
+        assert stored is not None
+        return _json(_bet_out(stored, stored.potential_return_minor, result))
+
     # ---- results ---------------------------------------------------------------------
 
     async def post_result(self, request: Request, partner: str, raw: bytes) -> Response:
@@ -238,11 +281,6 @@ class SportsbookApi:
         if market is None:
             raise SportsbookRefused("unknown_market", f"no market {body.market_id!r}")
         check_results(market, body.results)
-        resulted = await self.store.resulted_selections(partner, body.market_id)
-        again = [r.selection_id for r in body.results if resulted.get(r.selection_id, body.result_id) != body.result_id]
-        if again:
-            raise SportsbookRefused("result_correction_unsupported",
-                                    f"selection {again[0]!r} already has a result; corrections are not supported yet")
         stored = await self.store.insert_result(partner, body.result_id, body.market_id, body.results)
         if stored is not None:
             if stored != (body.market_id, list(body.results)):

@@ -65,12 +65,15 @@ _OPERATIONS += [
     ("POST /v1/sportsbook/bets", "Place a bet: the outlay is debited at once", "SportsbookBet", "SportsbookBetOut",
      _SB_NOTE + " Idempotency key: (partner, bet_id)."),
     ("GET /v1/sportsbook/bets/{bet_id}", "A bet with its legs' results so far", None, "SportsbookBetOut", _SB_NOTE),
+    ("POST /v1/sportsbook/bets/{bet_id}/cashout", "Cash out an open bet at a quoted amount (final)", "SportsbookCashout",
+     "SportsbookBetOut", _SB_NOTE + " The amount is at most the bet's potential return; it is paid as the bet's payout."),
     ("POST /v1/sportsbook/results", "Results of some or all of a market's selections (trading key)", "SportsbookResult",
-     "SportsbookResultAccepted", _SB_NOTE + " Idempotency key: (partner, result_id)."),
+     "SportsbookResultAccepted", _SB_NOTE + " Idempotency key: (partner, result_id). A later result for a resulted "
+     "selection corrects it: the settled bets it changes are re-settled."),
 ]
 
 REQUEST_SCHEMAS = {**_API_REQUESTS, "SportsbookMarket": sb.MarketBody, "SportsbookBet": sb.BetBody,
-                   "SportsbookResult": sb.ResultBody}
+                   "SportsbookResult": sb.ResultBody, "SportsbookCashout": sb.CashoutBody}
 RESPONSE_SCHEMAS = {**_API_RESPONSES, "SportsbookMarketOut": sb.MarketResponse, "SportsbookBetOut": sb.BetResponse,
                     "SportsbookMarketReport": sb.MarketReport, "SportsbookResultAccepted": sb.ResultAccepted}
 

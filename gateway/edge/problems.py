@@ -69,7 +69,7 @@ HTTP_STATUS: dict[str, int] = {
     "stale_price_version": 409,
     "price_version_conflict": 409,
     "market_currency_fixed": 409,
-    "result_correction_unsupported": 409,
+    "bet_not_open": 409,
     "stake_limit": 422,
     "payout_too_large": 422,
     "market_liability_limit": 422,
@@ -123,7 +123,7 @@ TITLES: dict[str, str] = {
     "stale_price_version": "An older price version than the stored one",
     "price_version_conflict": "This price version is stored with other prices",
     "market_currency_fixed": "The market's currency cannot change",
-    "result_correction_unsupported": "The selection already has a result",
+    "bet_not_open": "The bet is not open",
     "stake_limit": "Stake above the limit",
     "payout_too_large": "The return exceeds the largest amount",
     "market_liability_limit": "Market liability limit reached",
@@ -240,10 +240,14 @@ ROUTES.update({
          "limit_reached", *_KEYED),
     ),
     "GET /v1/sportsbook/bets/{bet_id}": RouteStatuses({200: "the bet"}, (*_EVERY, "not_found", "unknown_bet")),
+    "POST /v1/sportsbook/bets/{bet_id}/cashout": RouteStatuses(
+        {200: "cashed out (also the same cash-out again, `replayed: true`)"},
+        (*_EVERY, *_WRITE, "not_found", "unknown_bet", "bet_not_open", "invalid_amount", *_PLAYER_WALLET),
+    ),
     "POST /v1/sportsbook/results": RouteStatuses(
         {202: "stored; the bets it completes settle in the background (also a replay, `replayed: true`)"},
         (*_EVERY, *_WRITE, "unknown_market", "unknown_selection", "duplicate_selection", "invalid_result",
-         "result_correction_unsupported", "idempotency_conflict"),
+         "idempotency_conflict"),
     ),
 })
 

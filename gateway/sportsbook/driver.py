@@ -14,7 +14,10 @@ idempotent anyway, so a crash at any point only repeats work:
    round; a lost bet is paid 0, which settles the stake the same way. At most
    ``settle_in_flight_max`` payouts are in flight;
 3. a bet whose payout committed is marked ``settled`` with its return; then the result is
-   marked settled. A bet still waiting for another leg's result stays open.
+   marked settled. A bet still waiting for another leg's result stays open;
+4. a correction (a later result for a resulted selection) re-settles the settled bets
+   whose return it changes: the standing payout is reversed and the new return paid
+   (``_resettle``); a cashed-out bet is final and never re-settled.
 
 Retries: a turn that fails (PostgreSQL or the shard unavailable) is logged and the result
 stays unsettled, so the next turn repeats it: the driver retries for as long as it runs,
@@ -29,7 +32,17 @@ import contextlib
 from gateway import metrics
 from gateway.config import SportsbookSettings
 from gateway.logs import get_logger
-from gateway.shards.commands import Code, Command, Credit, Overloaded, Result, ShardUnavailable, idempotency_scope
+from gateway.shards.commands import (
+    ROUND_ANY,
+    Code,
+    Command,
+    Credit,
+    Overloaded,
+    Result,
+    Rollback,
+    ShardUnavailable,
+    idempotency_scope,
+)
 from gateway.sportsbook.resolve import settle_stored
 from gateway.sportsbook.settlement import RoundingMode
 from gateway.sportsbook.store import SportsbookStore, SportsbookStoreUnavailable, StoredBet
@@ -100,13 +113,13 @@ class SettlementDriver:
         return settled
 
     async def _settle_market(self, partner_id: str, market_id: str, result_id: str) -> tuple[int, bool]:
-        """Settle what the market's results complete; (bets settled, every payout done)."""
+        """Settle (or re-settle) what the market's results complete; (bets paid, every payout done)."""
         settled = 0
         complete = True
         after = ""
         gate = asyncio.Semaphore(self.settings.settle_in_flight_max)
-        while True:  # pages of open bets; ends when a page is short
-            page = await self.store.open_bets_on_market(partner_id, market_id, after, self.settings.settle_bets_per_step_max)
+        while True:  # pages of open and settled bets; ends when a page is short
+            page = await self.store.bets_on_market(partner_id, market_id, after, self.settings.settle_bets_per_step_max)
             if not page:
                 break
             after = page[-1].bet_id
@@ -118,8 +131,12 @@ class SettlementDriver:
                                            payout_max_minor=self.settings.payout_max_minor)
                 if settlement is None:
                     return "waiting"  # for another leg's result
+                if bet.state == "settled" and settlement.return_minor == bet.return_minor:
+                    return "unchanged"  # settled already, and a correction did not change it
                 async with gate:
-                    return await self._pay(bet, settlement.return_minor, result_id)
+                    if bet.state == "open":
+                        return await self._pay(bet, settlement.return_minor, result_id)
+                    return await self._resettle(bet, settlement.return_minor, result_id)
 
             states = await asyncio.gather(*(one(bet) for bet in page))
             settled += states.count("paid")
@@ -128,28 +145,71 @@ class SettlementDriver:
                 break
         return settled, complete
 
-    async def _pay(self, bet: StoredBet, return_minor: int, result_id: str) -> str:
-        """Credit the return through the player's shard: "paid" once committed, "retry"
-        when the shard was unavailable, "refused" when the shard refused the payout."""
-        terms = bet.terms
-        command: Command = Credit(
-            scope=idempotency_scope(bet.partner_id, SPORTSBOOK_SOURCE), transaction_id=payout_transaction_id(bet.bet_id),
-            partner_id=bet.partner_id, player_id=terms.player_id, currency=terms.currency, amount_minor=return_minor,
-            round_id=bet.bet_id, game_id=SPORTSBOOK_GAME_ID, bet_transaction_id=bet.bet_id, round_closed=True,
-        )
+    async def _send(self, bet: StoredBet, command: Command) -> Result | None:
+        """``command`` to the player's shard; None when it should be retried later."""
         try:
             result: Result = await self.submit(command)
         except (ShardUnavailable, Overloaded) as exc:
-            log.warning("settlement_payout_retry", bet_id=bet.bet_id, error=repr(exc))
+            log.warning("settlement_retry", bet_id=bet.bet_id, error=repr(exc))
+            return None
+        return result
+
+    def _refused(self, bet: StoredBet, result: Result) -> str:
+        # The shard refused (the stake debit is not open: rolled back, never committed;
+        # or a key reused): the bet stays as it is for an operator (logged, counted),
+        # never retried blindly.
+        log.error("settlement_payout_refused", partner_id=bet.partner_id, bet_id=bet.bet_id, code=result.code.value)
+        metrics.sportsbook_settlement_refused_total.inc()
+        return "refused"
+
+    async def _pay(self, bet: StoredBet, return_minor: int, result_id: str) -> str:
+        """First settlement: credit the return naming the stake debit (which settles it).
+        "paid" once committed, "retry" when the shard was unavailable, "refused"."""
+        terms = bet.terms
+        payout = payout_transaction_id(bet.bet_id)
+        result = await self._send(bet, Credit(
+            scope=idempotency_scope(bet.partner_id, SPORTSBOOK_SOURCE), transaction_id=payout,
+            partner_id=bet.partner_id, player_id=terms.player_id, currency=terms.currency, amount_minor=return_minor,
+            round_id=bet.bet_id, game_id=SPORTSBOOK_GAME_ID, bet_transaction_id=bet.bet_id, round_closed=True,
+        ))
+        if result is None:
             return "retry"
         if result.code is not Code.OK:
-            # The stake debit is not open (rolled back, or never committed): the bet cannot
-            # be paid; it stays open for an operator (logged, counted), never retried blindly.
-            log.error("settlement_payout_refused", partner_id=bet.partner_id, bet_id=bet.bet_id, code=result.code.value)
-            metrics.sportsbook_settlement_refused_total.inc()
-            return "refused"
+            return self._refused(bet, result)
         await self.store.set_bet_state(bet.partner_id, bet.bet_id, "settled", from_states=("open",),
-                                       return_minor=return_minor, settled_by=result_id)
+                                       return_minor=return_minor, settled_by=result_id, payout_txn=payout)
         metrics.sportsbook_bets_settled_total.inc()
         await self.release(bet.partner_id, bet.bet_id)
+        return "paid"
+
+    async def _resettle(self, bet: StoredBet, return_minor: int, result_id: str) -> str:
+        """Re-settlement after a corrected result (docs/specs/sportsbook.md, "Settlement
+        lifecycle"): the standing payout is reversed (``Rollback`` of the credit; the cash
+        may go below zero, a recorded debt) and the new return is paid, each under a key
+        derived from the correcting result, so a crash anywhere repeats nothing."""
+        terms = bet.terms
+        scope = idempotency_scope(bet.partner_id, SPORTSBOOK_SOURCE)
+        standing = bet.payout_txn or payout_transaction_id(bet.bet_id)
+        reversed_ = await self._send(bet, Rollback(
+            scope=scope, transaction_id=f"{bet.bet_id}:reverse:{result_id}", partner_id=bet.partner_id,
+            player_id=terms.player_id, reference_transaction_id=standing, currency=terms.currency,
+            round_id=bet.bet_id, credit_reversible=True,
+        ))
+        if reversed_ is None:
+            return "retry"
+        if reversed_.code is not Code.OK:
+            return self._refused(bet, reversed_)
+        payout = f"{bet.bet_id}:payout:{result_id}"
+        paid = await self._send(bet, Credit(
+            scope=scope, transaction_id=payout, partner_id=bet.partner_id, player_id=terms.player_id,
+            currency=terms.currency, amount_minor=return_minor, round_id=bet.bet_id, game_id=SPORTSBOOK_GAME_ID,
+            round_policy=ROUND_ANY,
+        ))
+        if paid is None:
+            return "retry"
+        if paid.code is not Code.OK:
+            return self._refused(bet, paid)
+        await self.store.set_bet_state(bet.partner_id, bet.bet_id, "settled", from_states=("settled",),
+                                       return_minor=return_minor, settled_by=result_id, payout_txn=payout)
+        metrics.sportsbook_bets_resettled_total.inc()
         return "paid"

@@ -65,6 +65,7 @@ class StoredBet:
     state: str
     refusal_code: str | None
     return_minor: int | None
+    payout_txn: str | None = None
 
 
 @contextlib.asynccontextmanager
@@ -151,22 +152,23 @@ class SportsbookStore:
 
     async def set_bet_state(self, partner_id: str, bet_id: str, state: str, *, from_states: Sequence[str],
                             refusal_code: str | None = None, return_minor: int | None = None,
-                            settled_by: str | None = None) -> bool:
+                            settled_by: str | None = None, payout_txn: str | None = None) -> bool:
         """Move a bet to ``state`` if it is in one of ``from_states``; True if it moved."""
         async with _unavailable_as_error():
             moved = await self.pool.fetchval(
                 "UPDATE sportsbook_bets SET state = $3, refusal_code = $4, return_minor = $5, settled_by = $6,"
-                " settled_at = CASE WHEN $3 IN ('settled', 'void') THEN now() END"
+                " payout_txn = $8, settled_at = CASE WHEN $3 IN ('settled', 'cashed_out') THEN now() END"
                 " WHERE partner_id = $1 AND bet_id = $2 AND state = ANY($7::text[]) RETURNING 1",
-                partner_id, bet_id, state, refusal_code, return_minor, settled_by, list(from_states))
+                partner_id, bet_id, state, refusal_code, return_minor, settled_by, list(from_states), payout_txn)
         return moved is not None
 
-    async def open_bets_on_market(self, partner_id: str, market_id: str, after_bet_id: str,
-                                  limit: int) -> list[StoredBet]:
-        """Open bets with a leg on the market, by bet id after ``after_bet_id``, at most ``limit``."""
+    async def bets_on_market(self, partner_id: str, market_id: str, after_bet_id: str,
+                             limit: int) -> list[StoredBet]:
+        """Open and settled bets with a leg on the market (a correction may re-settle the
+        settled ones), by bet id after ``after_bet_id``, at most ``limit``."""
         async with _unavailable_as_error():
             rows = await self.pool.fetch(
-                _BET_SELECT + " WHERE partner_id = $1 AND state = 'open' AND bet_id > $3 AND bet_id IN"
+                _BET_SELECT + " WHERE partner_id = $1 AND state IN ('open', 'settled') AND bet_id > $3 AND bet_id IN"
                 " (SELECT bet_id FROM sportsbook_bet_legs WHERE partner_id = $1 AND market_id = $2)"
                 " ORDER BY bet_id LIMIT $4", partner_id, market_id, after_bet_id, limit)
         return [_bet(r) for r in rows]
@@ -264,7 +266,7 @@ class SportsbookStore:
 
 
 _BET_SELECT = ("SELECT partner_id, bet_id, terms, legs, lines, outlay_minor, potential_return_minor, state,"
-               " refusal_code, return_minor FROM sportsbook_bets")
+               " refusal_code, return_minor, payout_txn FROM sportsbook_bets")
 
 
 def _market(partner_id: str, r: asyncpg.Record) -> Market:
@@ -280,4 +282,4 @@ def _bet(r: asyncpg.Record) -> StoredBet:
         partner_id=r["partner_id"], bet_id=r["bet_id"], terms=msgspec.json.decode(r["terms"], type=BetTerms),
         legs=tuple(msgspec.json.decode(r["legs"], type=list[StoredLeg])), lines=r["lines"],
         outlay_minor=r["outlay_minor"], potential_return_minor=r["potential_return_minor"], state=r["state"],
-        refusal_code=r["refusal_code"], return_minor=r["return_minor"])
+        refusal_code=r["refusal_code"], return_minor=r["return_minor"], payout_txn=r["payout_txn"])

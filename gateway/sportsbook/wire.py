@@ -170,6 +170,13 @@ class MarketReport(msgspec.Struct):
     exposure: dict[str, int]
 
 
+class CashoutBody(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /v1/sportsbook/bets/{bet_id}/cashout``: settle an open bet now at the price the
+    sportsbook quotes, ``amount_minor`` (at most the bet's potential return). Final."""
+
+    amount_minor: Annotated[int, msgspec.Meta(ge=0, le=money.AMOUNT_MINOR_CEILING)]
+
+
 class LegResultBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     selection_id: Id
     outcome: LegResult

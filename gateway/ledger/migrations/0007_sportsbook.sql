@@ -35,12 +35,14 @@ CREATE TABLE sportsbook_bets (
     lines          integer NOT NULL CHECK (lines > 0),
     outlay_minor   bigint NOT NULL CHECK (outlay_minor > 0),
     potential_return_minor bigint NOT NULL CHECK (potential_return_minor >= 0),
-    -- placing: terms stored, stake not yet debited (or refused: see refusal_code)
-    -- open: stake debited; settled / void: closed in the ledger
-    state          text NOT NULL CHECK (state IN ('placing', 'open', 'refused', 'settled', 'void')),
+    -- placing: terms stored, stake not yet debited; refused: see refusal_code;
+    -- open: stake debited; settled: paid (return_minor, by payout_txn); cashed_out: paid
+    -- at the caller's price, final
+    state          text NOT NULL CHECK (state IN ('placing', 'open', 'refused', 'settled', 'cashed_out')),
     refusal_code   text,
     return_minor   bigint CHECK (return_minor >= 0),
-    settled_by     text,            -- the result_id whose arrival settled it
+    settled_by     text,            -- the result_id whose arrival settled it (last), or 'cashout'
+    payout_txn     text,            -- the transaction id of the payout credit now standing
     created_at     timestamptz NOT NULL DEFAULT now(),
     settled_at     timestamptz,
     PRIMARY KEY (partner_id, bet_id)
