@@ -114,7 +114,7 @@ async def setup(run: Run, base_url: str) -> None:
                 assert r.status_code in (200, 201), r.text
                 r = await http.post("/v1/wallet/deposit", headers=wallet, json={
                     "transaction_id": f"seed-{player_id}", "player_id": player_id, "currency": "GBP",
-                    "amount_minor": 10**11})
+                    "amount_minor": 10**10})
                 assert r.status_code == 200, r.text
 
         started = time.perf_counter()
@@ -176,7 +176,7 @@ async def settlement(run: Run, base_url: str, database_url: str, meter: CpuMeter
         for i in queue:
             body = orjson.dumps({"bet_id": f"st-{run.tag}-{i}", "player_id": rng.choice(run.players), "currency": "GBP",
                                  "bet_type": "single", "stake_minor": 100, "stake_convention": "per_line",
-                                 "legs": [{"market_id": market_id, "selection_id": rng.choice(("home", "away")),
+                                 "legs": [{"market_id": market_id, "selection_id": "home",
                                            "odds": {"decimal": "2.50"}}]})
             fut: asyncio.Future[tuple[int, bytes]] = loop.create_future()
             conn.send(prefix + str(len(body)).encode() + b"\r\n\r\n" + body,

@@ -165,7 +165,7 @@ async def _sportsbook(ctx: EdgeContext, database_url: str, redis) -> SportsbookA
     pool = await backends.open_pool(settings, database_url, size_max=settings.sportsbook.pool_size_max)
     store = SportsbookStore(pool)
     exposure = ExposureBook(redis)
-    driver = SettlementDriver(store, ctx.submit, exposure.release, settings.sportsbook)
+    driver = SettlementDriver(store, ctx.submit, exposure.release_many, settings.sportsbook)
     driver.start()
     return SportsbookApi(ctx, store, exposure, driver, decode_body)
 

@@ -105,7 +105,9 @@ class SportsbookSettings(msgspec.Struct, forbid_unknown_fields=True):
     payout_max_minor: int = 100_000_000  # return cap of one bet, in its currency's minor units
     rounding: str = "down"  # settlement rounding: "down", "half_up" or "half_even"
     settle_bets_per_step_max: int = 500  # open bets the settlement driver reads at a time
-    settle_in_flight_max: int = 64  # payout commands in flight at once
+    settle_in_flight_max: int = 256  # payout commands in flight at once
+    market_cache_ttl_ms: int = 1_000  # an edge re-reads a market from PostgreSQL after this long
+    market_cache_size_max: int = 10_000  # markets one edge keeps cached
     settle_poll_interval_ms: int = 500  # how often the driver looks for unsettled results
 
 
@@ -254,6 +256,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
                 and 2 <= b.selections_per_market_max <= 10_000):
             problems.append("sportsbook: pool_size_max 1..64, accumulator_legs_max 2..32, system_legs_max 2..16, "
                             "selections_per_market_max 2..10000")
+        if not (0 <= b.market_cache_ttl_ms <= 60_000 and 1 <= b.market_cache_size_max <= 1_000_000):
+            problems.append("sportsbook: market_cache_ttl_ms 0..60000, market_cache_size_max 1..1000000")
         if b.rounding not in ("down", "half_up", "half_even"):
             problems.append("sportsbook.rounding must be down, half_up or half_even")
         if not (1 <= b.payout_max_minor <= 2**53 - 1 and 1 <= b.settle_bets_per_step_max <= 10_000

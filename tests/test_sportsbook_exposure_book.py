@@ -98,3 +98,15 @@ async def test_redis_down_is_unavailable_never_accepted():
     with pytest.raises(ExposureUnavailable):
         await book.mirror_market("p", "m", "open", 1, 1)
     await client.aclose()
+
+
+async def test_release_many_undoes_exactly_once(book):
+    partner = f"p{uuid.uuid4().hex[:8]}"
+    await book.mirror_market(partner, "m", "open", 1, 1)
+    for i in range(20):
+        assert isinstance(await book.reserve(partner, f"b{i}", single("m", "home", 100 + i, 200), {}, {"m": 1}), Reserved)
+    assert await book.release_many(partner, [f"b{i}" for i in range(10)] + ["never-reserved"]) == 10
+    assert await book.release_many(partner, [f"b{i}" for i in range(10)]) == 0
+    rest = range(10, 20)
+    assert await book.snapshot(partner, "m") == {"stakes_minor": sum(100 + i for i in rest),
+                                                 "returns_minor:home": sum(2 * (100 + i) for i in rest)}

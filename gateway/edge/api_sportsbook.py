@@ -35,6 +35,7 @@ from gateway.sportsbook import liability
 from gateway.sportsbook.bets import BetLimits
 from gateway.sportsbook.driver import SPORTSBOOK_GAME_ID, SPORTSBOOK_SOURCE, SettlementDriver, payout_transaction_id
 from gateway.sportsbook.exposure import AlreadyReserved, ExposureBook, ExposureUnavailable, Refused
+from gateway.sportsbook.market_cache import MarketCache
 from gateway.sportsbook.markets import (
     Market,
     SportsbookRefused,
@@ -62,6 +63,9 @@ from gateway.sportsbook.wire import (
 
 log = get_logger("gateway.sportsbook")
 
+#: Refusals of the Redis check that a stale market cache can cause: re-read and decide again.
+_STALE_CACHE_CODES = frozenset({"odds_changed", "market_suspended", "market_closed"})
+
 _ID_CHARS_MAX = 128
 
 Handler = Callable[[Request, str, bytes], Awaitable[Response]]
@@ -81,6 +85,7 @@ class SportsbookApi:
         self.submit = ctx.submit
         self.driver = driver
         self.decode = decode
+        self.markets = MarketCache(store.markets, s.market_cache_ttl_ms, s.market_cache_size_max)
         self.limits = BetLimits(accumulator_legs_max=s.accumulator_legs_max, system_legs_max=s.system_legs_max)
         self.rounding: RoundingMode = s.rounding  # type: ignore[assignment]
 
@@ -136,6 +141,7 @@ class SportsbookApi:
         # The mirror the atomic placement check reads (status, price version); the answer
         # waits for it, so a suspension acknowledged here is seen by every later placement.
         await self.exposure.mirror_market(partner, market_id, market.status, market.price_version, revision)
+        self.markets.forget(partner, [market_id])
         return _json(_market_out(market, replayed=kind == "replay"), status=201 if kind == "create" else 200)
 
     async def get_market(self, request: Request, partner: str, raw: bytes) -> Response:
@@ -160,29 +166,41 @@ class SportsbookApi:
         body = self.decode(BetBody, raw)
         assert isinstance(body, BetBody)
         terms = terms_of(body)
-        existing = await self.store.bet(partner, body.bet_id)
-        if existing is not None and existing.state != "placing":
-            return await self._replay(existing, terms)
-        markets = await self.store.markets(partner, sorted({leg.market_id for leg in body.legs}))
-        decided = plan(body, markets, limits=self.limits, payout_max_minor=self.settings.payout_max_minor,
-                       rounding=self.rounding)
-        if existing is None:
+        market_ids = sorted({leg.market_id for leg in body.legs})
+        for attempt in range(2):  # a second time only after the mirror said the cache was stale
+            markets = await self.markets.get(partner, market_ids)
+            try:
+                decided = plan(body, markets, limits=self.limits, payout_max_minor=self.settings.payout_max_minor,
+                               rounding=self.rounding)
+            except SportsbookRefused:
+                existing = await self.store.bet(partner, body.bet_id)
+                if existing is not None and existing.state != "placing":
+                    return await self._replay(existing, terms)  # a retry of a bet decided before
+                raise
             raced = await self.store.insert_bet(partner, body.bet_id, decided.terms, decided.legs,
                                                 decided.staking.lines, decided.staking.outlay_minor,
                                                 decided.potential_return_minor)
-            if raced is not None and raced.state != "placing":
+            if raced is not None and (raced.state != "placing" or raced.terms != terms):
                 return await self._replay(raced, terms)
-            existing = raced
-        if existing is not None and existing.terms != terms:
-            raise SportsbookRefused("idempotency_conflict", f"bet {body.bet_id!r} was placed with other terms")
-        return await self._reserve_and_debit(partner, body, decided, markets)
+            if raced is not None and (raced.legs != decided.legs or raced.potential_return_minor != decided.potential_return_minor):
+                await self.store.replan_placing(partner, body.bet_id, decided.legs, decided.staking.lines,
+                                                decided.staking.outlay_minor, decided.potential_return_minor)
+            response = await self._reserve_and_debit(partner, body, decided, markets, final=attempt == 1)
+            if response is not None:
+                return response
+            self.markets.forget(partner, market_ids)
+        raise AssertionError("unreachable: the second attempt always answers")
 
     async def _reserve_and_debit(self, partner: str, body: BetBody, decided: PlacementPlan,
-                                 markets: dict[str, Market]) -> Response:
+                                 markets: dict[str, Market], *, final: bool) -> Response | None:
+        """Reserve, debit, answer; None if the mirror refused on market state and this was
+        not the ``final`` attempt (the caller re-reads the markets and decides again)."""
         contributions = liability.contributions(decided.bet, decided.potential_return_minor)
         limits = {m: liability.Limits.of(markets[m].limits) for m in decided.price_versions}
         reserved = await self.exposure.reserve(partner, body.bet_id, contributions, limits, decided.price_versions)
         if isinstance(reserved, Refused):
+            if not final and reserved.code in _STALE_CACHE_CODES:
+                return None
             await self.store.set_bet_state(partner, body.bet_id, "refused", from_states=("placing",),
                                            refusal_code=reserved.code)
             metrics.sportsbook_bets_refused_total.labels(reserved.code).inc()
@@ -205,9 +223,9 @@ class SportsbookApi:
         await self.store.set_bet_state(partner, body.bet_id, "open", from_states=("placing",))
         if not isinstance(reserved, AlreadyReserved) and not result.replayed:
             metrics.sportsbook_bets_placed_total.inc()
-        stored = await self.store.bet(partner, body.bet_id)
-        assert stored is not None
-        return _json(_bet_out(stored, decided.potential_return_minor, result), status=201)
+        placed = StoredBet(partner, body.bet_id, decided.terms, decided.legs, decided.staking.lines,
+                           decided.staking.outlay_minor, decided.potential_return_minor, "open", None, None)
+        return _json(_bet_out(placed, decided.potential_return_minor, result), status=201)
 
     async def _replay(self, existing: StoredBet, terms) -> Response:
         """A bet id seen before: the same terms answer the stored outcome, others conflict."""

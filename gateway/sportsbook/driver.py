@@ -43,6 +43,7 @@ from gateway.shards.commands import (
     ShardUnavailable,
     idempotency_scope,
 )
+from gateway.sportsbook.exposure import ExposureUnavailable
 from gateway.sportsbook.resolve import settle_stored
 from gateway.sportsbook.settlement import RoundingMode
 from gateway.sportsbook.store import SportsbookStore, SportsbookStoreUnavailable, StoredBet
@@ -61,16 +62,17 @@ def payout_transaction_id(bet_id: str) -> str:
 
 class SettlementDriver:
     """Background settlement of results (module docstring). ``submit`` sends a command to
-    the player's shard (EdgeContext.submit); ``release`` frees a settled bet's reserved
-    liability (the exposure book), best effort."""
+    the player's shard (EdgeContext.submit); ``release_many(partner, bet_ids)`` frees the
+    settled bets' reserved liability (the exposure book), best effort."""
 
-    def __init__(self, store: SportsbookStore, submit, release, settings: SportsbookSettings) -> None:
+    def __init__(self, store: SportsbookStore, submit, release_many, settings: SportsbookSettings) -> None:
         self.store = store
         self.submit = submit
-        self.release = release
+        self.release_many = release_many
         self.settings = settings
         self.rounding: RoundingMode = settings.rounding  # type: ignore[assignment]
         self._wake = asyncio.Event()
+        self._paid: dict[str, tuple[int, str]] = {}  # bet id -> (return, payout txn), within one page
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -94,7 +96,7 @@ class SettlementDriver:
             self._wake.clear()
             try:
                 await self.turn()
-            except (SportsbookStoreUnavailable, ShardUnavailable, OSError) as exc:
+            except (SportsbookStoreUnavailable, ShardUnavailable, ExposureUnavailable, OSError) as exc:
                 log.warning("settlement_turn_failed", error=repr(exc))
             except Exception as exc:
                 log.error("settlement_turn_error", error=repr(exc), exc_info=exc)
@@ -139,6 +141,14 @@ class SettlementDriver:
                     return await self._resettle(bet, settlement.return_minor, result_id)
 
             states = await asyncio.gather(*(one(bet) for bet in page))
+            paid = [(bet.bet_id, ret, tx) for bet, state in zip(page, states, strict=True)
+                    if state == "paid" and bet.state == "open" for ret, tx in [self._paid.pop(bet.bet_id)]]
+            await self.store.settle_bets(partner_id, paid, result_id)
+            metrics.sportsbook_bets_settled_total.inc(len(paid))
+            try:
+                await self.release_many(partner_id, [bet_id for bet_id, _, _ in paid])
+            except ExposureUnavailable as exc:  # over-reserved until a rebuild: conservative, never unsafe
+                log.warning("settlement_release_failed", bets=len(paid), error=repr(exc))
             settled += states.count("paid")
             complete = complete and "retry" not in states
             if len(page) < self.settings.settle_bets_per_step_max:
@@ -164,7 +174,8 @@ class SettlementDriver:
 
     async def _pay(self, bet: StoredBet, return_minor: int, result_id: str) -> str:
         """First settlement: credit the return naming the stake debit (which settles it).
-        "paid" once committed, "retry" when the shard was unavailable, "refused"."""
+        "paid" once committed (the page then marks it settled and releases its liability),
+        "retry" when the shard was unavailable, "refused"."""
         terms = bet.terms
         payout = payout_transaction_id(bet.bet_id)
         result = await self._send(bet, Credit(
@@ -176,10 +187,7 @@ class SettlementDriver:
             return "retry"
         if result.code is not Code.OK:
             return self._refused(bet, result)
-        await self.store.set_bet_state(bet.partner_id, bet.bet_id, "settled", from_states=("open",),
-                                       return_minor=return_minor, settled_by=result_id, payout_txn=payout)
-        metrics.sportsbook_bets_settled_total.inc()
-        await self.release(bet.partner_id, bet.bet_id)
+        self._paid[bet.bet_id] = (return_minor, payout)  # marked settled with its page, in one statement
         return "paid"
 
     async def _resettle(self, bet: StoredBet, return_minor: int, result_id: str) -> str:

@@ -167,6 +167,9 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 
+#: Bets one ``release_many`` call takes (one settlement page).
+RELEASE_BATCH_MAX = 10_000
+
 #: Keys one SCAN step asks for while the rebuild clears a partner's counters.
 SCAN_COUNT = 1_000
 
@@ -284,6 +287,30 @@ class ExposureBook:
         except _REDIS_ERRORS as exc:
             raise _unavailable(exc) from exc
         return bool(done)
+
+    async def release_many(self, partner_id: str, bet_ids: Sequence[str]) -> int:
+        """``release`` for many bets in two round trips (a pipeline of reads, one of scripts);
+        returns how many held a reservation. At most ``RELEASE_BATCH_MAX`` bets a call."""
+        assert len(bet_ids) <= RELEASE_BATCH_MAX
+        if not bet_ids:
+            return 0
+        keys = [_bet_key(partner_id, bet_id) for bet_id in bet_ids]
+        try:
+            raws = await self.client.mget(keys)
+            pipe = self.client.pipeline(transaction=False)
+            held = 0
+            for key, raw in zip(keys, raws, strict=True):
+                if raw is None or raw == b"released":
+                    continue
+                record = msgspec.json.decode(raw, type=_Reservation)
+                await self._release(keys=[key, *(_market_key(partner_id, m) for m in record.m)],
+                                    args=[RELEASED_TTL_S], client=pipe)
+                held += 1
+            if held:
+                await pipe.execute()
+        except _REDIS_ERRORS as exc:
+            raise _unavailable(exc) from exc
+        return held
 
     async def snapshot(self, partner_id: str, market_id: str) -> dict[str, int]:
         """The market's counters: ``stakes_minor`` and ``ret:<selection>`` in minor units."""

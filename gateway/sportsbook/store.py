@@ -130,25 +130,49 @@ class SportsbookStore:
 
     async def insert_bet(self, partner_id: str, bet_id: str, terms: BetTerms, legs: Sequence[StoredLeg],
                          lines: int, outlay_minor: int, potential_return_minor: int) -> StoredBet | None:
-        """Store a new bet in state ``placing``; returns None, or the bet already stored
-        under ``bet_id`` (a retry or a conflicting reuse: the caller compares the terms)."""
-        async with _unavailable_as_error(), self.pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                "INSERT INTO sportsbook_bets (partner_id, bet_id, player_id, currency, bet_type, terms, legs,"
+        """Store a new bet in state ``placing`` with its legs, in one statement; returns None,
+        or the bet already stored under ``bet_id`` (a retry or a conflicting reuse: the caller
+        compares the terms)."""
+        async with _unavailable_as_error():
+            inserted = await self.pool.fetchval(
+                "WITH b AS (INSERT INTO sportsbook_bets (partner_id, bet_id, player_id, currency, bet_type, terms, legs,"
                 " lines, outlay_minor, potential_return_minor, state)"
                 " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, 'placing')"
-                " ON CONFLICT (partner_id, bet_id) DO NOTHING RETURNING 1",
+                " ON CONFLICT (partner_id, bet_id) DO NOTHING RETURNING partner_id, bet_id)"
+                " INSERT INTO sportsbook_bet_legs (partner_id, bet_id, leg_no, market_id, selection_id)"
+                " SELECT b.partner_id, b.bet_id, l.n, l.m, l.s FROM b,"
+                " unnest($11::integer[], $12::text[], $13::text[]) AS l(n, m, s) RETURNING 1",
                 partner_id, bet_id, terms.player_id, terms.currency, terms.bet_type,
                 _enc.encode(terms).decode(), _enc.encode(list(legs)).decode(), lines, outlay_minor,
-                potential_return_minor)
-            if inserted is None:
-                row = await conn.fetchrow(_BET_SELECT + " WHERE partner_id = $1 AND bet_id = $2", partner_id, bet_id)
-                return _bet(row)
-            await conn.executemany(
-                "INSERT INTO sportsbook_bet_legs (partner_id, bet_id, leg_no, market_id, selection_id) "
-                "VALUES ($1, $2, $3, $4, $5)",
-                [(partner_id, bet_id, n, leg.market_id, leg.selection_id) for n, leg in enumerate(legs)])
-        return None
+                potential_return_minor, list(range(len(legs))), [leg.market_id for leg in legs],
+                [leg.selection_id for leg in legs])
+            if inserted is not None:
+                return None
+            row = await self.pool.fetchrow(_BET_SELECT + " WHERE partner_id = $1 AND bet_id = $2", partner_id, bet_id)
+        assert row is not None, "a conflicting insert means the bet is stored"
+        return _bet(row)
+
+    async def replan_placing(self, partner_id: str, bet_id: str, legs: Sequence[StoredLeg], lines: int,
+                             outlay_minor: int, potential_return_minor: int) -> None:
+        """A bet still ``placing`` decided again (resumed, or re-priced after a stale cache):
+        store the odds it is now struck at."""
+        async with _unavailable_as_error():
+            await self.pool.execute(
+                "UPDATE sportsbook_bets SET legs = $3::jsonb, lines = $4, outlay_minor = $5, potential_return_minor = $6"
+                " WHERE partner_id = $1 AND bet_id = $2 AND state = 'placing'",
+                partner_id, bet_id, _enc.encode(list(legs)).decode(), lines, outlay_minor, potential_return_minor)
+
+    async def settle_bets(self, partner_id: str, settled: Sequence[tuple[str, int, str]], result_id: str) -> None:
+        """Mark open bets settled in one statement: (bet id, return, payout transaction id)."""
+        if not settled:
+            return
+        async with _unavailable_as_error():
+            await self.pool.execute(
+                "UPDATE sportsbook_bets b SET state = 'settled', return_minor = u.r, payout_txn = u.t,"
+                " settled_by = $2, settled_at = now()"
+                " FROM unnest($3::text[], $4::bigint[], $5::text[]) AS u(id, r, t)"
+                " WHERE b.partner_id = $1 AND b.bet_id = u.id AND b.state = 'open'",
+                partner_id, result_id, [x[0] for x in settled], [x[1] for x in settled], [x[2] for x in settled])
 
     async def set_bet_state(self, partner_id: str, bet_id: str, state: str, *, from_states: Sequence[str],
                             refusal_code: str | None = None, return_minor: int | None = None,
