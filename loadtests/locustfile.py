@@ -13,6 +13,11 @@ after a timeout): the answer must be a success with the same balance. Every user
 player, so it knows the exact balance to expect after each answer; any difference is a locust
 failure. The run follows ``WeekendPeakShape`` and ends by itself.
 
+Sportsbook traffic rides along: one ``Trader`` keeps pre-match markets open and settles one
+at full time every few seconds (now and then correcting a result, which re-settles), and
+``Bettor`` users (``LOCUST_SPORTSBOOK_WEIGHT``, against the slot players' weight 10) place
+singles and four-leg accumulators in bursts.
+
 Environment: GATEWAY_API_KEY (demo-key-change-me), LOCUST_PROVIDER_MIX
 ("pragmatic:35,hub88:25,evolution:25,softswiss:15"), LOCUST_WAIT_MIN_S / LOCUST_WAIT_MAX_S
 (think time between actions, 0.5 / 2.0), LOCUST_RETRY_P (0.02), LOCUST_ROLLBACK_P (0.01),
@@ -67,6 +72,7 @@ _AUTH = {"Authorization": f"Bearer {API_KEY}"}
 class SlotPlayer(FastHttpUser):
     """One player at one provider's game; also the operator's calls about this player."""
 
+    weight = 10
     wait_time = between(WAIT_MIN_S, WAIT_MAX_S)
 
     def on_start(self) -> None:
@@ -218,6 +224,119 @@ def _fail(name: str, message: str) -> None:
 
     events.request.fire(request_type="CHECK", name=name, response_time=0, response_length=0,
                         exception=AssertionError(message), context={})
+
+
+# ---- sportsbook (docs/SPORTSBOOK.md) ---------------------------------------------------------
+
+TRADING_KEY = os.environ.get("GATEWAY_TRADING_KEY", "demo-trading-key-change-me")
+SPORTSBOOK_WEIGHT = int(os.environ.get("LOCUST_SPORTSBOOK_WEIGHT", "2"))  # bettors per 10 slot players (about)
+MARKETS_OPEN = int(os.environ.get("LOCUST_MARKETS_OPEN", "20"))
+CORRECTION_P = float(os.environ.get("LOCUST_CORRECTION_P", "0.05"))
+_markets_open: list[str] = []  # shared by the users of one locust process
+_market_seq = itertools.count(1)
+_SELECTIONS = (("home", "2.10"), ("draw", "3.40"), ("away", "3.60"))
+
+
+class Trader(FastHttpUser):
+    """The trading desk: keeps ``LOCUST_MARKETS_OPEN`` pre-match markets open, and every
+    few seconds settles the oldest one at its final whistle (a result for every selection),
+    now and then correcting a result afterwards (a re-settlement)."""
+
+    fixed_count = 1
+    wait_time = between(2.0, 4.0)
+
+    def on_start(self) -> None:
+        self.rng = random.Random()
+        while len(_markets_open) < MARKETS_OPEN:
+            self._open_market()
+
+    def _put(self, path: str, doc: dict[str, Any], name: str) -> bool:
+        with self.client.request("PUT", path, data=orjson.dumps(doc), name=name, catch_response=True,  # type: ignore[arg-type]
+                                 headers={"Authorization": f"Bearer {TRADING_KEY}",
+                                          "Content-Type": "application/json"}) as resp:
+            if resp.status_code not in (200, 201):
+                resp.failure(f"HTTP {resp.status_code}: {_snippet(resp)}")
+                return False
+            return True
+
+    def _result(self, market_id: str, winner: str, name: str) -> None:
+        doc = {"result_id": f"res-{new_id()}", "market_id": market_id,
+               "results": [{"selection_id": s, "outcome": "won" if s == winner else "lost"} for s, _ in _SELECTIONS]}
+        with self.client.post("/v1/sportsbook/results", data=orjson.dumps(doc), name=name,  # type: ignore[arg-type]
+                              catch_response=True, headers={"Authorization": f"Bearer {TRADING_KEY}",
+                                                            "Content-Type": "application/json"}) as resp:
+            if resp.status_code != 202:
+                resp.failure(f"HTTP {resp.status_code}: {_snippet(resp)}")
+
+    def _open_market(self) -> None:
+        market_id = f"lt-{_RUN}-m{next(_market_seq)}"
+        if self._put(f"/v1/sportsbook/markets/{market_id}", {
+                "event": "Home v Away", "status": "open", "price_version": 1, "currency": CURRENCY,
+                "selections": [{"selection_id": s, "odds": {"decimal": o}} for s, o in _SELECTIONS],
+                "limits": {"selection_liability_max_minor": 10**9}}, "PUT /v1/sportsbook/markets"):
+            _markets_open.append(market_id)
+
+    @task
+    def full_time(self) -> None:
+        if not _markets_open:
+            return
+        market_id = _markets_open.pop(0)
+        winner = self.rng.choice(_SELECTIONS)[0]
+        self._result(market_id, winner, "POST /v1/sportsbook/results")
+        if self.rng.random() < CORRECTION_P:
+            self._result(market_id, self.rng.choice(_SELECTIONS)[0], "POST /v1/sportsbook/results (correction)")
+        self._open_market()
+
+
+class Bettor(FastHttpUser):
+    """A pre-match bettor: singles and four-leg accumulators, in bursts when odds move or a
+    goal goes in; each placement must debit exactly its outlay."""
+
+    weight = SPORTSBOOK_WEIGHT
+    wait_time = between(WAIT_MIN_S, WAIT_MAX_S)
+
+    def on_start(self) -> None:
+        self.rng = random.Random()
+        self.player_id = f"lb-{_RUN}-{next(_player_seq)}"
+        headers = {**_AUTH, "Content-Type": "application/json"}
+        self.ready = False
+        for path, doc in (("/v1/players", {"player_id": self.player_id, "currencies": [CURRENCY], "country": "GB"}),
+                          ("/v1/wallet/deposit", {"transaction_id": f"dep-{new_id()}", "player_id": self.player_id,
+                                                  "currency": CURRENCY, "amount_minor": INITIAL_DEPOSIT_MINOR})):
+            with self.client.post(path, data=orjson.dumps(doc), headers=headers,  # type: ignore[arg-type]
+                                  name=f"POST {path}", catch_response=True) as resp:
+                if not 200 <= resp.status_code < 300:
+                    resp.failure(f"HTTP {resp.status_code}: {_snippet(resp)}")
+                    return
+        self.ready = True
+
+    @task
+    def burst(self) -> None:
+        if not self.ready or len(_markets_open) < 4:
+            return
+        for _ in range(self.rng.choice((1, 1, 2, 5))):
+            if self.rng.random() < 0.7:
+                legs = [self.rng.choice(_markets_open)]
+                bet_type = "single"
+            else:
+                legs = self.rng.sample(_markets_open, 4)
+                bet_type = "accumulator"
+            picks = [(m, *self.rng.choice(_SELECTIONS)) for m in legs]
+            doc = {"bet_id": f"bet-{new_id()}", "player_id": self.player_id, "currency": CURRENCY,
+                   "bet_type": bet_type, "stake_minor": self.rng.choice(STAKES_MINOR), "stake_convention": "per_line",
+                   "odds_change": "accept_higher",
+                   "legs": [{"market_id": m, "selection_id": s, "odds": {"decimal": o}} for m, s, o in picks]}
+            with self.client.post("/v1/sportsbook/bets", data=orjson.dumps(doc),  # type: ignore[arg-type]
+                                  name=f"POST /v1/sportsbook/bets ({bet_type})", catch_response=True,
+                                  headers={**_AUTH, "Content-Type": "application/json"}) as resp:
+                out = _json(resp)
+                if resp.status_code == 201 and out is not None:
+                    if out.get("outlay_minor") != doc["stake_minor"]:
+                        resp.failure(f"outlay {out.get('outlay_minor')}, expected {doc['stake_minor']}")
+                elif resp.status_code in (402, 409):
+                    resp.success()  # out of money, or the market closed meanwhile: a normal answer
+                else:
+                    resp.failure(f"HTTP {resp.status_code}: {_snippet(resp)}")
 
 
 class WeekendPeakShape(LoadTestShape):

@@ -19,7 +19,7 @@ SHIPPED_SHA256 = {
     "0004_tenancy": "6cee1cac0fa3b7cad6ba699d6d3363516a0e680cda12c8604b25d6e24f40d409",
     "0005_certification": "98b76c33d3c0fe623481e764bc65b477abd90fdbc5f1c13cf432494a53747e2f",
     "0006_shard_map": "6cc7b640bff2a4f876e05167ad9e2e7aeedc70aa9df049bc5137aec1f0822cfa",
-    "0007_sportsbook": "fd849d2ba80fa0f8508a345505d8c6a927579646818ba47a296c46cf3755eead",
+    "0007_sportsbook": "5a7df2049877326c941daa6e76d95e07e32d962fbf0f85b2be69dde7d4fb5024",
 }
 
 

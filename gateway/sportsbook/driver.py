@@ -53,6 +53,7 @@ log = get_logger("gateway.sportsbook")
 SPORTSBOOK_SOURCE = "sportsbook"  # idempotency source of sportsbook stakes and payouts
 SPORTSBOOK_GAME_ID = "sportsbook"
 UNSETTLED_RESULTS_PER_TURN = 16
+PAGES_IN_FLIGHT_MAX = 4  # pages of one market worked on at once
 
 
 def payout_transaction_id(bet_id: str) -> str:
@@ -115,45 +116,57 @@ class SettlementDriver:
         return settled
 
     async def _settle_market(self, partner_id: str, market_id: str, result_id: str) -> tuple[int, bool]:
-        """Settle (or re-settle) what the market's results complete; (bets paid, every payout done)."""
-        settled = 0
-        complete = True
-        after = ""
+        """Settle (or re-settle) what the market's results complete; (bets paid, every payout
+        done). Pages are read in order and worked on concurrently, at most
+        ``PAGES_IN_FLIGHT_MAX`` at once, their payouts bounded by ``settle_in_flight_max``."""
         gate = asyncio.Semaphore(self.settings.settle_in_flight_max)
-        while True:  # pages of open and settled bets; ends when a page is short
-            page = await self.store.bets_on_market(partner_id, market_id, after, self.settings.settle_bets_per_step_max)
-            if not page:
-                break
-            after = page[-1].bet_id
-            markets = sorted({leg.market_id for bet in page for leg in bet.legs})
-            outcomes = await self.store.outcomes(partner_id, markets)
+        working: set[asyncio.Task[tuple[int, bool]]] = set()
+        done: list[tuple[int, bool]] = []
+        after = ""
+        try:
+            while True:  # pages of the market's bets; ends on an empty page
+                page, last = await self.store.bets_on_market(partner_id, market_id, after,
+                                                             self.settings.settle_bets_per_step_max)
+                if last is None:
+                    break
+                after = last
+                working.add(asyncio.create_task(self._settle_page(partner_id, page, result_id, gate)))
+                if len(working) >= PAGES_IN_FLIGHT_MAX:
+                    finished, working = await asyncio.wait(working, return_when=asyncio.FIRST_COMPLETED)
+                    done += [t.result() for t in finished]
+            done += await asyncio.gather(*working)
+        finally:
+            for task in working:
+                task.cancel()
+        return sum(n for n, _ in done), all(ok for _, ok in done)
 
-            async def one(bet: StoredBet, outcomes=outcomes) -> str:
-                settlement = settle_stored(bet, outcomes, rounding=self.rounding,
-                                           payout_max_minor=self.settings.payout_max_minor)
-                if settlement is None:
-                    return "waiting"  # for another leg's result
-                if bet.state == "settled" and settlement.return_minor == bet.return_minor:
-                    return "unchanged"  # settled already, and a correction did not change it
-                async with gate:
-                    if bet.state == "open":
-                        return await self._pay(bet, settlement.return_minor, result_id)
-                    return await self._resettle(bet, settlement.return_minor, result_id)
+    async def _settle_page(self, partner_id: str, page: list[StoredBet], result_id: str,
+                           gate: asyncio.Semaphore) -> tuple[int, bool]:
+        markets = sorted({leg.market_id for bet in page for leg in bet.legs})
+        outcomes = await self.store.outcomes(partner_id, markets)
 
-            states = await asyncio.gather(*(one(bet) for bet in page))
-            paid = [(bet.bet_id, ret, tx) for bet, state in zip(page, states, strict=True)
-                    if state == "paid" and bet.state == "open" for ret, tx in [self._paid.pop(bet.bet_id)]]
-            await self.store.settle_bets(partner_id, paid, result_id)
-            metrics.sportsbook_bets_settled_total.inc(len(paid))
-            try:
-                await self.release_many(partner_id, [bet_id for bet_id, _, _ in paid])
-            except ExposureUnavailable as exc:  # over-reserved until a rebuild: conservative, never unsafe
-                log.warning("settlement_release_failed", bets=len(paid), error=repr(exc))
-            settled += states.count("paid")
-            complete = complete and "retry" not in states
-            if len(page) < self.settings.settle_bets_per_step_max:
-                break
-        return settled, complete
+        async def one(bet: StoredBet) -> str:
+            settlement = settle_stored(bet, outcomes, rounding=self.rounding,
+                                       payout_max_minor=self.settings.payout_max_minor)
+            if settlement is None:
+                return "waiting"  # for another leg's result
+            if bet.state == "settled" and settlement.return_minor == bet.return_minor:
+                return "unchanged"  # settled already, and a correction did not change it
+            async with gate:
+                if bet.state == "open":
+                    return await self._pay(bet, settlement.return_minor, result_id)
+                return await self._resettle(bet, settlement.return_minor, result_id)
+
+        states = await asyncio.gather(*(one(bet) for bet in page))
+        paid = [(bet.bet_id, ret, tx) for bet, state in zip(page, states, strict=True)
+                if state == "paid" and bet.state == "open" for ret, tx in [self._paid.pop(bet.bet_id)]]
+        await self.store.settle_bets(partner_id, paid, result_id)
+        metrics.sportsbook_bets_settled_total.inc(len(paid))
+        try:
+            await self.release_many(partner_id, [bet_id for bet_id, _, _ in paid])
+        except ExposureUnavailable as exc:  # over-reserved until a rebuild: conservative, never unsafe
+            log.warning("settlement_release_failed", bets=len(paid), error=repr(exc))
+        return states.count("paid"), "retry" not in states
 
     async def _send(self, bet: StoredBet, command: Command) -> Result | None:
         """``command`` to the player's shard; None when it should be retried later."""

@@ -58,7 +58,7 @@ CREATE TABLE sportsbook_bet_legs (
     FOREIGN KEY (partner_id, bet_id) REFERENCES sportsbook_bets (partner_id, bet_id)
 );
 -- Settlement finds the bets of a market through this index.
-CREATE INDEX sportsbook_bet_legs_market ON sportsbook_bet_legs (partner_id, market_id);
+CREATE INDEX sportsbook_bet_legs_market ON sportsbook_bet_legs (partner_id, market_id, bet_id);
 
 -- Results as the trading side sent them, one row per result_id (idempotency key); a later
 -- result_id for the same selection corrects an earlier one. `settled_at` is set once the
