@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import metrics
+from gateway.edge.api_v1 import peek_player, refusal_code
 from gateway.edge.context import EdgeContext
 from gateway.edge.problems import ProblemResponse, problem, result_problem
 from gateway.logs import get_logger
@@ -112,11 +113,11 @@ class SportsbookApi:
             if request.method != "GET":
                 await self.ctx.record_refusal(
                     scope=idempotency_scope(partner, SPORTSBOOK_SOURCE), partner_id=partner,
-                    code=_audit_code(refused.code), detail=f"{refused.code}: {refused.detail}",
+                    code=refusal_code(refused.code), detail=f"{refused.code}: {refused.detail}",
                     origin=self.ctx.origin(f"{request.method} {request.url.path}"[:128],
                                            request.headers.get("x-request-id")),
                     request={"body": raw[:2048].decode("utf-8", "replace")},
-                    player_id=_peek_player(raw))
+                    player_id=peek_player(raw))
             return problem(refused.code, refused.detail, **_extra(refused.extra))
         except SportsbookStoreUnavailable:
             return problem("unavailable", "the sportsbook store is unreachable", retry_after_s=1)
@@ -306,22 +307,6 @@ class SportsbookApi:
             return _json(ResultAccepted(body.result_id, body.market_id, "accepted", replayed=True), status=202)
         self.driver.wake()
         return _json(ResultAccepted(body.result_id, body.market_id, "accepted"), status=202)
-
-
-def _audit_code(code: str) -> Code:
-    try:
-        return Code(code)
-    except ValueError:
-        return Code.INVALID_REQUEST  # the detail keeps the sportsbook's own code
-
-
-def _peek_player(raw: bytes) -> str | None:
-    try:
-        value = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return None
-    player = value.get("player_id") if isinstance(value, dict) else None
-    return player if isinstance(player, str) and 0 < len(player) <= 64 else None
 
 
 def _path_id(request: Request, name: str) -> str:

@@ -288,7 +288,7 @@ def _decode(kind: type[BodyT], raw: bytes) -> BodyT:
 decode_body = _decode
 
 
-def _peek_player(raw: bytes) -> str | None:
+def peek_player(raw: bytes) -> str | None:
     """Best-effort player id from a refused body, for the audit record."""
     try:
         data = msgspec.json.decode(raw)
@@ -408,7 +408,7 @@ class Api:
                     response = await handler(request, partner, raw)
             except Refused as refused:
                 if is_write:
-                    audit_code = _refusal_code(refused.code)
+                    audit_code = refusal_code(refused.code)
                     await ctx.record_refusal(
                         scope=_audit_scope(partner), partner_id=partner, code=audit_code,
                         # An edge code the shard's Code lacks (unsupported_media_type) is
@@ -416,15 +416,15 @@ class Api:
                         detail=refused.detail if audit_code.value == refused.code else f"{refused.code}: {refused.detail}",
                         origin=ctx.origin(route, request.headers.get("x-request-id")),
                         request=audit_request or {"body": raw[:2048].decode("utf-8", "replace")},
-                        player_id=refused.player_id or _peek_player(raw),
+                        player_id=refused.player_id or peek_player(raw),
                     )
                 response = problem(refused.code, refused.detail, field=refused.field)
             except money.AmountError as exc:
                 await ctx.record_refusal(
                     scope=_audit_scope(partner), partner_id=partner,
-                    code=_refusal_code(exc.code), detail=exc.detail,
+                    code=refusal_code(exc.code), detail=exc.detail,
                     origin=ctx.origin(route, request.headers.get("x-request-id")),
-                    request={"body": raw[:2048].decode("utf-8", "replace")}, player_id=_peek_player(raw),
+                    request={"body": raw[:2048].decode("utf-8", "replace")}, player_id=peek_player(raw),
                 )
                 response = problem(exc.code, exc.detail)
             except Overloaded as exc:
@@ -618,7 +618,8 @@ def _player_response(result: Result) -> PlayerResponse:
     )
 
 
-def _refusal_code(code: str) -> Code:
+def refusal_code(code: str) -> Code:
+    """The audit code of an edge refusal: its own Code, else INVALID_REQUEST (the detail keeps the name)."""
     try:
         return Code(code)
     except ValueError:

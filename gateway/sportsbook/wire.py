@@ -14,12 +14,11 @@ from typing import Annotated, Literal
 import msgspec
 
 from gateway import money
+
+# The generic API's own field types: one definition of an id, a player id and a currency.
+from gateway.edge.api_v1 import Currency, Id, PlayerId
 from gateway.sportsbook.bets import BetType, LegResult
 
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+\Z")]
-PlayerId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.@-]{1,64}\Z")]
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3,4}\Z",
-                                       extra_json_schema={"enum": sorted(money.CURRENCY_EXPONENTS)})]
 #: Odds, a ratio or a deduction as text: digits, ".", "/", "+", "-" (parsed exactly later).
 Ratio = Annotated[str, msgspec.Meta(min_length=1, max_length=24, pattern=r"^[0-9./+-]+\Z")]
 AmountMinor = Annotated[int, msgspec.Meta(ge=1, le=money.AMOUNT_MINOR_CEILING)]
