@@ -453,3 +453,20 @@ async def test_cash_out_is_final(client, gateway):
     await asyncio.sleep(1.0)  # two poll intervals: the result must not pay a cashed-out bet
     assert (await client.get(f"/v1/sportsbook/bets/{bet_id}")).json()["state"] == "cashed_out"
     assert await balance(client, player, "GBP") == (10_500, 0)
+
+
+async def test_redis_down_refuses_placement_retryably(spawn_gateway):
+    """No Redis, no unchecked liability: the market's mirror and every placement answer 503
+    ``exposure_unavailable`` with Retry-After, and no money moves."""
+    gateway = await spawn_gateway(env={"GATEWAY_REDIS_URL": "redis://127.0.0.1:1/0"})
+    async with gateway.client() as client:
+        player = await new_player(client, currencies=("GBP",), deposit_minor=1_000)
+        market_id = new_id("m")
+        r = await client.put(f"/v1/sportsbook/markets/{market_id}", headers=TRADING, json={
+            "event": "A v B", "status": "open", "price_version": 1, "currency": "GBP",
+            "selections": [{"selection_id": "home", "odds": {"decimal": "2.00"}}]})
+        assert r.status_code == 503 and r.json()["code"] == "exposure_unavailable", r.text
+        assert r.headers["retry-after"] == "1"
+        r = await place(client, player, [(market_id, "home", "2.00")], stake_minor=500)
+        assert r.status_code == 503 and r.json()["code"] == "exposure_unavailable", r.text
+        assert await balance(client, player, "GBP") == (1_000, 0)
