@@ -1,5 +1,5 @@
-"""``gateway`` command: serve, migrate, verify-ledger, audit-export, prune-keys, reviews,
-sportsbook rebuild-exposure.
+"""``gateway`` command: serve, shard, edge, shards (init, status, move, resize), migrate,
+verify-ledger, audit-export, prune-keys, reviews, sportsbook rebuild-exposure.
 
 Configuration comes from ``config/default.toml``, ``--config FILE`` / ``GATEWAY_CONFIG`` and
 ``GATEWAY_*`` environment variables (see ``gateway.config``, docs/CONFIGURATION.md). With no
@@ -134,6 +134,175 @@ def shard_process(shard_id: int) -> None:
     import uvloop
 
     sys.exit(uvloop.run(run_shard(settings, shard_id)))
+
+
+@main.command("shard")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), help="Extra TOML config file.")
+@click.option("--shard-id", type=click.IntRange(0, 63), required=True, help="This process's shard id.")
+@click.option("--listen", default=None,
+              help="Where edges reach it: HOST:PORT (TCP, needs cluster.channel_secret) or a Unix socket path.")
+@click.option("--advertise", default=None,
+              help="The HOST:PORT written in the shard map for edges (default: --listen), e.g. the pod's DNS name.")
+def shard_cmd(config: str | None, shard_id: int, listen: str | None, advertise: str | None) -> None:
+    """Run one shard process on its own (another host, a Kubernetes pod); edges find it
+    through the shard map. ``gateway serve`` runs its own shard processes instead."""
+    from gateway.cluster.processes import run_shard, tune_runtime
+
+    settings = _settings(config)
+    if not settings.database.url:
+        raise click.UsageError("a standalone shard needs database.url (GATEWAY_DATABASE_URL)")
+    listen_address, advertise_address = _channel_address(listen), _channel_address(advertise)
+    if listen_address.startswith("tcp://") and not settings.cluster.channel_secret:
+        raise click.UsageError("a TCP shard needs cluster.channel_secret (GATEWAY_CLUSTER__CHANNEL_SECRET)")
+    _run(_preflight_serve(settings))
+    tune_runtime(settings)
+    import uvloop
+
+    sys.exit(uvloop.run(run_shard(settings, shard_id, listen=listen_address,
+                                  advertise=advertise_address or listen_address, supervised=False)))
+
+
+def _channel_address(value: str | None) -> str:
+    """``HOST:PORT`` -> ``tcp://HOST:PORT``; a path stays a Unix socket path; None -> ""."""
+    if not value:
+        return ""
+    if value.startswith(("/", "./", "tcp://")):
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.UsageError(f"{value!r}: give HOST:PORT or a Unix socket path")
+    from gateway.cluster.channel import tcp_address
+
+    return tcp_address(host.strip("[]"), int(port))
+
+
+@main.command("edge")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), help="Extra TOML config file.")
+@click.option("--host", default=None, help="Bind address (default from config: 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default from config: 8080).")
+def edge_cmd(config: str | None, host: str | None, port: int | None) -> None:
+    """Run one HTTP edge process on its own (a Kubernetes pod); it reaches the shard
+    processes named in the shard map. ``gateway serve`` runs its own edges instead."""
+    from gateway.cluster.processes import run_edge
+
+    settings = _settings(config, server__host=host, server__port=port)
+    if not settings.database.url:
+        raise click.UsageError("a standalone edge needs database.url (GATEWAY_DATABASE_URL)")
+    _run(_preflight_serve(settings))
+    sys.exit(run_edge(settings, None))
+
+
+@main.group("shards")
+def shards_group() -> None:
+    """The shard map: lay it out, look at it, move buckets, change the shard count
+    (docs/SCALING.md)."""
+
+
+@shards_group.command("init")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--shards", "shard_count", type=click.IntRange(1, 64), required=True)
+@click.option("--force", is_flag=True, help="Lay out again even if a map exists (every shard stopped!).")
+def shards_init_cmd(config: str | None, shard_count: int, force: bool) -> None:
+    """Lay out the shard map for a fresh database (kept if it exists)."""
+    from gateway.cluster import admin
+
+    settings = _settings(config)
+    click.echo(_run(_with_conn(settings, lambda conn: admin.init(
+        conn, shard_count, settings.shard.bucket_count, force=force))))
+
+
+@shards_group.command("status")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, for scripts.")
+@click.option("--interval-s", type=click.FloatRange(0.1, 60), default=1.0, show_default=True,
+              help="The sampling window for ops/s and flush latency.")
+def shards_status_cmd(config: str | None, as_json: bool, interval_s: float) -> None:
+    """Buckets, owner, epoch, players resident, inbox depth, ops/s and flush latency per shard."""
+    from gateway.cluster import admin
+
+    settings = _settings(config)
+    report = _run(_with_conn(settings, lambda conn: admin.status(settings, conn, interval_s)))
+    if as_json:
+        click.echo(orjson.dumps(report).decode())
+        return
+    click.echo(f"map revision {report['revision']}, {report['bucket_count']} buckets, "
+               f"shards wanted {report['shards_wanted']}")
+    header = ("shard", "buckets", "epoch", "ready", "players", "inbox", "ops/s", "flush ms", "address")
+    click.echo("  ".join(f"{h:>8}" for h in header[:-1]) + "  " + header[-1])
+    for row in report["shards"]:
+        cells = [row["shard_id"], row["buckets"], row["epoch"], row.get("ready", "down"),
+                 row.get("players_resident", "-"), row.get("inbox_depth", "-"), row.get("ops_per_s", "-"),
+                 row.get("flush_ms_avg") if row.get("flush_ms_avg") is not None else "-"]
+        click.echo("  ".join(f"{c!s:>8}" for c in cells) + "  " + str(row["address"]))
+
+
+def _move_progress(label: str) -> Callable[[Any, int, int], None]:
+    def show(report: Any, done: int, total: int) -> None:
+        how = "fenced" if report.fenced else "released"
+        click.echo(f"{label}: group {done}/{total}: {len(report.move.buckets)} buckets "
+                   f"{report.move.from_shard} -> {report.move.to_shard} ({how}) in {report.total_ms:.0f} ms, "
+                   f"map revision {report.revision}" + ("" if report.acquired else
+                                                        "; the new owner takes them at its next start"), err=True)
+    return show
+
+
+@shards_group.command("move")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--buckets", required=True, help="Buckets to move, e.g. 0-255,300.")
+@click.option("--to", "to_shard", type=click.IntRange(0, 63), required=True, help="The shard that takes them.")
+@click.option("--group-size", type=click.IntRange(1, 65536), default=None,
+              help="Buckets per hand-over (default: cluster.move_group_size).")
+def shards_move_cmd(config: str | None, buckets: str, to_shard: int, group_size: int | None) -> None:
+    """Move buckets to a running shard while serving."""
+    from gateway.cluster import admin, resharding
+
+    settings = _settings(config)
+    try:
+        wanted = resharding.parse_buckets(buckets, settings.shard.bucket_count)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--buckets") from None
+    size = group_size or settings.cluster.move_group_size
+
+    async def run(conn: Any) -> list[Any]:
+        return await admin.move(settings, conn, wanted, to_shard, size, _move_progress("move"))
+
+    reports = _run_admin(settings, run)
+    click.echo(f"moved {sum(len(r.move.buckets) for r in reports)} buckets to shard {to_shard} "
+               f"in {len(reports)} groups")
+
+
+@shards_group.command("resize")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("shard_count", type=click.IntRange(1, 64))
+@click.option("--group-size", type=click.IntRange(1, 65536), default=None,
+              help="Buckets per hand-over (default: cluster.move_group_size).")
+@click.option("--wait-s", type=click.FloatRange(1, 3600), default=120, show_default=True,
+              help="How long to wait for new shard processes to start.")
+def shards_resize_cmd(config: str | None, shard_count: int, group_size: int | None, wait_s: float) -> None:
+    """Change the number of shard processes while serving (buckets move a group at a time)."""
+    from gateway.cluster import admin
+
+    settings = _settings(config)
+    size = group_size or settings.cluster.move_group_size
+
+    def waiting(shard_id: int) -> None:
+        click.echo(f"resize: waiting for shard {shard_id} to start "
+                   "(gateway serve starts it; on Kubernetes scale the StatefulSet)", err=True)
+
+    async def run(conn: Any) -> list[Any]:
+        return await admin.resize(settings, conn, shard_count, size, wait_s, _move_progress("resize"), waiting)
+
+    reports = _run_admin(settings, run)
+    click.echo(f"resized to {shard_count} shards: {sum(len(r.move.buckets) for r in reports)} buckets moved "
+               f"in {len(reports)} groups")
+
+
+def _run_admin(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
+    """``fn(conn)`` with a mover's refusals (RuntimeError, ValueError) as one-line errors."""
+    try:
+        return _run(_with_conn(settings, fn))
+    except (RuntimeError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command("_edge", hidden=True)

@@ -133,6 +133,21 @@ class ClusterSettings(msgspec.Struct, forbid_unknown_fields=True):
     ping_interval_ms: int = 250  # edges ping shards (readiness, reconnects)
     restart_backoff_ms_max: int = 10_000  # the supervisor's longest pause before restarting a child
     drain_timeout_s: int = 15  # SIGTERM: edges finish requests, shards commit, within this
+    # Shards on other hosts (docs/SCALING.md): "unix" sockets in socket_dir, or "tcp" with
+    # shard i listening on shard_listen_host:shard_port_base + i (``gateway serve``) or on
+    # ``gateway shard --listen`` (one process per host or pod).
+    shard_transport: str = "unix"
+    shard_listen_host: str = "127.0.0.1"  # tcp: where ``gateway serve``'s shards listen
+    shard_port_base: int = 7700  # tcp: shard i listens on this port + i
+    # The internal channel's shared secret: every connection proves it (HMAC-SHA256 over a
+    # nonce) before its first frame. Required for tcp (``gateway serve`` makes a random one
+    # for its own children when empty); optional on Unix sockets.
+    channel_secret: Secret = ""
+    # Moving buckets (``gateway shards move|resize``, docs/SCALING.md):
+    move_group_size: int = 256  # buckets handed over at a time
+    move_release_timeout_ms: int = 5_000  # the old owner must confirm within this, else it is fenced
+    move_wait_ms_max: int = 1_500  # an edge holds a command for a moving bucket at most this long
+    layout_poll_interval_ms: int = 1_000  # the supervisor looks for a new wanted shard count
 
 
 class MoneySettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -318,6 +333,22 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
             problems.append("cluster.restart_backoff_ms_max must be within 100..600000")
         if not 1 <= c.drain_timeout_s <= 600:
             problems.append("cluster.drain_timeout_s must be within 1..600")
+        if c.shard_transport not in ("unix", "tcp"):
+            problems.append("cluster.shard_transport must be unix or tcp")
+        if not 1 <= c.shard_port_base <= 65_535 - 64:
+            problems.append("cluster.shard_port_base must be within 1..65471")
+        if c.shard_transport == "tcp" and not c.channel_secret:
+            problems.append("cluster.channel_secret is required with shard_transport = tcp")
+        if isinstance(c.channel_secret, str) and c.channel_secret and len(c.channel_secret) < 32:
+            problems.append("cluster.channel_secret must be at least 32 characters")
+        if not 1 <= c.move_group_size <= s.bucket_count:
+            problems.append("cluster.move_group_size must be within 1..shard.bucket_count")
+        if not 100 <= c.move_release_timeout_ms <= 600_000:
+            problems.append("cluster.move_release_timeout_ms must be within 100..600000")
+        if not 0 <= c.move_wait_ms_max <= 60_000:
+            problems.append("cluster.move_wait_ms_max must be within 0..60000")
+        if not 50 <= c.layout_poll_interval_ms <= 60_000:
+            problems.append("cluster.layout_poll_interval_ms must be within 50..60000")
         problems += self._tenancy_problems()
         if problems:
             raise ValueError("invalid configuration: " + "; ".join(problems))
@@ -489,6 +520,10 @@ def _resolve_secrets(settings: Settings, files: dict, env_data: dict, environ: d
             if isinstance(value, str) and value and from_file("integrations", name, field_name):
                 inline.append(where)
             setattr(integration, field_name, _secret_value(value, where, environ))
+    cluster = settings.cluster
+    if isinstance(cluster.channel_secret, str) and cluster.channel_secret and from_file("cluster", "channel_secret"):
+        inline.append("cluster.channel_secret")
+    cluster.channel_secret = _secret_value(cluster.channel_secret, "cluster.channel_secret", environ)
     for partner_id, partner in settings.partners.items():
         for index, key in enumerate(partner.api_keys):
             where = f"partners.{partner_id}.api_keys.{key.key_id}"

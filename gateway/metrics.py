@@ -88,6 +88,22 @@ storage_unavailable_refusals_total = Counter(
     "Commands refused at once (retryable) because the shard's storage was not answering.",
     ("shard",), registry=REGISTRY,
 )
+bucket_moving_refusals_total = Counter(
+    "gateway_bucket_moving_refusals_total",
+    "Commands an edge answered retryably because their bucket stayed in transit longer than "
+    "cluster.move_wait_ms_max (gateway shards move|resize).",
+    registry=REGISTRY,
+)
+buckets_released_total = Counter(
+    "gateway_shard_buckets_released_total",
+    "Buckets this shard handed over to another shard (gateway shards move|resize).",
+    ("shard",), registry=REGISTRY,
+)
+buckets_acquired_total = Counter(
+    "gateway_shard_buckets_acquired_total",
+    "Buckets this shard took over from another shard while serving.",
+    ("shard",), registry=REGISTRY,
+)
 
 # ---- sportsbook (docs/SPORTSBOOK.md) ----------------------------------------------------
 sportsbook_bets_placed_total = Counter(

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.cluster import frames
-from gateway.cluster.channel import NotOwner, ShardClient, ShardServer
+from gateway.cluster.channel import NotOwner, ShardClient, ShardServer, split_tcp, tcp_address
 from gateway.cluster.frames import FrameError, FrameReader, Ping, Pong, Reply, Request
 from gateway.shards.commands import Code, Command, Deposit, GetBalance, Overloaded, Result, ShardUnavailable
 
@@ -216,3 +216,66 @@ async def test_a_peer_sending_garbage_is_disconnected(channel, tmp_path):
     await writer.drain()
     assert await asyncio.wait_for(reader.read(), 2) == b""  # closed by the shard side
     writer.close()
+
+
+# ---- TCP with the channel secret, and control frames ----------------------------------------
+
+SECRET = "s" * 40
+
+
+@pytest.fixture
+async def tcp_channel():
+    from tests.conftest import free_port
+
+    shard = FakeShard()
+    controls: list[frames.Control] = []
+
+    async def control(frame: frames.Control) -> frames.ControlReply:
+        controls.append(frame)
+        return frames.ControlReply(frame.request_id, True, epoch=11)
+
+    server = ShardServer(shard.submit, lambda: (shard.ready, 4), shard_id=3, control=control, secret=SECRET)
+    address = tcp_address("127.0.0.1", free_port())
+    await server.start(address)
+    clients: list[ShardClient] = []
+
+    def client(**kwargs) -> ShardClient:
+        c = ShardClient(3, address, **{"inflight_max": 64, "timeout_s": 2.0, "secret": SECRET, **kwargs})
+        clients.append(c)
+        return c
+
+    yield shard, controls, client, address
+    for c in clients:
+        await c.close()
+    await server.close()
+
+
+async def test_tcp_with_the_secret_carries_commands_and_control_frames(tcp_channel):
+    shard, controls, client, _ = tcp_channel
+    c = client()
+    call = asyncio.create_task(c.call(deposit(1), bucket=1))
+    await wait_for(lambda: "tx-1" in shard.futures)
+    shard.answer("tx-1")
+    assert (await call).result.transaction_id == "tx-1"
+    reply = await c.control(frames.CONTROL_RELEASE, [5, 6], 9, timeout_s=2.0)
+    assert reply.ok and reply.epoch == 11
+    assert controls == [frames.Control(controls[0].request_id, "release", [5, 6], 9)]
+
+
+@pytest.mark.parametrize("secret", ["", "w" * 40])
+async def test_tcp_without_the_right_secret_is_refused(tcp_channel, secret):
+    shard, controls, client, _ = tcp_channel
+    c = client(secret=secret, timeout_s=1.0)
+    with pytest.raises(ShardUnavailable):
+        await c.call(deposit(2), bucket=2)
+    with pytest.raises(ShardUnavailable):
+        await c.control(frames.CONTROL_STATS, timeout_s=1.0)
+    assert not shard.futures and not controls, "nothing reached the shard"
+
+
+def test_tcp_addresses_round_trip():
+    assert split_tcp(tcp_address("10.0.0.7", 7000)) == ("10.0.0.7", 7000)
+    assert split_tcp(tcp_address("::1", 7001)) == ("::1", 7001)
+    assert split_tcp("/run/shard-0.sock") is None
+    with pytest.raises(ValueError):
+        split_tcp("tcp://host")

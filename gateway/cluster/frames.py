@@ -14,10 +14,21 @@ msgpack (msgspec, the Structs below, array-like to keep them small).
 - ``OUTCOME_NOT_OWNER``: the shard does not own the command's bucket under map revision
   ``map_revision``: the edge refreshes its shard map and sends the command to the owner.
 A ``Ping`` is answered with a ``Pong`` carrying the shard's readiness.
+
+Control frames (``gateway shards move|resize|status``, gateway/cluster/mover.py): a
+``Control`` asks the shard to ``release`` buckets (stop taking their commands, commit what
+it applied for them, forget their players), to ``acquire`` buckets the map now gives it, or
+for its ``stats``; it is answered by a ``ControlReply``.
+
+Authentication (``cluster.channel_secret`` set): the shard opens every connection with a
+``Challenge`` (a random nonce); the first frame the peer sends must be a ``Hello`` whose
+``mac`` is ``channel_mac(secret, nonce)``, else the connection is closed unanswered.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import struct
 from typing import Final
 
@@ -61,7 +72,64 @@ class Pong(msgspec.Struct, array_like=True, tag=4):
     map_revision: int
 
 
-Frame = Request | Ping | Reply | Pong
+CONTROL_RELEASE, CONTROL_ACQUIRE, CONTROL_STATS = "release", "acquire", "stats"
+
+
+class Control(msgspec.Struct, array_like=True, tag=5):
+    """``op`` one of CONTROL_*; ``buckets`` and ``map_revision`` (the revision the move
+    writes) for release and acquire."""
+
+    request_id: int
+    op: str
+    buckets: list[int] = []
+    map_revision: int = 0
+
+
+class ShardStats(msgspec.Struct, array_like=True):
+    """What ``gateway shards status`` shows of one shard process. Counters are totals
+    since the process started (the caller takes differences for rates)."""
+
+    shard_id: int
+    epoch: int
+    map_revision: int
+    ready: bool
+    buckets: int
+    players_resident: int
+    keys_resident: int
+    inbox_depth: int
+    commands_total: int
+    batches_total: int
+    flush_seconds_total: float
+    address: str = ""
+
+
+class ControlReply(msgspec.Struct, array_like=True, tag=6):
+    """``ok`` false: ``detail`` says why (the caller then fences the shard or gives up)."""
+
+    request_id: int
+    ok: bool
+    detail: str = ""
+    epoch: int = 0
+    stats: ShardStats | None = None
+
+
+class Challenge(msgspec.Struct, array_like=True, tag=7):
+    nonce: bytes
+
+
+class Hello(msgspec.Struct, array_like=True, tag=8):
+    mac: bytes
+
+
+NONCE_BYTES: Final = 32
+
+
+def channel_mac(secret: str, nonce: bytes) -> bytes:
+    """HMAC-SHA256 of the shard's nonce under the cluster's channel secret."""
+    return hmac.new(secret.encode(), b"gateway-channel-v1:" + nonce, hashlib.sha256).digest()
+
+
+Frame = Request | Ping | Reply | Pong | Control | ControlReply | Challenge | Hello
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Frame)

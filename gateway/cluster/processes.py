@@ -25,17 +25,24 @@ import time
 from typing import Any
 
 from gateway.cluster.backends import RemoteBackend, ShardRuntime
-from gateway.cluster.channel import NotOwner, ShardServer
+from gateway.cluster.channel import NotOwner, ShardServer, split_tcp, tcp_address
+from gateway.cluster.frames import CONTROL_ACQUIRE, CONTROL_RELEASE, CONTROL_STATS, Control, ControlReply, ShardStats
 from gateway.config import Settings
+from gateway.config_types import resolved
 from gateway.logs import get_logger
 from gateway.shards.commands import Command, Result, player_key_of
 from gateway.shards.router import bucket_of
+from gateway.shards.shard import Shard
 
 log = get_logger("gateway.process")
 
 
 def shard_socket_path(settings: Settings, shard_id: int) -> str:
-    """Where shard ``shard_id`` listens for its edges."""
+    """Where shard ``shard_id`` of ``gateway serve`` listens for its edges: a Unix socket
+    in the socket dir, or ``tcp://shard_listen_host:shard_port_base + shard_id``."""
+    cluster = settings.cluster
+    if cluster.shard_transport == "tcp":
+        return tcp_address(cluster.shard_listen_host, cluster.shard_port_base + shard_id)
     return str(settings.socket_dir() / f"shard-{shard_id}.sock")
 
 
@@ -72,14 +79,23 @@ def stop_when_orphaned() -> None:
     threading.Thread(target=watch, name="orphan-guard", daemon=True).start()
 
 
-async def run_shard(settings: Settings, shard_id: int) -> int:
-    """Run shard ``shard_id`` until SIGTERM/SIGINT; returns the exit code."""
+async def run_shard(settings: Settings, shard_id: int, *, listen: str = "", advertise: str = "",
+                    supervised: bool = True) -> int:
+    """Run shard ``shard_id`` until SIGTERM/SIGINT; returns the exit code.
+
+    ``listen``: where to serve edges (a Unix path or tcp://host:port; default
+    ``shard_socket_path``); ``advertise``: the address written in the shard map for edges
+    (default: ``listen``). ``supervised``: started by ``gateway serve`` (exit when it is gone).
+    """
     settings.shard.shard_id = shard_id
-    stop_when_orphaned()
-    path = shard_socket_path(settings, shard_id)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if supervised:
+        stop_when_orphaned()
+    listen = listen or shard_socket_path(settings, shard_id)
+    advertise = advertise or listen
+    if split_tcp(listen) is None:
+        os.makedirs(os.path.dirname(listen), exist_ok=True)
     runtime = ShardRuntime(settings, settings.database.url, claimed_by=f"{socket.gethostname()}:{os.getpid()}",
-                           address=path)
+                           address=advertise)
     shard = await runtime.start()
     bucket_count = settings.shard.bucket_count
 
@@ -89,9 +105,30 @@ async def run_shard(settings: Settings, shard_id: int) -> int:
             raise NotOwner(shard.map_revision)
         return shard.submit(command)
 
-    server = ShardServer(submit, lambda: (shard.ready, shard.map_revision), shard_id)
-    await server.start(path)
-    log.info("shard_process_ready", shard=shard_id, socket=path, buckets=len(shard.buckets), epoch=shard.epoch)
+    def bucket_of_player(player_key: tuple[str, str]) -> int:
+        return bucket_of(player_key[0], player_key[1], bucket_count)
+
+    release_timeout_s = settings.cluster.move_release_timeout_ms / 1000
+
+    async def control(frame: Control) -> ControlReply:
+        buckets = frozenset(frame.buckets)
+        if not all(0 <= b < bucket_count for b in buckets):
+            return ControlReply(frame.request_id, False, "bucket out of range", shard.epoch)
+        if frame.op == CONTROL_RELEASE:
+            released = await shard.release(buckets, frame.map_revision, bucket_of_player, release_timeout_s)
+            return ControlReply(frame.request_id, released, "" if released else "release timed out", shard.epoch)
+        if frame.op == CONTROL_ACQUIRE:
+            shard.acquire(buckets, frame.map_revision)
+            return ControlReply(frame.request_id, True, "", shard.epoch)
+        if frame.op == CONTROL_STATS:
+            return ControlReply(frame.request_id, True, "", shard.epoch, shard_stats(shard, advertise))
+        return ControlReply(frame.request_id, False, f"unknown control op {frame.op!r}", shard.epoch)
+
+    server = ShardServer(submit, lambda: (shard.ready, shard.map_revision), shard_id, control=control,
+                         secret=resolved(settings.cluster.channel_secret))
+    await server.start(listen)
+    log.info("shard_process_ready", shard=shard_id, listen=listen, address=advertise, buckets=len(shard.buckets),
+             epoch=shard.epoch)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -102,6 +139,16 @@ async def run_shard(settings: Settings, shard_id: int) -> int:
     await server.close()
     log.info("shard_process_stopped", shard=shard_id)
     return 0
+
+
+def shard_stats(shard: Shard, address: str) -> ShardStats:
+    """The shard's figures for ``gateway shards status``."""
+    return ShardStats(
+        shard_id=shard.shard_id, epoch=shard.epoch, map_revision=shard.map_revision, ready=shard.ready,
+        buckets=len(shard.buckets), players_resident=len(shard.state.players),
+        keys_resident=len(shard.state.keys), inbox_depth=len(shard.inbox),
+        commands_total=shard.commands_applied, batches_total=shard.batches_total,
+        flush_seconds_total=shard.flush_seconds_total, address=address)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -118,16 +165,21 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def run_edge(settings: Settings, fd: int) -> int:
-    """Serve HTTP on the inherited listening socket ``fd`` until SIGTERM; returns the exit code."""
+def run_edge(settings: Settings, fd: int | None) -> int:
+    """Serve HTTP until SIGTERM; returns the exit code. ``fd``: the listening socket
+    inherited from ``gateway serve``; None: a standalone edge (``gateway edge``, e.g. a
+    Kubernetes pod) that binds ``server.host:server.port`` itself."""
     import uvicorn
 
     from gateway.app import create_app
 
     tune_runtime(settings)
+    app = create_app(settings, backend_factory=RemoteBackend)
+    if fd is None:
+        uvicorn.run(app, host=settings.server.host, port=settings.server.port, **uvicorn_options(settings))
+        return 0
     stop_when_orphaned()
     sock = socket.socket(fileno=fd)
-    config = uvicorn.Config(create_app(settings, backend_factory=RemoteBackend), **uvicorn_options(settings))
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, **uvicorn_options(settings)))
     server.run(sockets=[sock])
     return 0

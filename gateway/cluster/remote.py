@@ -2,10 +2,12 @@
 
 ``submit(command)`` hashes the command's player onto its bucket (gateway/shards/router.py),
 looks the owner up in the cached map and sends the command over that shard's channel. A
-shard that answers "not owner" makes the edge reload the map and send again, at most
-``cluster.route_attempts_max`` times (a bucket that keeps moving gets the retryable
-answer). Commands without a player (an unattributed refusal for the audit chain) go to the
-lowest shard id.
+shard that answers "not owner" under a newer map revision makes the edge reload the map and
+send again (at most ``cluster.route_attempts_max`` newer maps per command). While a bucket
+is in transit (its old owner released it, the map or the new owner has not caught up) the
+edge holds the command, re-sending every few milliseconds, for at most
+``cluster.move_wait_ms_max``; then it answers retryably (ShardUnavailable). Commands
+without a player (an unattributed refusal for the audit chain) go to the lowest shard id.
 
 Readiness: the edge pings every shard every ``cluster.ping_interval_ms``; it is ready while
 any shard answers ready, and a command for a shard that is down gets the retryable answer
@@ -16,17 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 
+from gateway import metrics
 from gateway.cluster import frames
 from gateway.cluster.channel import ShardClient
 from gateway.config import Settings
+from gateway.config_types import resolved
 from gateway.ledger.shard_map import MapSnapshot
 from gateway.logs import get_logger
 from gateway.shards.commands import Command, Overloaded, Result, ShardUnavailable, player_key_of
 from gateway.shards.router import bucket_of
 
 log = get_logger("gateway.remote")
+
+TRANSIT_PAUSE_S = 0.005  # between re-sends of a command whose bucket is in transit
 
 
 class RemoteShards:
@@ -69,7 +76,9 @@ class RemoteShards:
         """The shard's Result for ``command``; Overloaded / ShardUnavailable are retryable."""
         player = player_key_of(command)
         bucket = bucket_of(player[0], player[1], self._bucket_count) if player is not None else -1
-        for _ in range(self._cluster.route_attempts_max):
+        reloads = 0
+        deadline_ns = 0
+        while True:  # bounded: route_attempts_max newer maps, move_wait_ms_max in transit
             shard_map = self._map
             assert shard_map is not None, "not started"
             shard_id = shard_map.owners[bucket] if bucket >= 0 else min(self._clients)
@@ -87,8 +96,21 @@ class RemoteShards:
             assert reply.outcome == frames.OUTCOME_NOT_OWNER
             if reply.map_revision > shard_map.revision or bucket < 0:
                 await self._refresh()
-            else:
-                await asyncio.sleep(0.01)  # the owner has not taken the bucket yet
+                assert self._map is not None
+                if self._map.revision > shard_map.revision:
+                    reloads += 1
+                    if reloads > self._cluster.route_attempts_max:
+                        break
+                    continue  # a newer map: send to its owner at once
+            # In transit: released by its old owner, not yet in the map or not yet taken by
+            # its new owner (gateway/cluster/mover.py). Hold the command briefly.
+            now_ns = time.monotonic_ns()
+            if not deadline_ns:
+                deadline_ns = now_ns + self._cluster.move_wait_ms_max * 1_000_000
+            elif now_ns >= deadline_ns:
+                break
+            await asyncio.sleep(TRANSIT_PAUSE_S)
+        metrics.bucket_moving_refusals_total.inc()
         raise ShardUnavailable("the player's bucket is moving; retry with the same id")
 
     async def _refresh(self) -> None:
@@ -115,7 +137,8 @@ class RemoteShards:
                     await client.close()
                 self._clients[shard_id] = ShardClient(
                     shard_id, address, inflight_max=self._cluster.channel_inflight_max,
-                    timeout_s=self._cluster.channel_timeout_ms / 1000)
+                    timeout_s=self._cluster.channel_timeout_ms / 1000,
+                    secret=resolved(self._cluster.channel_secret))
         self._map = snapshot
         log.info("shard_map_loaded", revision=snapshot.revision, shards=sorted(self._clients))
 

@@ -6,7 +6,12 @@ Start: embedded PostgreSQL and Redis when no URLs are configured (sandbox), the 
 processes (each ready when it answers a ping on its socket), then the edge processes, which
 inherit the listening socket.
 
-While serving: a child that exits unexpectedly is started again after a pause that doubles
+While serving: every ``cluster.layout_poll_interval_ms`` the supervisor reads the shard
+count an operator asked for (``gateway shards resize N``, shard_map_state.shards_wanted)
+and starts the missing shard processes; a shard process at or above that count is stopped
+once the map gives it no bucket (the resize moved them away first).
+
+A child that exits unexpectedly is started again after a pause that doubles
 from 0.5 s up to ``cluster.restart_backoff_ms_max`` (reset once it has run for a minute).
 Restarts are not bounded in number on purpose: a supervisor that gives up leaves the
 players of that shard without a wallet; each restart is logged.
@@ -34,6 +39,7 @@ from prometheus_client import multiprocess
 from gateway.cluster.channel import ShardClient
 from gateway.cluster.processes import shard_socket_path
 from gateway.config import Settings
+from gateway.config_types import resolved
 from gateway.embedded import EmbeddedServices
 from gateway.ledger import shard_map
 from gateway.ledger.migrate import migrate
@@ -94,13 +100,13 @@ class Supervisor:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stopping.set)
-            self._shards = [Child(f"shard-{i}", [sys.executable, "-m", "gateway", "_shard", "--shard-id", str(i)])
-                            for i in range(self.shard_count)]
+            self._shards = [self._shard_child(i) for i in range(self.shard_count)]
             self._edges = [Child(f"edge-{i}", [sys.executable, "-m", "gateway", "_edge", "--fd", str(listener.fileno())],
                                  pass_fds=(listener.fileno(),)) for i in range(self.edge_count)]
             watchers = [asyncio.create_task(self._keep(child)) for child in self._shards]
             await self._wait_shards_ready()
             watchers += [asyncio.create_task(self._keep(child)) for child in self._edges]
+            watchers.append(asyncio.create_task(self._follow_wanted(embedded.database_url, watchers)))
             log.info("gateway_serving", edges=self.edge_count, shards=self.shard_count,
                      host=settings.server.host, port=settings.server.port)
             await self._stopping.wait()
@@ -114,6 +120,37 @@ class Supervisor:
         finally:
             await embedded.astop()
 
+    def _shard_child(self, shard_id: int) -> Child:
+        return Child(f"shard-{shard_id}", [sys.executable, "-m", "gateway", "_shard", "--shard-id", str(shard_id)])
+
+    async def _follow_wanted(self, url: str, watchers: list[asyncio.Task[None]]) -> None:
+        """Start and stop shard processes to match shards_wanted (see module docstring).
+        Runs for the supervisor's life; a turn that cannot reach PostgreSQL is skipped."""
+        interval_s = self.settings.cluster.layout_poll_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                conn = await asyncpg.connect(url, timeout=interval_s * 5)
+                try:
+                    wanted = await shard_map.wanted(conn) or len(self._shards)
+                    counts = await shard_map.bucket_counts(conn)
+                finally:
+                    await conn.close()
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                log.warning("shards_wanted_unread", error=repr(exc))
+                continue
+            running = {int(c.name.split("-")[1]): c for c in self._shards if c.wanted}
+            for shard_id in range(wanted):
+                if shard_id not in running:
+                    child = self._shard_child(shard_id)
+                    self._shards = [c for c in self._shards if c.name != child.name] + [child]
+                    watchers.append(asyncio.create_task(self._keep(child)))
+                    log.info("shard_process_added", shard=shard_id, wanted=wanted)
+            for shard_id, child in running.items():
+                if shard_id >= wanted and counts.get(shard_id, 0) == 0:
+                    log.info("shard_process_removed", shard=shard_id, wanted=wanted)
+                    await self._stop_all([child])
+
     async def _prepare_database(self, url: str) -> None:
         settings = self.settings
         conn = await asyncpg.connect(url)
@@ -124,6 +161,7 @@ class Supervisor:
                 if applied:
                     log.info("migrations_applied", migrations=applied)
             revision = await shard_map.ensure_layout(conn, self.shard_count, settings.shard.bucket_count)
+            await shard_map.set_wanted(conn, self.shard_count)
             log.info("shard_map_ready", revision=revision, shards=self.shard_count)
         finally:
             await conn.close()
@@ -177,7 +215,8 @@ class Supervisor:
     async def _wait_shards_ready(self) -> None:
         deadline = time.monotonic() + SHARD_READY_TIMEOUT_S
         for i in range(self.shard_count):
-            client = ShardClient(i, shard_socket_path(self.settings, i), inflight_max=1, timeout_s=2.0)
+            client = ShardClient(i, shard_socket_path(self.settings, i), inflight_max=1, timeout_s=2.0,
+                                 secret=resolved(self.settings.cluster.channel_secret))
             try:
                 while True:  # bounded by SHARD_READY_TIMEOUT_S
                     try:

@@ -39,7 +39,7 @@ from gateway.shards.commands import (
 from gateway.shards.deadlines import Deadlines
 from gateway.shards.health import StorageHealth
 from gateway.shards.port import FenceLost, KeyConflict, PrefetchResult, Storage, StorageUnavailable
-from gateway.shards.state import DEBIT, TOMBSTONE, Key, RoundKey, ShardState, TxRecord
+from gateway.shards.state import DEBIT, TOMBSTONE, Key, PlayerKey, RoundKey, ShardState, TxRecord
 
 log = get_logger("gateway.shard")
 
@@ -95,6 +95,12 @@ class Shard:
         )
         self._recovered = asyncio.Event()  # set when storage answers again after failing
         self._inflight_since_ns = 0
+        # Counters: commands accepted by submit and taken through apply (the release
+        # barrier waits for the second to reach the first), batches and flush time (stats).
+        self.commands_accepted = 0
+        self.commands_applied = 0
+        self.batches_total = 0
+        self.flush_seconds_total = 0.0
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -170,12 +176,63 @@ class Shard:
             command = without_misattribution(command)  # another partner's key space: refuse, audited
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self.inbox.append((command, future))
+        self.commands_accepted += 1
         self._deadlines.add(future, time.monotonic_ns())
         self._inbox_event.set()
         return future
 
     async def execute(self, command: Command) -> Result:
         return await self.submit(command)
+
+    # ---- moving buckets (docs/ARCHITECTURE.md, "Moving buckets") ------------------------
+
+    async def release(self, buckets: frozenset[int], map_revision: int, bucket_of: Callable[[PlayerKey], int],
+                      timeout_s: float) -> bool:
+        """Hand ``buckets`` over: from now on their commands are refused (NotOwner, under
+        ``map_revision``, the revision the mover is about to write); the commands already
+        accepted for them are applied and committed; then their players and keys leave
+        memory, so that if the buckets ever come back they are read from PostgreSQL again.
+
+        Returns True once nothing of theirs is uncommitted; False if that took longer than
+        ``timeout_s`` (the buckets stay refused; the mover then fences this shard).
+        """
+        self.buckets = self.buckets - buckets
+        self.map_revision = max(self.map_revision, map_revision)
+        mark = self.commands_accepted  # every command for these buckets was accepted before this
+        deadline = time.monotonic() + timeout_s
+        while True:  # bounded by the deadline
+            if self.failed is not None:
+                return False
+            if self.commands_applied >= mark and not self._uncommitted_in(buckets, bucket_of):
+                break
+            if time.monotonic() > deadline:
+                log.warning("release_timeout", shard=self.shard_id, buckets=len(buckets))
+                return False
+            self._flush_event.set()
+            await asyncio.sleep(0.002)
+        # ---- synchronous from here: nothing of these buckets is in flight ----
+        players, keys_dropped = self.state.forget(lambda player_key: bucket_of(player_key) in buckets)
+        metrics.buckets_released_total.labels(self.label).inc(len(buckets))
+        log.info("buckets_released", shard=self.shard_id, buckets=len(buckets), map_revision=map_revision,
+                 players=players, keys=keys_dropped)
+        return True
+
+    def acquire(self, buckets: frozenset[int], map_revision: int) -> None:
+        """Take ``buckets`` the map (``map_revision``) now gives this shard; their players are
+        read from PostgreSQL on first use, like any cold player."""
+        metrics.buckets_acquired_total.labels(self.label).inc(len(buckets - self.buckets))
+        self.buckets = self.buckets | buckets
+        self.map_revision = max(self.map_revision, map_revision)
+        log.info("buckets_acquired", shard=self.shard_id, buckets=len(buckets), map_revision=map_revision)
+
+    def _uncommitted_in(self, buckets: frozenset[int], bucket_of: Callable[[PlayerKey], int]) -> bool:
+        for batch in (self._inflight, self._open):
+            if batch is None:
+                continue
+            for item in batch.items:
+                if item.player_key is not None and bucket_of(item.player_key) in buckets:
+                    return True
+        return False
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -193,12 +250,15 @@ class Shard:
                     await self._space_event.wait()
                     continue
                 group = [self.inbox.popleft() for _ in range(min(room, len(self.inbox), self.limits.prefetch_players_max))]
+                taken = len(group)
                 group = [(c, f) for c, f in group if not f.done()]  # timed out while queued: never applied
                 if not group:
+                    self.commands_applied += taken
                     continue
                 async with self._state_lock:
                     await self._prefetch([c for c, _ in group])
                     self._apply_group(group)
+                self.commands_applied += taken
                 self._after_group()
                 await asyncio.sleep(0)  # let the flusher and the HTTP handlers run
         except asyncio.CancelledError:
@@ -308,7 +368,10 @@ class Shard:
                 await self._commit(batch)
                 self.state.committed_seq = batch.seq
                 self._inflight = None
-                metrics.flush_latency_seconds.labels(self.label).observe(time.perf_counter() - started)
+                flush_s = time.perf_counter() - started
+                self.batches_total += 1
+                self.flush_seconds_total += flush_s
+                metrics.flush_latency_seconds.labels(self.label).observe(flush_s)
                 metrics.batch_size.labels(self.label).observe(len(batch.items))
                 for item in batch.items:
                     if item.future is not None and not item.future.done():

@@ -9,6 +9,7 @@ past (docs/DESIGN.md section 2, "Hot state in memory").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.config import ShardSettings
@@ -175,6 +176,23 @@ class ShardState:
                 del self.keys[key]
                 keys_evicted += 1
         return players_evicted, keys_evicted
+
+    def forget(self, leaving: Callable[[PlayerKey], bool]) -> tuple[int, int]:
+        """Drop every player and key for which ``leaving(player_key)`` holds (their bucket
+        moved to another shard). Returns (players dropped, keys dropped).
+
+        The caller guarantees that none of them has an uncommitted write (Shard.release
+        waits for that first); asserted here, because dropping one would lose it.
+        """
+        gone = [k for k in self.players if leaving(k)]
+        for player_key in gone:
+            player = self.players.pop(player_key)
+            assert player is None or not self.player_dirty(player), "forgetting a player with uncommitted writes"
+        dropped = [key for key, record in self.keys.items() if leaving(record.player_key)]
+        for key in dropped:
+            record = self.keys.pop(key)
+            assert record.batch_seq <= self.committed_seq, "forgetting an uncommitted key"
+        return len(gone), len(dropped)
 
     @staticmethod
     def _oldest(d: dict, n: int):
