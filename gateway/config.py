@@ -129,7 +129,7 @@ class ClusterSettings(msgspec.Struct, forbid_unknown_fields=True):
     # answers); at most channel_inflight_max requests in flight per edge and shard.
     channel_timeout_ms: int = 3_000
     channel_inflight_max: int = 20_000
-    route_attempts_max: int = 3  # sends of one command while its bucket's owner is looked up
+    route_attempts_max: int = 3  # newer maps one command follows while its bucket's owner is looked up
     ping_interval_ms: int = 250  # edges ping shards (readiness, reconnects)
     restart_backoff_ms_max: int = 10_000  # the supervisor's longest pause before restarting a child
     drain_timeout_s: int = 15  # SIGTERM: edges finish requests, shards commit, within this
