@@ -53,7 +53,7 @@ COPY pyproject.toml README.m[d] ./
 RUN mkdir gateway && touch gateway/__init__.py \
     && pip install . \
     && pip uninstall -y wallet-gateway \
-    && rm -rf gateway build *.egg-info
+    && rm -rf gateway build ./*.egg-info
 
 # The application. An editable install keeps the package in /app, where gateway.config looks
 # for config/default.toml and the key files (paths are relative to the project root); the
@@ -61,7 +61,7 @@ RUN mkdir gateway && touch gateway/__init__.py \
 COPY config ./config
 COPY gateway ./gateway
 RUN pip install --no-deps -e . \
-    && rm -rf build *.egg-info \
+    && rm -rf build ./*.egg-info \
     && python -m compileall -q gateway
 
 # ---- runtime: the slim base, the virtualenv and the code, nothing else ------------------
@@ -75,9 +75,11 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 
-# Non-root user (uid 10001; the Kubernetes manifests run as this uid). The code stays
-# root-owned and read-only for it; only the data dir is writable.
-RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home --shell /usr/sbin/nologin gateway \
+# Non-root user (uid 10001; the Kubernetes manifests run as this uid, and USER names it by
+# number so runAsNonRoot can verify it). The code stays root-owned and read-only for it;
+# only the data dir is writable.
+RUN groupadd --system --gid 10001 gateway \
+    && useradd --system --uid 10001 --gid gateway --home-dir /app --no-create-home --shell /usr/sbin/nologin gateway \
     && mkdir -p /app/var \
     && chown gateway:gateway /app/var
 
@@ -85,13 +87,14 @@ COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /app/config ./config
 COPY --from=builder /app/gateway ./gateway
 
-USER gateway
+USER 10001:10001
 VOLUME ["/app/var"]
 
 EXPOSE 8080
 
-# Run modes (a) and (b): ready when an edge answers /readyz (a shard answers ready).
+# Run modes (a) and (b): healthy while an edge's /readyz answers 200 (a shard answers ready);
+# a 503 or no answer raises, python exits 1: unhealthy.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('GATEWAY_SERVER__PORT', '8080'), timeout=2)" || exit 1
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('GATEWAY_SERVER__PORT', '8080'), timeout=2)"]
 
 CMD ["gateway", "serve", "--host", "0.0.0.0"]
