@@ -341,8 +341,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
             problems.append("cluster.channel_secret is required with shard_transport = tcp")
         if isinstance(c.channel_secret, str) and c.channel_secret and len(c.channel_secret) < 32:
             problems.append("cluster.channel_secret must be at least 32 characters")
-        if not 1 <= c.move_group_size <= s.bucket_count:
-            problems.append("cluster.move_group_size must be within 1..shard.bucket_count")
+        if not 1 <= c.move_group_size <= 65_536:
+            problems.append("cluster.move_group_size must be within 1..65536")
         if not 100 <= c.move_release_timeout_ms <= 600_000:
             problems.append("cluster.move_release_timeout_ms must be within 100..600000")
         if not 0 <= c.move_wait_ms_max <= 60_000:

@@ -468,3 +468,19 @@ class TcpProxy:
             self._tasks.difference_update(tasks)
             self._live.discard(writer)
             self._live.discard(up_writer)
+
+
+async def books_balance(database_url: str, deposits: dict[str, Op], ops: list[Op]) -> None:
+    """The ledger checks after a fault test: every acknowledged op durable as answered and
+    applied once, every player's cash equal to its acknowledged ops, verify-ledger passes."""
+    from tests.conftest import check_ledger
+
+    problems = await check_acked_durable(database_url, list(deposits.values()) + ops)
+    assert not problems, "acknowledged but not durable as answered:\n" + "\n".join(problems[:20])
+    assert not await duplicate_applications(database_url)
+    expected = expected_cash(deposits, ops)
+    stored = await player_cash(database_url, list(expected))
+    drift = {p: (stored.get(p), want) for p, want in expected.items() if stored.get(p) != want}
+    assert not drift, f"player cash (stored, expected) differs: {list(drift.items())[:10]}"
+    report = await check_ledger(database_url)
+    assert report["ok"], report

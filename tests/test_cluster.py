@@ -25,12 +25,10 @@ import pytest
 from tests.conftest import check_ledger
 from tests.faultlib import (
     PairLoad,
+    books_balance,
     check_acked_durable,
     create_players,
     deposit_op,
-    duplicate_applications,
-    expected_cash,
-    player_cash,
     send,
 )
 
@@ -55,18 +53,6 @@ async def shard_of_players(database_url: str, players: list[str]) -> dict[str, i
     return {r["player_id"]: r["shard_id"] for r in rows}
 
 
-async def books_balance(gateway, deposits, ops) -> None:
-    problems = await check_acked_durable(gateway.database_url, list(deposits.values()) + ops)
-    assert not problems, "acknowledged but not durable as answered:\n" + "\n".join(problems[:20])
-    assert not await duplicate_applications(gateway.database_url)
-    expected = expected_cash(deposits, ops)
-    stored = await player_cash(gateway.database_url, list(expected))
-    drift = {p: (stored.get(p), want) for p, want in expected.items() if stored.get(p) != want}
-    assert not drift, f"player cash (stored, expected) differs: {list(drift.items())[:10]}"
-    report = await check_ledger(gateway.database_url)
-    assert report["ok"], report
-
-
 async def test_players_are_spread_over_the_shard_processes(spawn_gateway):
     gateway = await spawn_gateway(env=cluster_env(edges=2, shards=2))
     assert len(gateway.children("_shard")) == 2 and len(gateway.children("_edge")) == 2
@@ -87,7 +73,7 @@ async def test_players_are_spread_over_the_shard_processes(spawn_gateway):
     assert set(shards.values()) == {0, 1}, shards
     report = await check_ledger(gateway.database_url)
     assert report["ok"] and set(report["audit_chains"]) == {"0", "1"}, report
-    await books_balance(gateway, deposits, ops)
+    await books_balance(gateway.database_url, deposits, ops)
 
 
 async def test_kill9_of_a_shard_process_under_load(spawn_gateway):
@@ -134,7 +120,7 @@ async def test_kill9_of_a_shard_process_under_load(spawn_gateway):
         await load.retry_unacked(c, concurrency=16, time_budget_s=30)
         missing = [op for op in ops if not op.acked]
         assert not missing, f"{len(missing)} requests never acknowledged"
-    await books_balance(gateway, deposits, ops + [probe])
+    await books_balance(gateway.database_url, deposits, ops + [probe])
 
 
 async def test_kill9_of_an_edge_process_under_load(spawn_gateway):
@@ -162,7 +148,7 @@ async def test_kill9_of_an_edge_process_under_load(spawn_gateway):
     async with gateway.client(limits=LIMITS, timeout=15.0) as c:
         await load.retry_unacked(c, concurrency=16, time_budget_s=30)
     assert not [op for op in ops if not op.acked]
-    await books_balance(gateway, deposits, ops)
+    await books_balance(gateway.database_url, deposits, ops)
 
 
 async def test_sigterm_drains_and_exits_cleanly(spawn_gateway):

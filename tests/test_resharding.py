@@ -23,15 +23,12 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import ROOT, TWO_PARTNERS_CONFIG, check_ledger
+from tests.conftest import ROOT, TWO_PARTNERS_CONFIG
 from tests.faultlib import (
     PairLoad,
-    check_acked_durable,
+    books_balance,
     create_players,
     deposit_op,
-    duplicate_applications,
-    expected_cash,
-    player_cash,
     send,
     send_until_acked,
 )
@@ -66,18 +63,6 @@ async def fetch(database_url: str, sql: str, *args: object) -> list[asyncpg.Reco
         return await conn.fetch(sql, *args)
     finally:
         await conn.close()
-
-
-async def books_balance(gateway, deposits, ops) -> None:
-    problems = await check_acked_durable(gateway.database_url, list(deposits.values()) + ops)
-    assert not problems, "acknowledged but not durable as answered:\n" + "\n".join(problems[:20])
-    assert not await duplicate_applications(gateway.database_url)
-    expected = expected_cash(deposits, ops)
-    stored = await player_cash(gateway.database_url, list(expected))
-    drift = {p: (stored.get(p), want) for p, want in expected.items() if stored.get(p) != want}
-    assert not drift, f"player cash (stored, expected) differs: {list(drift.items())[:10]}"
-    report = await check_ledger(gateway.database_url)
-    assert report["ok"], report
 
 
 def answers_between(ops, start: float, end: float) -> tuple[int, dict[object, int], float]:
@@ -137,7 +122,7 @@ async def test_resize_one_to_two_to_one_under_load(spawn_gateway):
                                               "FROM shard_moves ORDER BY move_id")
     assert [(m["from_shard"], m["to_shard"], m["fenced"], m["n"]) for m in moves] == (
         [(0, 1, False, 512)] * 4 + [(1, 0, False, 512)] * 4)
-    await books_balance(gateway, deposits, ops)
+    await books_balance(gateway.database_url, deposits, ops)
     # The supervisor stopped the emptied shard process.
     for _ in range(50):
         if len(gateway.children("_shard")) == 1:
@@ -197,7 +182,7 @@ async def test_a_stopped_shard_is_fenced_when_its_buckets_move(spawn_gateway):
     assert [(r["shard_id"], r["amount_minor"]) for r in rows] == [(0, 7)], "stored once, by the new owner"
     moves = await fetch(gateway.database_url, "SELECT fenced FROM shard_moves")
     assert [m["fenced"] for m in moves] == [True]
-    await books_balance(gateway, deposits, [probe, other])
+    await books_balance(gateway.database_url, deposits, [probe, other])
 
 
 async def test_move_refuses_bad_input_and_a_shard_that_is_not_running(spawn_gateway):
