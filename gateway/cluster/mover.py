@@ -71,6 +71,7 @@ class Mover:
         self._conn = conn
         self._moved_by = moved_by
         self._clients: dict[int, ShardClient] = {}
+        self._replaced: list[ShardClient] = []  # clients of an address that changed (a restart)
         cluster = settings.cluster
         self._release_timeout_s = cluster.move_release_timeout_ms / 1000
         self._secret = resolved(cluster.channel_secret)
@@ -80,7 +81,7 @@ class Mover:
             raise RuntimeError("another `gateway shards move|resize` is running")
 
     async def close(self) -> None:
-        for client in self._clients.values():
+        for client in [*self._clients.values(), *self._replaced]:
             await client.close()
         await self._conn.execute("SELECT pg_advisory_unlock($1)", shard_map.MOVER_LOCK_ID)
 
@@ -188,6 +189,8 @@ class Mover:
             return None
         client = self._clients.get(shard_id)
         if client is None or client.address != address:
+            if client is not None:
+                self._replaced.append(client)
             client = ShardClient(shard_id, address, inflight_max=64, timeout_s=2.0, secret=self._secret)
             self._clients[shard_id] = client
         return client
