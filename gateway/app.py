@@ -43,6 +43,7 @@ from gateway.providers import mounting as providers
 from gateway.sportsbook.driver import SettlementDriver
 from gateway.sportsbook.exposure import ExposureBook
 from gateway.sportsbook.store import SportsbookStore
+from gateway.sportsbook.sweeper import ReservationSweeper
 
 log = get_logger("gateway.app")
 
@@ -93,6 +94,8 @@ def create_app(
             yield
         finally:
             await sportsbook.driver.stop()
+            if sportsbook.sweeper is not None:
+                await sportsbook.sweeper.stop()
             await sportsbook.store.pool.close()
             await backend.stop()
             for close in closers:
@@ -167,7 +170,10 @@ async def _sportsbook(ctx: EdgeContext, database_url: str, redis) -> SportsbookA
     exposure = ExposureBook(redis)
     driver = SettlementDriver(store, ctx.submit, exposure.release_many, settings.sportsbook)
     driver.start()
-    return SportsbookApi(ctx, store, exposure, driver, decode_body)
+    sweeper = ReservationSweeper(store, exposure, ctx.submit, sorted(settings.partners), settings.sportsbook,
+                                 owner=f"{socket.gethostname()}:{os.getpid()}")
+    sweeper.start()
+    return SportsbookApi(ctx, store, exposure, driver, decode_body, sweeper=sweeper)
 
 
 def _mount(app: Starlette, fast: FastPath, ctx: EdgeContext, settings: Settings, sportsbook: SportsbookApi) -> list:

@@ -109,6 +109,12 @@ class SportsbookSettings(msgspec.Struct, forbid_unknown_fields=True):
     market_cache_ttl_ms: int = 1_000  # an edge re-reads a market from PostgreSQL after this long
     market_cache_size_max: int = 10_000  # markets one edge keeps cached
     settle_poll_interval_ms: int = 500  # how often the driver looks for unsettled results
+    # The reservation sweeper (gateway/sportsbook/sweeper.py): liability reserved for a bet
+    # whose stake never committed is given back once fenced, this long after reserving.
+    reservation_orphan_ms: int = 60_000
+    sweep_interval_ms: int = 10_000  # how often an edge sweeps (one edge per partner at a time)
+    sweep_batch_max: int = 1_000  # pending reservations one sweep looks at per partner
+    cashout_partial: bool = True  # false: a cash-out must take the whole stake
 
 
 class ClusterSettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -279,6 +285,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
                 and 1 <= b.settle_in_flight_max <= 1_000 and 10 <= b.settle_poll_interval_ms <= 60_000):
             problems.append("sportsbook: payout_max_minor 1..2^53-1, settle_bets_per_step_max 1..10000, "
                             "settle_in_flight_max 1..1000, settle_poll_interval_ms 10..60000")
+        if not (1_000 <= b.reservation_orphan_ms <= 86_400_000 and 100 <= b.sweep_interval_ms <= 3_600_000
+                and 1 <= b.sweep_batch_max <= 10_000):
+            problems.append("sportsbook: reservation_orphan_ms 1000..86400000, sweep_interval_ms 100..3600000, "
+                            "sweep_batch_max 1..10000")
         if s.keys_resident_max < s.batch_size_max * 4:
             problems.append("shard.keys_resident_max must be >= 4 x shard.batch_size_max")
         if s.spend_order not in ("cash_first", "bonus_first"):

@@ -118,6 +118,14 @@ sportsbook_bets_settled_total = Counter(
 sportsbook_bets_resettled_total = Counter(
     "gateway_sportsbook_bets_resettled_total", "Sportsbook bets re-settled after a corrected result", registry=REGISTRY,
 )
+sportsbook_cashouts_total = Counter(
+    "gateway_sportsbook_cashouts_total", "Sportsbook cash-outs paid, by kind (full, partial)", ["kind"],
+    registry=REGISTRY,
+)
+sportsbook_reservations_swept_total = Counter(
+    "gateway_sportsbook_reservations_swept_total",
+    "Sportsbook liability reservations given back because their bet never committed", registry=REGISTRY,
+)
 sportsbook_settlement_refused_total = Counter(
     "gateway_sportsbook_settlement_refused_total",
     "Sportsbook payouts the shard refused (bet left open for an operator)", registry=REGISTRY,

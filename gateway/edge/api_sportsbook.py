@@ -31,11 +31,12 @@ from gateway.edge.api_v1 import peek_player, refusal_code
 from gateway.edge.context import EdgeContext
 from gateway.edge.problems import ProblemResponse, problem, result_problem
 from gateway.logs import get_logger
-from gateway.shards.commands import Code, Credit, Debit, Result, idempotency_scope
+from gateway.shards.commands import Atomic, BetMark, Code, Command, Credit, Debit, Result, idempotency_scope
 from gateway.sportsbook import liability
 from gateway.sportsbook.bets import BetLimits
+from gateway.sportsbook.cashout import plan_cashout
 from gateway.sportsbook.driver import SPORTSBOOK_GAME_ID, SPORTSBOOK_SOURCE, SettlementDriver, payout_transaction_id
-from gateway.sportsbook.exposure import AlreadyReserved, ExposureBook, ExposureUnavailable, Refused
+from gateway.sportsbook.exposure import ExposureBook, ExposureUnavailable, Refused, Reserved
 from gateway.sportsbook.market_cache import MarketCache
 from gateway.sportsbook.markets import (
     Market,
@@ -44,10 +45,11 @@ from gateway.sportsbook.markets import (
     market_from_body,
     replacement,
 )
-from gateway.sportsbook.placement import PlacementPlan, plan, terms_of
+from gateway.sportsbook.placement import PlacementPlan, plan, slip_of, slip_of_stored, terms_of
 from gateway.sportsbook.resolve import check_results, model_of, with_outcomes
 from gateway.sportsbook.settlement import RoundingMode, potential_return
 from gateway.sportsbook.store import SportsbookStore, SportsbookStoreUnavailable, StoredBet
+from gateway.sportsbook.sweeper import ReservationSweeper
 from gateway.sportsbook.wire import (
     BetBody,
     BetResponse,
@@ -77,7 +79,8 @@ class SportsbookApi:
     (invalid_request on a malformed body); ``submit`` sends a command to the player's shard."""
 
     def __init__(self, ctx: EdgeContext, store: SportsbookStore, exposure: ExposureBook,
-                 driver: SettlementDriver, decode: Callable[[type, bytes], msgspec.Struct]) -> None:
+                 driver: SettlementDriver, decode: Callable[[type, bytes], msgspec.Struct],
+                 sweeper: ReservationSweeper | None = None) -> None:
         s = ctx.settings.sportsbook
         self.ctx = ctx
         self.settings = s
@@ -85,6 +88,7 @@ class SportsbookApi:
         self.exposure = exposure
         self.submit = ctx.submit
         self.driver = driver
+        self.sweeper = sweeper
         self.decode = decode
         self.markets = MarketCache(store.markets, s.market_cache_ttl_ms, s.market_cache_size_max)
         self.limits = BetLimits(accumulator_legs_max=s.accumulator_legs_max, system_legs_max=s.system_legs_max)
@@ -164,6 +168,10 @@ class SportsbookApi:
     # ---- bets ------------------------------------------------------------------------
 
     async def place_bet(self, request: Request, partner: str, raw: bytes) -> Response:
+        """Place a bet (docs/SPORTSBOOK.md, "Placement"): decide against the cached markets,
+        check and reserve its liability in Redis, then debit the outlay in the player's
+        shard with the bet's record (``BetSlip``) in the same commit. Nothing is written
+        to PostgreSQL before the shard's batch: a refused bet leaves only its audit record."""
         body = self.decode(BetBody, raw)
         assert isinstance(body, BetBody)
         terms = terms_of(body)
@@ -175,17 +183,9 @@ class SportsbookApi:
                                rounding=self.rounding)
             except SportsbookRefused:
                 existing = await self.store.bet(partner, body.bet_id)
-                if existing is not None and existing.state != "placing":
-                    return await self._replay(existing, terms)  # a retry of a bet decided before
+                if existing is not None:
+                    return await self._replay(existing, terms)  # a retry of a bet placed before
                 raise
-            raced = await self.store.insert_bet(partner, body.bet_id, decided.terms, decided.legs,
-                                                decided.staking.lines, decided.staking.outlay_minor,
-                                                decided.potential_return_minor)
-            if raced is not None and (raced.state != "placing" or raced.terms != terms):
-                return await self._replay(raced, terms)
-            if raced is not None and (raced.legs != decided.legs or raced.potential_return_minor != decided.potential_return_minor):
-                await self.store.replan_placing(partner, body.bet_id, decided.legs, decided.staking.lines,
-                                                decided.staking.outlay_minor, decided.potential_return_minor)
             response = await self._reserve_and_debit(partner, body, decided, markets, final=attempt == 1)
             if response is not None:
                 return response
@@ -195,15 +195,18 @@ class SportsbookApi:
     async def _reserve_and_debit(self, partner: str, body: BetBody, decided: PlacementPlan,
                                  markets: dict[str, Market], *, final: bool) -> Response | None:
         """Reserve, debit, answer; None if the mirror refused on market state and this was
-        not the ``final`` attempt (the caller re-reads the markets and decides again)."""
+        not the ``final`` attempt (the caller re-reads the markets and decides again).
+
+        A bet id already reserved (a retry, or a concurrent duplicate) reserves nothing
+        more; its debit then replays, and the answer is the stored bet. A reservation this
+        call made is cancelled if the debit is refused, so a retry is checked afresh."""
         contributions = liability.contributions(decided.bet, decided.potential_return_minor)
         limits = {m: liability.Limits.of(markets[m].limits) for m in decided.price_versions}
-        reserved = await self.exposure.reserve(partner, body.bet_id, contributions, limits, decided.price_versions)
+        reserved = await self.exposure.reserve(partner, body.bet_id, contributions, limits, decided.price_versions,
+                                               player_id=body.player_id)
         if isinstance(reserved, Refused):
             if not final and reserved.code in _STALE_CACHE_CODES:
                 return None
-            await self.store.set_bet_state(partner, body.bet_id, "refused", from_states=("placing",),
-                                           refusal_code=reserved.code)
             metrics.sportsbook_bets_refused_total.labels(reserved.code).inc()
             largest = None
             if reserved.code.endswith("_liability_limit"):
@@ -213,17 +216,19 @@ class SportsbookApi:
         result: Result = await self.submit(Debit(
             scope=idempotency_scope(partner, SPORTSBOOK_SOURCE), transaction_id=body.bet_id, partner_id=partner,
             player_id=body.player_id, currency=body.currency, amount_minor=decided.staking.outlay_minor,
-            round_id=body.bet_id, game_id=SPORTSBOOK_GAME_ID,
+            round_id=body.bet_id, game_id=SPORTSBOOK_GAME_ID, slip=slip_of(decided),
         ))
         if result.code is not Code.OK:
-            await self.exposure.release(partner, body.bet_id)
-            await self.store.set_bet_state(partner, body.bet_id, "refused", from_states=("placing",),
-                                           refusal_code=result.code.value)
+            if isinstance(reserved, Reserved):
+                await self.exposure.cancel(partner, body.bet_id)
             metrics.sportsbook_bets_refused_total.labels(result.code.value).inc()
             return result_problem(result)
-        await self.store.set_bet_state(partner, body.bet_id, "open", from_states=("placing",))
-        if not isinstance(reserved, AlreadyReserved) and not result.replayed:
-            metrics.sportsbook_bets_placed_total.inc()
+        if result.replayed:
+            existing = await self.store.bet(partner, body.bet_id)
+            if existing is None:  # the key holds a debit that is not a bet of ours
+                raise SportsbookRefused("idempotency_conflict", f"bet id {body.bet_id!r} was used for another debit")
+            return await self._replay(existing, decided.terms)
+        metrics.sportsbook_bets_placed_total.inc()
         placed = StoredBet(partner, body.bet_id, decided.terms, decided.legs, decided.staking.lines,
                            decided.staking.outlay_minor, decided.potential_return_minor, "open", None, None)
         return _json(_bet_out(placed, decided.potential_return_minor, result), status=201)
@@ -255,38 +260,63 @@ class SportsbookApi:
         return _json(_bet_out(stored, potential, None, results=results))
 
     async def cash_out(self, request: Request, partner: str, raw: bytes) -> Response:
-        """Full cash-out: the quoted amount is paid as the bet's payout (the same idempotency
-        key a settlement would use, so the two can never both pay), the bet becomes
-        ``cashed_out`` (final, never re-settled) and its liability is released."""
+        """Cash-out at the quoted ``amount_minor`` (gateway/sportsbook/cashout.py): in full,
+        the amount is paid as the bet's payout (the key a settlement would use, so the two
+        can never both pay) and the bet becomes ``cashed_out``, final; in part
+        (``stake_minor`` below the outlay), the payout and the continuation's stake debit are
+        one atomic unit in the player's shard. The bet's new state commits with the money;
+        its liability is released (a continuation's is reserved first, unchecked: it is a
+        share of what was already reserved)."""
         bet_id = _path_id(request, "bet_id")
         body = self.decode(CashoutBody, raw)
         assert isinstance(body, CashoutBody)
         stored = await self.store.bet(partner, bet_id)
         if stored is None:
             raise SportsbookRefused("unknown_bet", f"no bet {bet_id!r}")
-        if stored.state == "cashed_out" and stored.return_minor == body.amount_minor:
+        paid_before = stored.cashout_minor if stored.cashout_minor is not None else stored.return_minor
+        if stored.state == "cashed_out" and paid_before == body.amount_minor:
             return _json(_bet_out(stored, stored.potential_return_minor, None, replayed=True))
         if stored.state != "open":
             raise SportsbookRefused("bet_not_open", f"bet {bet_id!r} is {stored.state}")
-        if body.amount_minor > stored.potential_return_minor:
-            raise SportsbookRefused("invalid_amount", "a cash-out pays at most the bet's potential return")
+        decided = plan_cashout(stored, body.amount_minor, body.stake_minor, partial_allowed=self.settings.cashout_partial,
+                               payout_max_minor=self.settings.payout_max_minor, rounding=self.rounding)
         terms = stored.terms
+        scope = idempotency_scope(partner, SPORTSBOOK_SOURCE)
         payout = payout_transaction_id(bet_id)
-        result = await self.submit(Credit(
-            scope=idempotency_scope(partner, SPORTSBOOK_SOURCE), transaction_id=payout, partner_id=partner,
-            player_id=terms.player_id, currency=terms.currency, amount_minor=body.amount_minor, round_id=bet_id,
-            game_id=SPORTSBOOK_GAME_ID, bet_transaction_id=bet_id, round_closed=True, credit_type="win",
-        ))
-        if result.code in (Code.IDEMPOTENCY_CONFLICT, Code.TRANSACTION_SETTLED, Code.TRANSACTION_ROLLED_BACK):
-            raise SportsbookRefused("bet_not_open", f"bet {bet_id!r} was settled meanwhile")
+        cont = decided.continuation
+        credit = Credit(
+            scope=scope, transaction_id=payout, partner_id=partner, player_id=terms.player_id, currency=terms.currency,
+            amount_minor=decided.payout_minor, round_id=bet_id, game_id=SPORTSBOOK_GAME_ID, bet_transaction_id=bet_id,
+            round_closed=True, credit_type="win",
+            mark=BetMark(bet_id, "cashed_out", decided.payout_minor, "cashout", payout, from_states=("open",),
+                         continued_as=None if cont is None else cont.bet_id, cash_minor=decided.cash_minor),
+        )
+        command: Command = credit
+        if cont is not None:
+            assert decided.continuation_model is not None
+            await self.exposure.restore(partner, cont.bet_id, liability.contributions(
+                decided.continuation_model, cont.potential_return_minor))
+            command = Atomic(scope=scope, partner_id=partner, player_id=terms.player_id, actions=(credit, Debit(
+                scope=scope, transaction_id=cont.bet_id, partner_id=partner, player_id=terms.player_id,
+                currency=terms.currency, amount_minor=cont.outlay_minor, round_id=cont.bet_id,
+                game_id=SPORTSBOOK_GAME_ID, slip=slip_of_stored(cont),
+            )))
+        result = await self.submit(command)
         if result.code is not Code.OK:
+            if cont is not None and not result.replayed:
+                await self.exposure.cancel(partner, cont.bet_id)
+            if result.code in (Code.IDEMPOTENCY_CONFLICT, Code.TRANSACTION_SETTLED, Code.TRANSACTION_ROLLED_BACK):
+                raise SportsbookRefused("bet_not_open", f"bet {bet_id!r} was settled meanwhile")
             return result_problem(result)
-        await self.store.set_bet_state(partner, bet_id, "cashed_out", from_states=("open",),
-                                       return_minor=body.amount_minor, settled_by="cashout", payout_txn=payout)
         try:
             await self.exposure.release(partner, bet_id)
         except ExposureUnavailable:  # the money moved: the counters are repaired by a rebuild
             log.warning("cashout_release_failed", partner_id=partner, bet_id=bet_id)
+        if result.replayed and (again := await self.store.bet(partner, bet_id)) is not None and again.state == "open":
+            # the payout committed before migration 0009 without its mark
+            await self.store.set_bet_state(partner, bet_id, "cashed_out", from_states=("open",),
+                                           return_minor=decided.payout_minor, settled_by="cashout", payout_txn=payout)
+        metrics.sportsbook_cashouts_total.labels("partial" if cont is not None else "full").inc()
         stored = await self.store.bet(partner, bet_id)
         assert stored is not None
         return _json(_bet_out(stored, stored.potential_return_minor, result))
@@ -347,6 +377,9 @@ def _bet_out(stored: StoredBet, potential_return_minor: int, placed: Result | No
         cash_minor=None if placed is None else placed.cash_minor,
         bonus_minor=None if placed is None else placed.bonus_minor,
         replayed=replayed or (placed is not None and placed.replayed),
+        continued_as=stored.continued_as,
+        cashout_minor=(stored.cashout_minor if stored.cashout_minor is not None else stored.return_minor)
+        if stored.state == "cashed_out" else None,
     )
 
 

@@ -315,6 +315,29 @@ class LedgerStore:
         changes = list(batch.status_changes.items())
         args.update(s_partner_id=[k[0] for k, _ in changes], s_player_id=[k[1] for k, _ in changes],
                     s_status=[v for _, v in changes])
+        slips = batch.bet_slips
+        args.update(
+            k_partner_id=[x.partner_id for x in slips], k_bet_id=[x.bet_id for x in slips],
+            k_player_id=[x.player_id for x in slips], k_currency=[x.currency for x in slips],
+            k_bet_type=[x.slip.bet_type for x in slips], k_terms=[x.slip.terms_json for x in slips],
+            k_legs=[x.slip.legs_json for x in slips], k_lines=[x.slip.lines for x in slips],
+            k_outlay=[x.outlay_minor for x in slips], k_potential=[x.slip.potential_return_minor for x in slips],
+            k_created_at=[ts(x.created_at_us) for x in slips],
+            g_partner_id=[x.partner_id for x in slips for _ in x.slip.leg_markets],
+            g_bet_id=[x.bet_id for x in slips for _ in x.slip.leg_markets],
+            g_leg_no=[n for x in slips for n in range(len(x.slip.leg_markets))],
+            g_market_id=[m for x in slips for m in x.slip.leg_markets],
+            g_selection_id=[sel for x in slips for sel in x.slip.leg_selections],
+        )
+        marks = list(batch.bet_marks.values())
+        args.update(
+            m_partner_id=[x.partner_id for x in marks], m_bet_id=[x.mark.bet_id for x in marks],
+            m_state=[x.mark.state for x in marks], m_return=[x.mark.return_minor for x in marks],
+            m_settled_by=[x.mark.settled_by for x in marks], m_payout_txn=[x.mark.payout_txn for x in marks],
+            m_from_states=[",".join(x.mark.from_states) for x in marks],
+            m_continued_as=[x.mark.continued_as for x in marks], m_cash=[x.mark.cash_minor for x in marks],
+            m_settled_at=[ts(x.marked_at_us) for x in marks],
+        )
         return args, seq, head
 
 
@@ -324,7 +347,7 @@ _AUDIT_PARAMETERS = ("l_seq", "l_batch_id", "l_recorded_at", "l_kind", "l_scope"
 
 assert len(_AUDIT_PARAMETERS) == len(AuditRow._fields)
 
-#: gateway_write_batch's parameters (migration 0005), passed by name.
+#: gateway_write_batch's parameters (migration 0009), passed by name.
 WRITE_BATCH_PARAMETERS = (
     "p_shard_id", "p_epoch", *_TXN_PARAMETERS.values(),
     "n_partner_id", "n_player_id", "n_country", "n_status", "n_created_by", "n_created_at",
@@ -336,6 +359,11 @@ WRITE_BATCH_PARAMETERS = (
     *_AUDIT_PARAMETERS,
     "s_partner_id", "s_player_id", "s_status",
     "v_txn_id", "v_partner_id", "v_player_id", "v_scope", "v_reason", "v_created_at",
+    "k_partner_id", "k_bet_id", "k_player_id", "k_currency", "k_bet_type", "k_terms", "k_legs", "k_lines",
+    "k_outlay", "k_potential", "k_created_at",
+    "g_partner_id", "g_bet_id", "g_leg_no", "g_market_id", "g_selection_id",
+    "m_partner_id", "m_bet_id", "m_state", "m_return", "m_settled_by", "m_payout_txn", "m_from_states",
+    "m_continued_as", "m_cash", "m_settled_at",
 )
 _WRITE_BATCH = "SELECT gateway_write_batch(" + ", ".join(
     f"{name} => ${i}" for i, name in enumerate(WRITE_BATCH_PARAMETERS, start=1)) + ")"

@@ -589,6 +589,9 @@ def _rollback(state: ShardState, command: Rollback, now_us: int) -> Applied:
     ref_key = (command.scope, command.reference_transaction_id)
     bet = _lookup(state, ref_key, player)
     assert bet is not None or ref_key in state.absent_keys, "reference not prefetched"
+    if command.fence_only and bet is not None:  # exists: nothing to fence
+        return Applied(command, msgspec.structs.replace(_record_result(bet, replayed=True),
+                                                        tombstoned=bet.kind == TOMBSTONE))
     currency = bet.currency if bet is not None else (command.currency or next(iter(player.wallets)))
     if currency not in player.wallets:
         return Applied(command, _balance_result(Code.CURRENCY_MISMATCH, command, player, None,

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import msgspec
+
 from gateway.shards.apply import Applied, player_account
-from gateway.shards.commands import Command, CreatePlayer, Result
+from gateway.shards.commands import Atomic, Code, Command, CreatePlayer, Credit, Debit, Result
 from gateway.shards.port import AuditEntry, BatchWrite, PlayerBalance
-from gateway.shards.rows import EntryRow, NewPlayerRow, ReviewRow, RoundClose, TxnRow, row
+from gateway.shards.rows import BetMarkRow, BetSlipRow, EntryRow, NewPlayerRow, ReviewRow, RoundClose, TxnRow, row
 from gateway.shards.state import Key, PlayerKey
 
 
@@ -120,6 +122,8 @@ class Batch:
                 (txn,) = [t for t in item.txn_rows if t.txn_id == txn_id]
                 write.reviews.append(row(ReviewRow, (txn_id, txn.partner_id, txn.player_id, txn.scope,
                                                      reason, item.applied_at_us)))
+            if item.txn_rows and item.result.code is Code.OK:
+                _sportsbook_rows(write, item)
             if item.audited:
                 command = item.command
                 write.audits.append(row(AuditEntry, (
@@ -129,3 +133,31 @@ class Batch:
                     item.applied_at_us, [r.txn_id for r in item.txn_rows],
                 )))
         return write
+
+
+def _sportsbook_rows(write: BatchWrite, item: Item) -> None:
+    """The sportsbook rows of an applied item: a bet slip for each stake debit and a mark
+    for each payout credit applied the first time (never for a replay). A bet marked twice
+    in one batch keeps its last mark with its first mark's from-states, so storage applies
+    one mark per bet with the states the bet had before the batch."""
+    command = item.command
+    if type(command) is Atomic:
+        actions = [(a, r.replayed) for a, r in zip(command.actions, item.result.results, strict=True)]
+    elif type(command) is Debit or type(command) is Credit:
+        actions = [(command, item.result.replayed)]
+    else:
+        return
+    for action, replayed in actions:
+        if replayed:
+            continue
+        if type(action) is Debit and action.slip is not None:
+            write.bet_slips.append(row(BetSlipRow, (action.partner_id, action.transaction_id, action.player_id,
+                                                    action.currency, action.amount_minor, action.slip,
+                                                    item.applied_at_us)))
+        elif type(action) is Credit and action.mark is not None:
+            key = (action.partner_id, action.mark.bet_id)
+            mark = action.mark
+            earlier = write.bet_marks.get(key)
+            if earlier is not None:
+                mark = msgspec.structs.replace(mark, from_states=earlier.mark.from_states)
+            write.bet_marks[key] = row(BetMarkRow, (action.partner_id, mark, item.applied_at_us))

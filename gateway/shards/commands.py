@@ -114,8 +114,50 @@ class Withdraw(msgspec.Struct, tag="withdraw", frozen=True):
     origin: Origin | None = None
 
 
+class BetSlip(msgspec.Struct, frozen=True):
+    """A sportsbook bet's record, committed in the same transaction as its stake debit.
+
+    The shard does not read it: it rides with the ``Debit`` so that the bet exists in
+    storage exactly when its stake does (no bet without a stake, no stake without a bet, one
+    commit shared with the batch; docs/SPORTSBOOK.md, "Placement"). ``terms_json`` and
+    ``legs_json`` are the JSON documents ``gateway/sportsbook/store.py`` reads back;
+    ``leg_markets``/``leg_selections`` index the legs, in leg order. Stored only when the
+    debit is applied the first time (never for a refusal or a replay).
+    """
+
+    bet_type: str
+    terms_json: str
+    legs_json: str
+    lines: int
+    potential_return_minor: int
+    leg_markets: tuple[str, ...]
+    leg_selections: tuple[str, ...]
+
+
+class BetMark(msgspec.Struct, frozen=True):
+    """A sportsbook bet's new state, committed in the same transaction as the credit that
+    pays it (a settlement, re-settlement or cash-out payout).
+
+    ``state`` is "settled" or "cashed_out"; ``return_minor`` the bet's total return now
+    standing; ``settled_by`` the result id (or "cashout"); ``payout_txn`` the credit's
+    transaction id. ``from_states`` are the states the bet may be in for the mark to apply
+    (storage leaves it alone otherwise). Stored only when the credit is applied the first
+    time. A partial cash-out names the bet that carries the rest of the stake on
+    (``continued_as``) and the cash paid (``cash_minor``: the return less that stake).
+    """
+
+    bet_id: str
+    state: str
+    return_minor: int
+    settled_by: str
+    payout_txn: str
+    from_states: tuple[str, ...]
+    continued_as: str | None = None
+    cash_minor: int | None = None
+
+
 class Debit(msgspec.Struct, tag="debit", frozen=True):
-    """A bet (stake) on a game round."""
+    """A bet (stake) on a game round. ``slip``: a sportsbook bet stored with the stake."""
 
     scope: str
     transaction_id: str
@@ -126,6 +168,7 @@ class Debit(msgspec.Struct, tag="debit", frozen=True):
     round_id: str
     game_id: str
     origin: Origin | None = None
+    slip: BetSlip | None = None
 
 
 #: What a credit that names no bet requires of its round (``Credit.round_policy``):
@@ -160,6 +203,7 @@ class Credit(msgspec.Struct, tag="credit", frozen=True):
     credit_type: str = "win"
     round_policy: str = ROUND_ANY
     origin: Origin | None = None
+    mark: BetMark | None = None  # a sportsbook bet's new state, stored with the credit
 
 
 #: Credit types: each has its own house account in the ledger, so reports tell a game win
@@ -175,6 +219,11 @@ class Rollback(msgspec.Struct, tag="rollback", frozen=True):
     balance then goes below zero, a recorded debt, which blocks bets and withdrawals until
     deposits or wins repay it (docs/ARCHITECTURE.md, "Debts"). ``currency`` is only used to
     answer with a balance when the reference is unknown.
+
+    ``fence_only``: only fence an unknown reference (store the tombstone, so the debit can
+    never apply later); a reference that exists is left alone and its own stored outcome is
+    answered (``replayed``, its ``transaction_id``), nothing stored. The sportsbook's
+    reservation sweeper uses it to make sure an abandoned bet id can never be placed.
     """
 
     scope: str
@@ -186,6 +235,7 @@ class Rollback(msgspec.Struct, tag="rollback", frozen=True):
     round_id: str | None = None
     credit_reversible: bool = False
     origin: Origin | None = None
+    fence_only: bool = False
 
 
 class Atomic(msgspec.Struct, tag="atomic", frozen=True):

@@ -26,11 +26,20 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from gateway.shards.commands import Command, Result
-from gateway.shards.rows import EntryRow, NewPlayerRow, PlayerBalance, ReviewRow, RoundClose, TxnRow
+from gateway.shards.rows import (
+    BetMarkRow,
+    BetSlipRow,
+    EntryRow,
+    NewPlayerRow,
+    PlayerBalance,
+    ReviewRow,
+    RoundClose,
+    TxnRow,
+)
 from gateway.shards.state import Key, PlayerKey, RoundKey, TxRecord
 
 __all__ = [
-    "AuditEntry", "BatchWrite", "Claim", "EntryRow", "FenceLost", "Heads", "KeyConflict", "NewPlayerRow",
+    "AuditEntry", "BatchWrite", "BetMarkRow", "BetSlipRow", "Claim", "EntryRow", "FenceLost", "Heads", "KeyConflict", "NewPlayerRow",
     "PlayerBalance", "PrefetchResult", "ReviewRow", "RoundClose", "Storage", "StorageUnavailable", "TxnRow",
 ]
 
@@ -74,6 +83,8 @@ class BatchWrite:
     ``player_balances`` and ``house_deltas`` are keyed by (account, currency); player
     accounts are written as absolute balances, house accounts by delta. ``status_changes``
     ((partner, player) -> status, last wins) apply after ``new_players``. ``audits`` are in apply order.
+    ``bet_slips`` and ``bet_marks`` are the sportsbook's bet rows that commit with their
+    stake and payout (at most one mark per bet: ``Batch.write`` folds them).
     """
 
     batch_id: int
@@ -88,6 +99,8 @@ class BatchWrite:
     round_closes: set[RoundClose] = field(default_factory=set)
     audits: list[AuditEntry] = field(default_factory=list)
     reviews: list[ReviewRow] = field(default_factory=list)
+    bet_slips: list[BetSlipRow] = field(default_factory=list)
+    bet_marks: dict[tuple[str, str], BetMarkRow] = field(default_factory=dict)  # (partner, bet id) -> mark
 
     def has_writes(self) -> bool:
         return bool(self.txns or self.new_players or self.status_changes or self.audits)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar, cast
 
+from gateway.shards.commands import BetMark, BetSlip
+
 R = TypeVar("R", bound=tuple)
 
 #: ``row(TxnRow, (a, b, ...))`` builds a named row at the cost of a plain tuple: it is
@@ -89,3 +91,23 @@ class ReviewRow(NamedTuple):
     scope: str
     reason: str
     created_at_us: int
+
+
+class BetSlipRow(NamedTuple):
+    """A sportsbook bet placed by a stake debit of the batch (``commands.BetSlip``)."""
+
+    partner_id: str
+    bet_id: str  # the debit's transaction id
+    player_id: str
+    currency: str
+    outlay_minor: int  # the debit's amount
+    slip: BetSlip
+    created_at_us: int
+
+
+class BetMarkRow(NamedTuple):
+    """A sportsbook bet's new state, from a credit of the batch (``commands.BetMark``)."""
+
+    partner_id: str
+    mark: BetMark
+    marked_at_us: int

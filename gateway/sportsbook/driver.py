@@ -34,6 +34,7 @@ from gateway.config import SportsbookSettings
 from gateway.logs import get_logger
 from gateway.shards.commands import (
     ROUND_ANY,
+    BetMark,
     Code,
     Command,
     Credit,
@@ -73,7 +74,7 @@ class SettlementDriver:
         self.settings = settings
         self.rounding: RoundingMode = settings.rounding  # type: ignore[assignment]
         self._wake = asyncio.Event()
-        self._paid: dict[str, tuple[int, str]] = {}  # bet id -> (return, payout txn), within one page
+        self._paid: dict[str, tuple[int, str, bool]] = {}  # bet id -> (return, payout txn, replayed), within one page
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -158,12 +159,14 @@ class SettlementDriver:
                 return await self._resettle(bet, settlement.return_minor, result_id)
 
         states = await asyncio.gather(*(one(bet) for bet in page))
-        paid = [(bet.bet_id, ret, tx) for bet, state in zip(page, states, strict=True)
-                if state == "paid" and bet.state == "open" for ret, tx in [self._paid.pop(bet.bet_id)]]
-        await self.store.settle_bets(partner_id, paid, result_id)
+        paid = [(bet.bet_id, ret, tx, replayed) for bet, state in zip(page, states, strict=True)
+                if state == "paid" and bet.state == "open" for ret, tx, replayed in [self._paid.pop(bet.bet_id)]]
+        # A payout's credit marks its bet settled in the same commit (BetMark). A replayed
+        # payout may predate that (a crash mid-page before migration 0009): mark it here.
+        await self.store.settle_bets(partner_id, [(b, r, t) for b, r, t, replayed in paid if replayed], result_id)
         metrics.sportsbook_bets_settled_total.inc(len(paid))
         try:
-            await self.release_many(partner_id, [bet_id for bet_id, _, _ in paid])
+            await self.release_many(partner_id, [bet_id for bet_id, _, _, _ in paid])
         except ExposureUnavailable as exc:  # over-reserved until a rebuild: conservative, never unsafe
             log.warning("settlement_release_failed", bets=len(paid), error=repr(exc))
         return states.count("paid"), "retry" not in states
@@ -195,12 +198,13 @@ class SettlementDriver:
             scope=idempotency_scope(bet.partner_id, SPORTSBOOK_SOURCE), transaction_id=payout,
             partner_id=bet.partner_id, player_id=terms.player_id, currency=terms.currency, amount_minor=return_minor,
             round_id=bet.bet_id, game_id=SPORTSBOOK_GAME_ID, bet_transaction_id=bet.bet_id, round_closed=True,
+            mark=BetMark(bet.bet_id, "settled", return_minor, result_id, payout, from_states=("open",)),
         ))
         if result is None:
             return "retry"
         if result.code is not Code.OK:
             return self._refused(bet, result)
-        self._paid[bet.bet_id] = (return_minor, payout)  # marked settled with its page, in one statement
+        self._paid[bet.bet_id] = (return_minor, payout, result.replayed)
         return "paid"
 
     async def _resettle(self, bet: StoredBet, return_minor: int, result_id: str) -> str:
@@ -225,12 +229,14 @@ class SettlementDriver:
             scope=scope, transaction_id=payout, partner_id=bet.partner_id, player_id=terms.player_id,
             currency=terms.currency, amount_minor=return_minor, round_id=bet.bet_id, game_id=SPORTSBOOK_GAME_ID,
             round_policy=ROUND_ANY,
+            mark=BetMark(bet.bet_id, "settled", return_minor, result_id, payout, from_states=("settled",)),
         ))
         if paid is None:
             return "retry"
         if paid.code is not Code.OK:
             return self._refused(bet, paid)
-        await self.store.set_bet_state(bet.partner_id, bet.bet_id, "settled", from_states=("settled",),
-                                       return_minor=return_minor, settled_by=result_id, payout_txn=payout)
+        if paid.replayed:  # committed before, maybe without its mark (before migration 0009)
+            await self.store.set_bet_state(bet.partner_id, bet.bet_id, "settled", from_states=("settled",),
+                                           return_minor=return_minor, settled_by=result_id, payout_txn=payout)
         metrics.sportsbook_bets_resettled_total.inc()
         return "paid"

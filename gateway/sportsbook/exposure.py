@@ -7,7 +7,16 @@ Keys, per partner (tenancy: a partner's keys are never read for another):
   ``revision`` (the stored row's change counter), ``stakes`` and ``ret:<selection_id>``;
 - ``sb:{<partner>}:bet:<bet_id>``: the bet's reserved contributions (JSON), then
   ``"released"`` for ``RELEASED_TTL_S`` once released, so a repeated release or reserve of
-  the same bet is a no-op.
+  the same bet is a no-op;
+- ``sb:{<partner>}:pending``: sorted set of bet ids by reservation time (ms), until the
+  sweeper (``sweep``) has seen each bet stored in PostgreSQL. A reservation whose bet never
+  committed (the edge died between the reservation and the debit) is cancelled by the
+  sweeper after ``sportsbook.reservation_orphan_ms``.
+
+A reservation whose placement was refused is *cancelled* (``cancel``): its counters are
+given back and its key deleted, so a retry of the same bet id is checked afresh. One that
+was settled, voided or cashed out is *released*: given back and marked, so a late retry
+of the same bet id can never reserve again.
 
 One Lua script reserves atomically (Redis runs a script alone): it refuses unless every
 market is mirrored as open at the price version the odds were read at, checks the
@@ -23,6 +32,7 @@ Redis unreachable or slow: ``ExposureUnavailable`` (placement answers 503
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -74,9 +84,14 @@ def _bet_key(partner_id: str, bet_id: str) -> str:
     return f"sb:{{{partner_id}}}:bet:{bet_id}"
 
 
-# KEYS: bet key, then the n market keys. ARGV: n, then per market: expected version,
-# selection limit (-1: none), market limit (-1: none); then the reservation as JSON
-# {"m": [market ids], "a": [[market_index (1-based), selection_id, return, stake_credit], ...]}.
+def _pending_key(partner_id: str) -> str:
+    return f"sb:{{{partner_id}}}:pending"
+
+
+# KEYS: bet key, then the n market keys, then the pending set. ARGV: n, then per market:
+# expected version, selection limit (-1: none), market limit (-1: none); then the
+# reservation as JSON {"m": [market ids], "a": [[market_index (1-based), selection_id,
+# return, stake_credit], ...]}; then the time (ms) and the bet id for the pending set.
 _RESERVE = """
 local n = tonumber(ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'already'} end
@@ -135,11 +150,13 @@ for _, a in ipairs(adds) do
   if a[4] ~= 0 then redis.call('HINCRBY', key, 'stakes', a[4]) end
 end
 redis.call('SET', KEYS[1], ARGV[2 + 3 * n])
+redis.call('ZADD', KEYS[n + 2], ARGV[3 + 3 * n], ARGV[4 + 3 * n])
 return {'ok'}
 """
 
 # KEYS: bet key, then the market keys of the reservation (the caller read them from the
-# bet key first; the script re-checks). ARGV: released TTL.
+# bet key first; the script re-checks). ARGV: released TTL, or 0 to cancel (delete the
+# key instead of marking it released).
 _RELEASE = """
 local raw = redis.call('GET', KEYS[1])
 if not raw or raw == 'released' then return 0 end
@@ -149,7 +166,11 @@ for _, a in ipairs(adds) do
   redis.call('HINCRBY', key, 'ret:' .. a[2], -a[3])
   if a[4] ~= 0 then redis.call('HINCRBY', key, 'stakes', -a[4]) end
 end
-redis.call('SET', KEYS[1], 'released', 'EX', tonumber(ARGV[1]))
+if tonumber(ARGV[1]) > 0 then
+  redis.call('SET', KEYS[1], 'released', 'EX', tonumber(ARGV[1]))
+else
+  redis.call('DEL', KEYS[1])
+end
 return 1
 """
 
@@ -236,7 +257,8 @@ class ExposureBook:
             raise _unavailable(exc) from exc
 
     async def reserve(self, partner_id: str, bet_id: str, adds: Sequence[Contribution],
-                      limits: Mapping[str, Limits], price_versions: Mapping[str, int]) -> Reserved | AlreadyReserved | Refused:
+                      limits: Mapping[str, Limits], price_versions: Mapping[str, int],
+                      player_id: str = "") -> Reserved | AlreadyReserved | Refused:
         """Check and reserve ``adds`` for ``bet_id`` in one step (module docstring)."""
         assert 0 < len(adds) <= CONTRIBUTIONS_MAX
         assert all(0 <= c.potential_return_minor <= AMOUNT_MINOR_CEILING and
@@ -249,11 +271,12 @@ class ExposureBook:
             args += [price_versions[m], _or_none(limit.selection_liability_max_minor),
                      _or_none(limit.market_liability_max_minor)]
         encoded = msgspec.json.encode({"m": markets, "a": [[index[c.market_id], c.selection_id, c.potential_return_minor,
-                                                            c.stake_credit_minor] for c in adds]}).decode()
-        args.append(encoded)
+                                                            c.stake_credit_minor] for c in adds],
+                                       "p": player_id}).decode()
+        args += [encoded, time.time_ns() // 1_000_000, bet_id]
         try:
-            answer = await self._reserve(keys=[_bet_key(partner_id, bet_id), *(_market_key(partner_id, m) for m in markets)],
-                                         args=args)
+            answer = await self._reserve(keys=[_bet_key(partner_id, bet_id), *(_market_key(partner_id, m) for m in markets),
+                                               _pending_key(partner_id)], args=args)
         except _REDIS_ERRORS as exc:
             raise _unavailable(exc) from exc
         kind = _text(answer[0])
@@ -275,7 +298,16 @@ class ExposureBook:
                        {m: limits.get(m, Limits()) for m in markets})
 
     async def release(self, partner_id: str, bet_id: str) -> bool:
-        """Undo ``bet_id``'s reservation exactly; False if there was none (idempotent)."""
+        """Undo ``bet_id``'s reservation exactly and mark it released (settled, voided,
+        cashed out); False if there was none (idempotent)."""
+        return await self._undo(partner_id, bet_id, RELEASED_TTL_S)
+
+    async def cancel(self, partner_id: str, bet_id: str) -> bool:
+        """Undo ``bet_id``'s reservation exactly and forget it (its placement was refused
+        or never committed), so a retry of the bet id reserves afresh; False if none."""
+        return await self._undo(partner_id, bet_id, 0)
+
+    async def _undo(self, partner_id: str, bet_id: str, released_ttl_s: int) -> bool:
         key = _bet_key(partner_id, bet_id)
         try:
             raw = await self.client.get(key)
@@ -283,10 +315,52 @@ class ExposureBook:
                 return False
             record = msgspec.json.decode(raw, type=_Reservation)
             keys = [_market_key(partner_id, m) for m in record.m]
-            done = await self._release(keys=[key, *keys], args=[RELEASED_TTL_S])
+            done = await self._release(keys=[key, *keys], args=[released_ttl_s])
         except _REDIS_ERRORS as exc:
             raise _unavailable(exc) from exc
         return bool(done)
+
+    async def player_of(self, partner_id: str, bet_ids: Sequence[str]) -> dict[str, str]:
+        """bet id -> the player its live reservation names (bets with none are left out)."""
+        if not bet_ids:
+            return {}
+        try:
+            raws = await self.client.mget([_bet_key(partner_id, b) for b in bet_ids])
+        except _REDIS_ERRORS as exc:
+            raise _unavailable(exc) from exc
+        return {b: msgspec.json.decode(raw, type=_Reservation).p for b, raw in zip(bet_ids, raws, strict=True)
+                if raw is not None and raw != b"released"}
+
+    async def sweep_lock(self, partner_id: str, owner: str, hold_ms: int) -> bool:
+        """Take (or keep, if ``owner`` has it) the partner's sweep lock for ``hold_ms``."""
+        key = f"sb:{{{partner_id}}}:sweep"
+        try:
+            if await self.client.set(key, owner, nx=True, px=hold_ms):
+                return True
+            if _text(await self.client.get(key)) == owner:
+                await self.client.pexpire(key, hold_ms)
+                return True
+        except _REDIS_ERRORS as exc:
+            raise _unavailable(exc) from exc
+        return False
+
+    async def pending(self, partner_id: str, reserved_before_ms: int, limit: int) -> list[str]:
+        """Bet ids reserved before ``reserved_before_ms`` (Unix ms) not yet confirmed stored,
+        oldest first, at most ``limit``."""
+        try:
+            ids = await self.client.zrangebyscore(_pending_key(partner_id), "-inf", reserved_before_ms,
+                                                  start=0, num=limit)
+        except _REDIS_ERRORS as exc:
+            raise _unavailable(exc) from exc
+        return [_text(x) for x in ids]
+
+    async def confirmed(self, partner_id: str, bet_ids: Sequence[str]) -> None:
+        """Drop ``bet_ids`` from the pending set (the sweeper saw them stored, or cancelled them)."""
+        if bet_ids:
+            try:
+                await self.client.zrem(_pending_key(partner_id), *bet_ids)
+            except _REDIS_ERRORS as exc:
+                raise _unavailable(exc) from exc
 
     async def release_many(self, partner_id: str, bet_ids: Sequence[str]) -> int:
         """``release`` for many bets in two round trips (a pipeline of reads, one of scripts);
@@ -337,6 +411,7 @@ async def _batches(items, size: int):
 class _Reservation(msgspec.Struct):
     m: list[str]
     a: list[tuple[int, str, int, int]]
+    p: str = ""  # the player (the sweeper fences an abandoned bet id in the player's shard)
 
 
 def _or_none(value: int | None) -> int:

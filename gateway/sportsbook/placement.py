@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgspec
+
+from gateway.shards.commands import BetSlip
 from gateway.sportsbook.bets import Bet, BetLimits, BetType, Leg, SettlementError, StakeConvention, Staking, staking
 from gateway.sportsbook.markets import CLOSED, OPEN, Market, SportsbookRefused, odds_of
 from gateway.sportsbook.odds import Odds, to_storage
 from gateway.sportsbook.settlement import RoundingMode, potential_return
-from gateway.sportsbook.store import BetTerms, StoredLeg
+from gateway.sportsbook.store import BetTerms, StoredBet, StoredLeg
 from gateway.sportsbook.wire import BetBody, StoredOddsOut
 
 
@@ -113,6 +116,28 @@ def plan(body: BetBody, markets: dict[str, Market], *, limits: BetLimits, payout
     except SettlementError as e:
         raise SportsbookRefused(e.code, e.detail) from None
     return PlacementPlan(bet, stake, potential.return_minor, tuple(accepted), terms_of(body), tuple(stored), versions)
+
+
+_enc = msgspec.json.Encoder()
+
+
+def slip_of(decided: PlacementPlan) -> BetSlip:
+    """The bet's record as the shard stores it with the stake debit (``BetSlip``): the
+    terms and the legs as accepted, in the JSON ``gateway/sportsbook/store.py`` reads."""
+    return _slip(decided.terms, decided.legs, decided.staking.lines, decided.potential_return_minor)
+
+
+def slip_of_stored(bet: StoredBet) -> BetSlip:
+    """``slip_of`` for a bet decided from a stored one (a partial cash-out's continuation)."""
+    return _slip(bet.terms, bet.legs, bet.lines, bet.potential_return_minor)
+
+
+def _slip(terms: BetTerms, legs: tuple[StoredLeg, ...], lines: int, potential_return_minor: int) -> BetSlip:
+    return BetSlip(
+        bet_type=terms.bet_type, terms_json=_enc.encode(terms).decode(), legs_json=_enc.encode(list(legs)).decode(),
+        lines=lines, potential_return_minor=potential_return_minor,
+        leg_markets=tuple(leg.market_id for leg in legs), leg_selections=tuple(leg.selection_id for leg in legs),
+    )
 
 
 def _odds_acceptable(policy: str, requested: Odds, current: Odds) -> bool:

@@ -6,8 +6,8 @@ back the reservation of every open bet, computed again from its stored terms
 (``liability.contributions`` of ``resolve.model_of``) without limit checks: PostgreSQL says
 these bets were accepted. While it runs, placements find markets unmirrored and are refused
 (``market_suspended``), so run it with placement paused, or accept those refusals for its
-duration; nothing unchecked is ever accepted. Bets still ``placing`` are not restored (their
-stake may not have moved; a retry of the placement reserves again).
+duration; nothing unchecked is ever accepted. A bet row exists only once its stake debit
+committed (the two share one commit), so every bet restored holds its stake.
 """
 
 from __future__ import annotations

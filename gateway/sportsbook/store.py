@@ -1,9 +1,12 @@
-"""PostgreSQL storage of the sportsbook's markets, bet terms and results (migration 0007).
+"""PostgreSQL storage of the sportsbook's markets, bet terms and results (migrations 0007, 0009).
 
 I/O only: every rule lives in markets.py, placement.py and resolve.py. The money of a bet is
 never here: stakes, payouts and voids are the player's shard's transactions (the bet's
 idempotency key is (``<partner>:sportsbook``, ``bet_id``)); these rows hold what the
-settlement math needs. Every query names the partner (docs/SECURITY.md, "Tenancy").
+settlement math needs. Every query names the partner (docs/SECURITY.md, "Tenancy"). A bet's
+row is written by the player's shard in the batch that commits its stake (``BetSlip``) and
+moved to settled or cashed out by the batch that commits its payout (``BetMark``); this
+module reads them, and marks only payouts committed before migration 0009.
 
 Errors: asyncpg's connection and timeout errors propagate as ``SportsbookStoreUnavailable``
 (the edge answers 503 ``unavailable``, retryable).
@@ -66,6 +69,8 @@ class StoredBet:
     refusal_code: str | None
     return_minor: int | None
     payout_txn: str | None = None
+    continued_as: str | None = None  # a partial cash-out's continuation bet
+    cashout_minor: int | None = None  # cashed out: the cash paid (return_minor less the stake carried on)
 
 
 @contextlib.asynccontextmanager
@@ -128,39 +133,12 @@ class SportsbookStore:
             row = await self.pool.fetchrow(_BET_SELECT + " WHERE partner_id = $1 AND bet_id = $2", partner_id, bet_id)
         return None if row is None else _bet(row)
 
-    async def insert_bet(self, partner_id: str, bet_id: str, terms: BetTerms, legs: Sequence[StoredLeg],
-                         lines: int, outlay_minor: int, potential_return_minor: int) -> StoredBet | None:
-        """Store a new bet in state ``placing`` with its legs, in one statement; returns None,
-        or the bet already stored under ``bet_id`` (a retry or a conflicting reuse: the caller
-        compares the terms)."""
+    async def stored_bet_ids(self, partner_id: str, bet_ids: Sequence[str]) -> set[str]:
+        """Those of ``bet_ids`` the partner has a bet row for (any state)."""
         async with _unavailable_as_error():
-            inserted = await self.pool.fetchval(
-                "WITH b AS (INSERT INTO sportsbook_bets (partner_id, bet_id, player_id, currency, bet_type, terms, legs,"
-                " lines, outlay_minor, potential_return_minor, state)"
-                " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, 'placing')"
-                " ON CONFLICT (partner_id, bet_id) DO NOTHING RETURNING partner_id, bet_id)"
-                " INSERT INTO sportsbook_bet_legs (partner_id, bet_id, leg_no, market_id, selection_id)"
-                " SELECT b.partner_id, b.bet_id, l.n, l.m, l.s FROM b,"
-                " unnest($11::integer[], $12::text[], $13::text[]) AS l(n, m, s) RETURNING 1",
-                partner_id, bet_id, terms.player_id, terms.currency, terms.bet_type,
-                _enc.encode(terms).decode(), _enc.encode(list(legs)).decode(), lines, outlay_minor,
-                potential_return_minor, list(range(len(legs))), [leg.market_id for leg in legs],
-                [leg.selection_id for leg in legs])
-            if inserted is not None:
-                return None
-            row = await self.pool.fetchrow(_BET_SELECT + " WHERE partner_id = $1 AND bet_id = $2", partner_id, bet_id)
-        assert row is not None, "a conflicting insert means the bet is stored"
-        return _bet(row)
-
-    async def replan_placing(self, partner_id: str, bet_id: str, legs: Sequence[StoredLeg], lines: int,
-                             outlay_minor: int, potential_return_minor: int) -> None:
-        """A bet still ``placing`` decided again (resumed, or re-priced after a stale cache):
-        store the odds it is now struck at."""
-        async with _unavailable_as_error():
-            await self.pool.execute(
-                "UPDATE sportsbook_bets SET legs = $3::jsonb, lines = $4, outlay_minor = $5, potential_return_minor = $6"
-                " WHERE partner_id = $1 AND bet_id = $2 AND state = 'placing'",
-                partner_id, bet_id, _enc.encode(list(legs)).decode(), lines, outlay_minor, potential_return_minor)
+            rows = await self.pool.fetch("SELECT bet_id FROM sportsbook_bets WHERE partner_id = $1"
+                                         " AND bet_id = ANY($2::text[])", partner_id, list(bet_ids))
+        return {r["bet_id"] for r in rows}
 
     async def settle_bets(self, partner_id: str, settled: Sequence[tuple[str, int, str]], result_id: str) -> None:
         """Mark open bets settled in one statement: (bet id, return, payout transaction id)."""
@@ -195,7 +173,7 @@ class SportsbookStore:
         async with _unavailable_as_error():
             rows = await self.pool.fetch(
                 "SELECT b.partner_id, b.bet_id, b.terms, b.legs, b.lines, b.outlay_minor, b.potential_return_minor,"
-                " b.state, b.refusal_code, b.return_minor, b.payout_txn"
+                " b.state, b.refusal_code, b.return_minor, b.payout_txn, b.continued_as, b.cashout_minor"
                 " FROM (SELECT DISTINCT bet_id FROM (SELECT bet_id FROM sportsbook_bet_legs"
                 "       WHERE partner_id = $1 AND market_id = $2 AND bet_id > $3 ORDER BY bet_id LIMIT $4) page) l"
                 " JOIN sportsbook_bets b ON b.partner_id = $1 AND b.bet_id = l.bet_id"
@@ -296,7 +274,7 @@ class SportsbookStore:
 
 
 _BET_SELECT = ("SELECT partner_id, bet_id, terms, legs, lines, outlay_minor, potential_return_minor, state,"
-               " refusal_code, return_minor, payout_txn FROM sportsbook_bets")
+               " refusal_code, return_minor, payout_txn, continued_as, cashout_minor FROM sportsbook_bets")
 
 
 def _market(partner_id: str, r: asyncpg.Record) -> Market:
@@ -312,4 +290,5 @@ def _bet(r: asyncpg.Record) -> StoredBet:
         partner_id=r["partner_id"], bet_id=r["bet_id"], terms=msgspec.json.decode(r["terms"], type=BetTerms),
         legs=tuple(msgspec.json.decode(r["legs"], type=list[StoredLeg])), lines=r["lines"],
         outlay_minor=r["outlay_minor"], potential_return_minor=r["potential_return_minor"], state=r["state"],
-        refusal_code=r["refusal_code"], return_minor=r["return_minor"], payout_txn=r["payout_txn"])
+        refusal_code=r["refusal_code"], return_minor=r["return_minor"], payout_txn=r["payout_txn"],
+        continued_as=r["continued_as"], cashout_minor=r["cashout_minor"])

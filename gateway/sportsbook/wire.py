@@ -127,8 +127,8 @@ class LegOut(msgspec.Struct, omit_defaults=True):
 
 
 class BetResponse(msgspec.Struct, omit_defaults=True):
-    """A bet: its terms, state (``placing``, ``open``, ``settled``, ``void``) and money. On
-    placement ``cash_minor``/``bonus_minor`` are the player's balance after the stake."""
+    """A bet: its terms, state (``open``, ``settled``, ``cashed_out``) and money. On
+    placement and cash-out ``cash_minor``/``bonus_minor`` are the player's balance after it."""
 
     bet_id: str
     player_id: str
@@ -146,6 +146,8 @@ class BetResponse(msgspec.Struct, omit_defaults=True):
     cash_minor: int | None = None
     bonus_minor: int | None = None
     replayed: bool = False
+    continued_as: str | None = None  # a partial cash-out: the bet carrying the rest of the stake
+    cashout_minor: int | None = None  # cashed out: the cash paid (return_minor less the stake carried on)
 
 
 class ReportRow(msgspec.Struct):
@@ -171,9 +173,12 @@ class MarketReport(msgspec.Struct):
 
 class CashoutBody(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /v1/sportsbook/bets/{bet_id}/cashout``: settle an open bet now at the price the
-    sportsbook quotes, ``amount_minor`` (at most the bet's potential return). Final."""
+    sportsbook quotes, ``amount_minor`` (at most the bet's potential return; for a partial
+    cash-out, that share of it). ``stake_minor``: the part of the outlay cashed out (absent:
+    all of it); the rest keeps running as a new bet, ``continued_as`` in the answer. Final."""
 
     amount_minor: Annotated[int, msgspec.Meta(ge=0, le=money.AMOUNT_MINOR_CEILING)]
+    stake_minor: Annotated[int, msgspec.Meta(ge=1, le=money.AMOUNT_MINOR_CEILING)] | None = None
 
 
 class LegResultBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
