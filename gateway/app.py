@@ -165,7 +165,8 @@ async def _sportsbook(ctx: EdgeContext, database_url: str, redis) -> SportsbookA
     """The sportsbook routes' services: a bounded pool for its tables, the exposure book on
     Redis, and this edge's settlement driver (started here, stopped by the lifespan)."""
     settings = ctx.settings
-    pool = await backends.open_pool(settings, database_url, size_max=settings.sportsbook.pool_size_max)
+    pool = await backends.open_pool(settings, database_url, size_max=settings.sportsbook.pool_size_max,
+                                    session_state=False)
     store = SportsbookStore(pool)
     exposure = ExposureBook(redis)
     driver = SettlementDriver(store, ctx.submit, exposure.release_many, settings.sportsbook)

@@ -106,7 +106,7 @@ class SportsbookSettings(msgspec.Struct, forbid_unknown_fields=True):
     rounding: str = "down"  # settlement rounding: "down", "half_up" or "half_even"
     settle_bets_per_step_max: int = 2_000  # bets the settlement driver reads at a time
     settle_in_flight_max: int = 1_000  # payout commands in flight at once
-    market_cache_ttl_ms: int = 1_000  # an edge re-reads a market from PostgreSQL after this long
+    market_cache_ttl_ms: int = 30_000  # an edge re-reads a market from PostgreSQL after this long
     market_cache_size_max: int = 10_000  # markets one edge keeps cached
     settle_poll_interval_ms: int = 500  # how often the driver looks for unsettled results
     # The reservation sweeper (gateway/sportsbook/sweeper.py): liability reserved for a bet

@@ -110,3 +110,35 @@ async def test_release_many_undoes_exactly_once(book):
     rest = range(10, 20)
     assert await book.snapshot(partner, "m") == {"stakes_minor": sum(100 + i for i in rest),
                                                  "returns_minor:home": sum(2 * (100 + i) for i in rest)}
+
+
+async def test_a_market_changed_since_it_was_read_is_refused(book):
+    """Limits travel from the edge's cached market: the revision they were read at is checked
+    with the price version, so a cache older than the trader's last change never decides."""
+    partner = f"p{uuid.uuid4().hex[:8]}"
+    await book.mirror_market(partner, "m", "open", 1, 3)
+    adds = single("m", "home", 100, 200)
+    stale = await book.reserve(partner, "b1", adds, {}, {"m": 1}, revisions={"m": 2})
+    assert isinstance(stale, Refused) and stale.code == "market_changed"
+    assert await book.snapshot(partner, "m") == {"stakes_minor": 0}
+    assert isinstance(await book.reserve(partner, "b1", adds, {}, {"m": 1}, revisions={"m": 3}), Reserved)
+
+
+async def test_cancel_forgets_and_release_marks(book):
+    """A refused placement's reservation is cancelled (a retry reserves afresh); a settled
+    bet's is released (a late retry never reserves again). Both give back exactly."""
+    partner = f"p{uuid.uuid4().hex[:8]}"
+    await book.mirror_market(partner, "m", "open", 1, 1)
+    adds = single("m", "home", 100, 300)
+    assert isinstance(await book.reserve(partner, "b1", adds, {}, {"m": 1}, player_id="p1"), Reserved)
+    assert await book.player_of(partner, ["b1", "nope"]) == {"b1": "p1"}
+    assert await book.pending(partner, 2**62, 10) == ["b1"]
+    assert await book.cancel(partner, "b1") is True and await book.cancel(partner, "b1") is False
+    assert await book.snapshot(partner, "m") == {"stakes_minor": 0, "returns_minor:home": 0}
+    assert isinstance(await book.reserve(partner, "b1", adds, {}, {"m": 1}), Reserved)  # afresh
+    assert await book.release(partner, "b1") is True
+    assert isinstance(await book.reserve(partner, "b1", adds, {}, {"m": 1}), AlreadyReserved)
+    await book.confirmed(partner, ["b1"])
+    assert await book.pending(partner, 2**62, 10) == []
+    assert await book.sweep_lock(partner, "edge-a", 1_000) and await book.sweep_lock(partner, "edge-a", 1_000)
+    assert not await book.sweep_lock(partner, "edge-b", 1_000)

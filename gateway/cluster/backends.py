@@ -49,8 +49,14 @@ class Backend(Protocol):
         ...
 
 
-async def open_pool(settings: Settings, url: str, size_max: int | None = None) -> asyncpg.Pool:
-    """asyncpg pool with the configured timeouts. Raises on connection failure."""
+async def open_pool(settings: Settings, url: str, size_max: int | None = None, *,
+                    session_state: bool = True) -> asyncpg.Pool:
+    """asyncpg pool with the configured timeouts. Raises on connection failure.
+
+    ``session_state=False``: for users that never leave session state behind (no session
+    advisory locks, LISTEN, cursors or SET): a connection going back to the pool is only
+    rolled back if a transaction was left open, instead of asyncpg's reset statement, a
+    round trip on every release (docs/BENCHMARKS.md, "Sportsbook")."""
     return await asyncpg.create_pool(
         url,
         min_size=1,
@@ -61,7 +67,13 @@ async def open_pool(settings: Settings, url: str, size_max: int | None = None) -
             "application_name": "wallet-gateway",
             "statement_timeout": str(settings.database.statement_timeout_ms),
         },
+        reset=None if session_state else _rollback_if_open,
     )
+
+
+async def _rollback_if_open(conn: asyncpg.Connection) -> None:
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 def exit_for_restart(exc: BaseException) -> None:

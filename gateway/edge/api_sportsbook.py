@@ -67,7 +67,7 @@ from gateway.sportsbook.wire import (
 log = get_logger("gateway.sportsbook")
 
 #: Refusals of the Redis check that a stale market cache can cause: re-read and decide again.
-_STALE_CACHE_CODES = frozenset({"odds_changed", "market_suspended", "market_closed"})
+_STALE_CACHE_CODES = frozenset({"odds_changed", "market_suspended", "market_closed", "market_changed"})
 
 _ID_CHARS_MAX = 128
 
@@ -203,7 +203,7 @@ class SportsbookApi:
         contributions = liability.contributions(decided.bet, decided.potential_return_minor)
         limits = {m: liability.Limits.of(markets[m].limits) for m in decided.price_versions}
         reserved = await self.exposure.reserve(partner, body.bet_id, contributions, limits, decided.price_versions,
-                                               player_id=body.player_id)
+                                               player_id=body.player_id, revisions=decided.revisions)
         if isinstance(reserved, Refused):
             if not final and reserved.code in _STALE_CACHE_CODES:
                 return None

@@ -63,8 +63,9 @@ class AlreadyReserved:
 @dataclass(frozen=True, slots=True)
 class Refused:
     """Nothing reserved: ``code`` is ``selection_liability_limit``,
-    ``market_liability_limit``, ``market_suspended``, ``market_closed`` or ``odds_changed``
-    (the market's price version moved since the odds were read); ``counters``: the markets'
+    ``market_liability_limit``, ``market_suspended``, ``market_closed``, ``odds_changed``
+    (the market's price version moved since the odds were read) or ``market_changed`` (its
+    stored revision moved: limits or terms changed); ``counters``: the markets'
     counters read in the same script (for ``liability.max_outlay``)."""
 
     code: str
@@ -89,13 +90,14 @@ def _pending_key(partner_id: str) -> str:
 
 
 # KEYS: bet key, then the n market keys, then the pending set. ARGV: n, then per market:
-# expected version, selection limit (-1: none), market limit (-1: none); then the
+# expected price version, selection limit (-1: none), market limit (-1: none), expected
+# revision (-1: any; the limits were read at it, so a change of limits is seen); then the
 # reservation as JSON {"m": [market ids], "a": [[market_index (1-based), selection_id,
 # return, stake_credit], ...]}; then the time (ms) and the bet id for the pending set.
 _RESERVE = """
 local n = tonumber(ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'already'} end
-local adds = cjson.decode(ARGV[2 + 3 * n])['a']
+local adds = cjson.decode(ARGV[2 + 4 * n])['a']
 local function counters()
   local out = {}
   for i = 1, n do out[i] = redis.call('HGETALL', KEYS[1 + i]) end
@@ -111,12 +113,16 @@ for i = 1, n do
     if status == 'closed' then code = 'market_closed' end
     return {'refused', code, tostring(i), '', status}
   end
-  if version ~= ARGV[2 + 3 * (i - 1)] then return {'refused', 'odds_changed', tostring(i), '', version} end
+  if version ~= ARGV[2 + 4 * (i - 1)] then return {'refused', 'odds_changed', tostring(i), '', version} end
+  local revision = ARGV[5 + 4 * (i - 1)]
+  if revision ~= '-1' and redis.call('HGET', key, 'revision') ~= revision then
+    return {'refused', 'market_changed', tostring(i), '', revision}
+  end
 end
 for i = 1, n do
   local key = KEYS[1 + i]
-  local sel_max = tonumber(ARGV[3 + 3 * (i - 1)])
-  local mkt_max = tonumber(ARGV[4 + 3 * (i - 1)])
+  local sel_max = tonumber(ARGV[3 + 4 * (i - 1)])
+  local mkt_max = tonumber(ARGV[4 + 4 * (i - 1)])
   local stakes = tonumber(redis.call('HGET', key, 'stakes') or '0')
   local returns = {}
   local flat = redis.call('HGETALL', key)
@@ -149,8 +155,8 @@ for _, a in ipairs(adds) do
   redis.call('HINCRBY', key, 'ret:' .. a[2], a[3])
   if a[4] ~= 0 then redis.call('HINCRBY', key, 'stakes', a[4]) end
 end
-redis.call('SET', KEYS[1], ARGV[2 + 3 * n])
-redis.call('ZADD', KEYS[n + 2], ARGV[3 + 3 * n], ARGV[4 + 3 * n])
+redis.call('SET', KEYS[1], ARGV[2 + 4 * n])
+redis.call('ZADD', KEYS[n + 2], ARGV[3 + 4 * n], ARGV[4 + 4 * n])
 return {'ok'}
 """
 
@@ -258,7 +264,7 @@ class ExposureBook:
 
     async def reserve(self, partner_id: str, bet_id: str, adds: Sequence[Contribution],
                       limits: Mapping[str, Limits], price_versions: Mapping[str, int],
-                      player_id: str = "") -> Reserved | AlreadyReserved | Refused:
+                      player_id: str = "", revisions: Mapping[str, int] | None = None) -> Reserved | AlreadyReserved | Refused:
         """Check and reserve ``adds`` for ``bet_id`` in one step (module docstring)."""
         assert 0 < len(adds) <= CONTRIBUTIONS_MAX
         assert all(0 <= c.potential_return_minor <= AMOUNT_MINOR_CEILING and
@@ -269,7 +275,7 @@ class ExposureBook:
         for m in markets:
             limit = limits.get(m, Limits())
             args += [price_versions[m], _or_none(limit.selection_liability_max_minor),
-                     _or_none(limit.market_liability_max_minor)]
+                     _or_none(limit.market_liability_max_minor), (revisions or {}).get(m, -1)]
         encoded = msgspec.json.encode({"m": markets, "a": [[index[c.market_id], c.selection_id, c.potential_return_minor,
                                                             c.stake_credit_minor] for c in adds],
                                        "p": player_id}).decode()
@@ -293,6 +299,7 @@ class ExposureBook:
         detail = {"selection_liability_limit": f"selection {selection!r} of market {market_id!r} is at its liability limit",
                   "market_liability_limit": f"market {market_id!r} is at its liability limit",
                   "odds_changed": f"market {market_id!r} was re-priced (price version {_text(answer[4])})",
+                  "market_changed": f"market {market_id!r} changed while the bet was placed: retry",
                   }.get(code, f"market {market_id!r} is not open ({_text(answer[4])})")
         return Refused(code, detail, market_id, selection or None, counters, tuple(adds),
                        {m: limits.get(m, Limits()) for m in markets})

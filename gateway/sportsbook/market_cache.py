@@ -1,10 +1,11 @@
 """An edge's short-lived cache of markets, in front of PostgreSQL (bounded, TTL).
 
-Safe to be stale for a moment: placement prices against the cached market, but the Redis
+Safe to be stale: placement prices against the cached market, but the Redis
 check-and-reserve (gateway/sportsbook/exposure.py) refuses unless the market is still
-open at the very price version the odds were read at, and a refusal of that kind makes the
-caller re-read the market (``forget``) and decide again once. Stake, payout and liability
-limits may lag a change by up to ``ttl_ms``.
+open, at the very price version the odds were read at and at the stored revision the
+market (its limits too) was read at; a refusal of that kind makes the caller re-read the
+market (``forget``) and decide again once. So ``ttl_ms`` only bounds how long an unused
+entry stays, not how stale a decision can be.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ Every refusal is a ``SportsbookRefused`` with a stable code.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
@@ -56,6 +57,7 @@ class Market:
     selections: dict[str, Odds]
     limits: MarketLimits
     each_way: tuple[Fraction, int] | None
+    revision: int = 0  # the stored row's change counter (0: not stored yet); the Redis mirror holds it too
 
     def same_prices(self, other: Market) -> bool:
         """True if both list the same selections at the same exact odds and notation."""
@@ -126,8 +128,8 @@ def replacement(stored: Market | None, new: Market) -> Replacement:
         raise SportsbookRefused("price_version_conflict",
                                 f"price_version {new.price_version} is stored with other prices; raise the version",
                                 price_version=stored.price_version)
-    if new == stored:
-        return "replay"
+    if dataclasses.replace(new, revision=stored.revision) == stored:
+        return "replay"  # the revision is storage's counter, not part of the definition
     return "update"
 
 
@@ -157,11 +159,11 @@ def each_way_to_storage(market: Market) -> StoredEachWay | None:
 
 def market_from_storage(partner_id: str, market_id: str, event: str, status: str, price_version: int,
                         currency: str, selections: list[StoredSelection], limits: MarketLimits,
-                        each_way: StoredEachWay | None) -> Market:
+                        each_way: StoredEachWay | None, revision: int = 0) -> Market:
     """The Market a stored row describes (odds re-read exactly; OddsError if a row was altered)."""
     terms = None if each_way is None else (place_fraction_of(each_way.fraction), each_way.places)
     return Market(partner_id, market_id, event, status, price_version, currency,
-                  {s.selection_id: from_storage(s.odds) for s in selections}, limits, terms)
+                  {s.selection_id: from_storage(s.odds) for s in selections}, limits, terms, revision)
 
 
 def each_way_terms_out(market: Market) -> EachWayTerms | None:

@@ -42,6 +42,7 @@ class PlacementPlan:
     terms: BetTerms
     legs: tuple[StoredLeg, ...]
     price_versions: dict[str, int]  # market id -> the price version the odds were read at
+    revisions: dict[str, int]  # market id -> the stored revision the market (limits too) was read at
 
 
 def terms_of(body: BetBody) -> BetTerms:
@@ -115,7 +116,8 @@ def plan(body: BetBody, markets: dict[str, Market], *, limits: BetLimits, payout
         potential = potential_return(bet, rounding=rounding, max_payout_minor=min(payout_caps))
     except SettlementError as e:
         raise SportsbookRefused(e.code, e.detail) from None
-    return PlacementPlan(bet, stake, potential.return_minor, tuple(accepted), terms_of(body), tuple(stored), versions)
+    return PlacementPlan(bet, stake, potential.return_minor, tuple(accepted), terms_of(body), tuple(stored), versions,
+                         {m: markets[m].revision for m in versions})
 
 
 _enc = msgspec.json.Encoder()

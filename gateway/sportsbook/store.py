@@ -95,7 +95,7 @@ class SportsbookStore:
         """market id -> Market for those of ``market_ids`` the partner has."""
         async with _unavailable_as_error():
             rows = await self.pool.fetch(
-                "SELECT market_id, event, status, price_version, currency, selections, limits, each_way"
+                "SELECT market_id, event, status, price_version, currency, selections, limits, each_way, revision"
                 " FROM sportsbook_markets WHERE partner_id = $1 AND market_id = ANY($2::text[])",
                 partner_id, list(market_ids))
         return {r["market_id"]: _market(partner_id, r) for r in rows}
@@ -282,7 +282,7 @@ def _market(partner_id: str, r: asyncpg.Record) -> Market:
     return market_from_storage(
         partner_id, r["market_id"], r["event"], r["status"], r["price_version"], r["currency"],
         msgspec.json.decode(r["selections"], type=list[StoredSelection]),
-        msgspec.json.decode(r["limits"], type=MarketLimits), each_way)
+        msgspec.json.decode(r["limits"], type=MarketLimits), each_way, r["revision"])
 
 
 def _bet(r: asyncpg.Record) -> StoredBet:
