@@ -79,14 +79,14 @@ def create_app(
         backend: Backend = (InProcessBackend(settings, embedded.database_url, claimed_by=edge_id)
                             if backend_factory is None else backend_factory(settings, embedded.database_url))
         await backend.start()
-        redis = redis_client(embedded.redis_url, settings.redis.socket_timeout_ms)
+        redis = redis_client(embedded.redis_url, settings.redis.socket_timeout_ms, settings.redis.connections_max)
         limiter = RateLimiter(redis, settings.rate_limits,
                               timeout_s=settings.redis.socket_timeout_ms / 1000)
         ctx = EdgeContext(settings=settings, submit=backend.submit,
                           sessions=SessionStore(redis, settings.session.token_ttl_s,
                                                 settings.session.lookup_batch_size_max),
                           limiter=limiter, edge_id=edge_id)
-        sportsbook = await _sportsbook(ctx, embedded.database_url, redis)
+        sportsbook = await _sportsbook(ctx, embedded.database_url, embedded.redis_url)
         holder.update(backend=backend, ctx=ctx)
         closers = _mount(app, fast, ctx, settings, sportsbook)
         log.info("gateway_ready", edge=edge_id, port=settings.server.port)
@@ -97,6 +97,7 @@ def create_app(
             if sportsbook.sweeper is not None:
                 await sportsbook.sweeper.stop()
             await sportsbook.store.pool.close()
+            await sportsbook.exposure.client.aclose()
             await backend.stop()
             for close in closers:
                 close()
@@ -161,10 +162,13 @@ def create_app(
 SHARD_FAILED_EXIT_CODE = backends.SHARD_FAILED_EXIT_CODE
 
 
-async def _sportsbook(ctx: EdgeContext, database_url: str, redis) -> SportsbookApi:
+async def _sportsbook(ctx: EdgeContext, database_url: str, redis_url: str) -> SportsbookApi:
     """The sportsbook routes' services: a bounded pool for its tables, the exposure book on
-    Redis, and this edge's settlement driver (started here, stopped by the lifespan)."""
+    its own Redis client (``sportsbook.redis_timeout_ms``: a liability check may wait
+    longer than a session lookup before it answers retryably), and this edge's settlement
+    driver and reservation sweeper (started here, stopped by the lifespan)."""
     settings = ctx.settings
+    redis = redis_client(redis_url, settings.sportsbook.redis_timeout_ms, settings.redis.connections_max)
     pool = await backends.open_pool(settings, database_url, size_max=settings.sportsbook.pool_size_max,
                                     session_state=False)
     store = SportsbookStore(pool)

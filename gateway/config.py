@@ -68,6 +68,7 @@ class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True):
 class RedisSettings(msgspec.Struct, forbid_unknown_fields=True):
     url: str = ""  # empty: start the embedded Redis under data_dir
     socket_timeout_ms: int = 200  # one Redis command; then sessions answer retryably, limits fail open
+    connections_max: int = 64  # per client; more commands at once wait for a connection (socket_timeout_ms at most)
 
 
 class ShardSettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -115,6 +116,7 @@ class SportsbookSettings(msgspec.Struct, forbid_unknown_fields=True):
     sweep_interval_ms: int = 10_000  # how often an edge sweeps (one edge per partner at a time)
     sweep_batch_max: int = 1_000  # pending reservations one sweep looks at per partner
     cashout_partial: bool = True  # false: a cash-out must take the whole stake
+    redis_timeout_ms: int = 1_000  # one exposure-book command (check-and-reserve, release)
 
 
 class ClusterSettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -272,6 +274,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
             problems.append("shard.flush_interval_ms must be within 1..1000")
         if s.players_resident_max < s.prefetch_players_max * 2:
             problems.append("shard.players_resident_max must be >= 2 x shard.prefetch_players_max")
+        if not 1 <= self.redis.connections_max <= 10_000:
+            problems.append("redis.connections_max must be within 1..10000")
         b = self.sportsbook
         if not (1 <= b.pool_size_max <= 64 and 2 <= b.accumulator_legs_max <= 32 and 2 <= b.system_legs_max <= 16
                 and 2 <= b.selections_per_market_max <= 10_000):
@@ -286,9 +290,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
             problems.append("sportsbook: payout_max_minor 1..2^53-1, settle_bets_per_step_max 1..10000, "
                             "settle_in_flight_max 1..1000, settle_poll_interval_ms 10..60000")
         if not (1_000 <= b.reservation_orphan_ms <= 86_400_000 and 100 <= b.sweep_interval_ms <= 3_600_000
-                and 1 <= b.sweep_batch_max <= 10_000):
+                and 1 <= b.sweep_batch_max <= 10_000 and 10 <= b.redis_timeout_ms <= 30_000):
             problems.append("sportsbook: reservation_orphan_ms 1000..86400000, sweep_interval_ms 100..3600000, "
-                            "sweep_batch_max 1..10000")
+                            "sweep_batch_max 1..10000, redis_timeout_ms 10..30000")
         if s.keys_resident_max < s.batch_size_max * 4:
             problems.append("shard.keys_resident_max must be >= 4 x shard.batch_size_max")
         if s.spend_order not in ("cash_first", "bonus_first"):

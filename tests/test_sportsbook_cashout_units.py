@@ -158,3 +158,31 @@ def test_an_atomic_cash_out_stores_the_mark_and_the_continuation():
     again = Batch(2, [item(unit, Result(code=Code.OK, replayed=True, results=replayed), ["z"])]).write(10)
     assert not again.bet_slips and not again.bet_marks
     assert msgspec.json.decode(msgspec.json.encode(unit), type=Atomic) == unit  # travels the channel whole
+
+
+# ---- the settlement memo -----------------------------------------------------------------------
+
+OUTCOMES = ["won", "lost", "void", "half_won", "half_lost", "dead_heat"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(odds=st.lists(st.sampled_from(["1.10", "1.50", "2.00", "2.75", "3.00", "11.00"]), min_size=1, max_size=4),
+       outcomes=st.lists(st.sampled_from(OUTCOMES + [None]), min_size=4, max_size=4),
+       stakes=st.lists(st.integers(min_value=1, max_value=10**9), min_size=1, max_size=5),
+       rounding=st.sampled_from(["down", "half_up", "half_even"]))
+def test_the_memo_settles_like_settle_stored(odds, outcomes, stakes, rounding):
+    """Bets of one shape share the memo's per-stake return; each one's payout is still what
+    the pure module gives for it alone."""
+    from gateway.sportsbook.resolve import SettlementMemo, settle_stored
+    from gateway.sportsbook.wire import LegResultBody
+
+    found = {}
+    for i, outcome in enumerate(outcomes[:len(odds)]):
+        if outcome is not None:
+            found[(f"m{i}", "sel")] = LegResultBody("sel", outcome, dead_heat_factor="1/3" if outcome == "dead_heat" else None)
+    memo = SettlementMemo(size_max=2)
+    for stake in stakes:
+        bet = stored(odds, stake=stake, bet_type="single" if len(odds) == 1 else "accumulator")
+        expected = settle_stored(bet, found, rounding=rounding, payout_max_minor=10**15)
+        got = memo.return_minor(bet, found, rounding=rounding, payout_max_minor=10**15)
+        assert got == (None if expected is None else expected.return_minor)

@@ -125,7 +125,8 @@ class SportsbookApi:
             return problem(refused.code, refused.detail, **_extra(refused.extra))
         except SportsbookStoreUnavailable:
             return problem("unavailable", "the sportsbook store is unreachable", retry_after_s=1)
-        except ExposureUnavailable:
+        except ExposureUnavailable as exc:
+            log.warning("exposure_unavailable", route=request.url.path, error=str(exc)[:200])
             return problem("exposure_unavailable", "liability cannot be checked now (Redis)", retry_after_s=1)
 
     # ---- markets ---------------------------------------------------------------------
@@ -287,7 +288,7 @@ class SportsbookApi:
         credit = Credit(
             scope=scope, transaction_id=payout, partner_id=partner, player_id=terms.player_id, currency=terms.currency,
             amount_minor=decided.payout_minor, round_id=bet_id, game_id=SPORTSBOOK_GAME_ID, bet_transaction_id=bet_id,
-            round_closed=True, credit_type="win",
+            credit_type="win",
             mark=BetMark(bet_id, "cashed_out", decided.payout_minor, "cashout", payout, from_states=("open",),
                          continued_as=None if cont is None else cont.bet_id, cash_minor=decided.cash_minor),
         )

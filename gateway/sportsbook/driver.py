@@ -10,11 +10,14 @@ idempotent anyway, so a crash at any point only repeats work:
 2. for each, under the result's lock, it pages through the open bets with a leg on the
    market (``settle_bets_per_step_max`` at a time) and, for each bet whose legs are all
    resolved now, submits one payout ``Credit`` to the player's shard: idempotency key
-   (``<partner>:sportsbook``, ``<bet_id>:payout``), naming the stake debit, closing its
-   round; a lost bet is paid 0, which settles the stake the same way. At most
+   (``<partner>:sportsbook``, ``<bet_id>:payout``), naming the stake debit (which settles
+   it; the round, the bet id, holds no other bet) and carrying the bet's new state
+   (``BetMark``: ``settled`` with its return), which commits in the same batch as the
+   money; a lost bet is paid 0, which settles the stake the same way. The return is
+   computed once per bet shape (``resolve.SettlementMemo``). At most
    ``settle_in_flight_max`` payouts are in flight;
-3. a bet whose payout committed is marked ``settled`` with its return; then the result is
-   marked settled. A bet still waiting for another leg's result stays open;
+3. the settled bets' liability is released; once every bet of the market is done the
+   result is marked settled. A bet still waiting for another leg's result stays open;
 4. a correction (a later result for a resulted selection) re-settles the settled bets
    whose return it changes: the standing payout is reversed and the new return paid
    (``_resettle``); a cashed-out bet is final and never re-settled.
@@ -45,7 +48,7 @@ from gateway.shards.commands import (
     idempotency_scope,
 )
 from gateway.sportsbook.exposure import ExposureUnavailable
-from gateway.sportsbook.resolve import settle_stored
+from gateway.sportsbook.resolve import SettlementMemo
 from gateway.sportsbook.settlement import RoundingMode
 from gateway.sportsbook.store import SportsbookStore, SportsbookStoreUnavailable, StoredBet
 
@@ -145,18 +148,19 @@ class SettlementDriver:
                            gate: asyncio.Semaphore) -> tuple[int, bool]:
         markets = sorted({leg.market_id for bet in page for leg in bet.legs})
         outcomes = await self.store.outcomes(partner_id, markets)
+        memo = SettlementMemo()
 
         async def one(bet: StoredBet) -> str:
-            settlement = settle_stored(bet, outcomes, rounding=self.rounding,
-                                       payout_max_minor=self.settings.payout_max_minor)
-            if settlement is None:
+            return_minor = memo.return_minor(bet, outcomes, rounding=self.rounding,
+                                             payout_max_minor=self.settings.payout_max_minor)
+            if return_minor is None:
                 return "waiting"  # for another leg's result
-            if bet.state == "settled" and settlement.return_minor == bet.return_minor:
+            if bet.state == "settled" and return_minor == bet.return_minor:
                 return "unchanged"  # settled already, and a correction did not change it
             async with gate:
                 if bet.state == "open":
-                    return await self._pay(bet, settlement.return_minor, result_id)
-                return await self._resettle(bet, settlement.return_minor, result_id)
+                    return await self._pay(bet, return_minor, result_id)
+                return await self._resettle(bet, return_minor, result_id)
 
         states = await asyncio.gather(*(one(bet) for bet in page))
         paid = [(bet.bet_id, ret, tx, replayed) for bet, state in zip(page, states, strict=True)
@@ -197,7 +201,7 @@ class SettlementDriver:
         result = await self._send(bet, Credit(
             scope=idempotency_scope(bet.partner_id, SPORTSBOOK_SOURCE), transaction_id=payout,
             partner_id=bet.partner_id, player_id=terms.player_id, currency=terms.currency, amount_minor=return_minor,
-            round_id=bet.bet_id, game_id=SPORTSBOOK_GAME_ID, bet_transaction_id=bet.bet_id, round_closed=True,
+            round_id=bet.bet_id, game_id=SPORTSBOOK_GAME_ID, bet_transaction_id=bet.bet_id,
             mark=BetMark(bet.bet_id, "settled", return_minor, result_id, payout, from_states=("open",)),
         ))
         if result is None:

@@ -16,7 +16,7 @@ from fractions import Fraction
 from gateway.sportsbook.bets import Bet, BetLimits, BetType, Leg, LegResult, SettlementError, StakeConvention
 from gateway.sportsbook.markets import Market, SportsbookRefused, place_fraction_of
 from gateway.sportsbook.odds import from_storage
-from gateway.sportsbook.settlement import RoundingMode, Settlement, settle
+from gateway.sportsbook.settlement import RoundingMode, Settlement, exact_return_minor, return_for_stake, settle
 from gateway.sportsbook.store import StoredBet
 from gateway.sportsbook.wire import LegResultBody
 
@@ -111,3 +111,39 @@ def settle_stored(stored: StoredBet, outcomes: Mapping[tuple[str, str], LegResul
     if any(leg.result is None for leg in bet.legs):
         return None
     return settle(bet, rounding=rounding, max_payout_minor=min(payout_max_minor, max(stored.potential_return_minor, 1)))
+
+
+class SettlementMemo:
+    """``settle_stored``'s return, computed once per bet *shape*: a market's bets mostly
+    differ only in stake and player (100,000 singles on a football match have three shapes),
+    and the exact return is linear in the stake (``settlement.return_for_stake``). The key
+    is everything else the return depends on: type, convention, each-way, system sizes, the
+    legs as accepted and each leg's outcome. Holds at most ``size_max`` shapes (cleared
+    when full); one memo serves one settlement page, so a correction is never answered from
+    an earlier result's entry."""
+
+    def __init__(self, size_max: int = 10_000) -> None:
+        assert size_max >= 1
+        self.size_max = size_max
+        self._per_stake: dict[tuple, Fraction | None] = {}
+
+    def return_minor(self, stored: StoredBet, outcomes: Mapping[tuple[str, str], LegResultBody], *,
+                     rounding: RoundingMode, payout_max_minor: int) -> int | None:
+        """What ``settle_stored(...).return_minor`` gives, or None while a leg is unresolved."""
+        terms = stored.terms
+        found = [outcomes.get((leg.market_id, leg.selection_id)) for leg in stored.legs]
+        key = (terms.bet_type, terms.stake_convention, terms.each_way, terms.system, stored.legs, stored.lines,
+               tuple(None if o is None else (o.outcome, o.dead_heat_factor, o.place_dead_heat_factor, o.rule4_deduction)
+                     for o in found))
+        if key in self._per_stake:
+            per_stake = self._per_stake[key]
+        else:
+            if len(self._per_stake) >= self.size_max:
+                self._per_stake.clear()
+            bet = with_outcomes(model_of(stored), outcomes)
+            per_stake = None if any(leg.result is None for leg in bet.legs) else exact_return_minor(bet) / terms.stake_minor
+            self._per_stake[key] = per_stake
+        if per_stake is None:
+            return None
+        return return_for_stake(per_stake, terms.stake_minor, rounding=rounding,
+                                max_payout_minor=min(payout_max_minor, max(stored.potential_return_minor, 1)))

@@ -210,6 +210,21 @@ def _finish(bet: Bet, exact: Fraction, rounding: RoundingMode, max_payout_minor:
     return Settlement(bet.currency, staking(bet), exact, rounded, paid, rounding)
 
 
+def return_for_stake(per_stake: Fraction, stake_minor: int, *, rounding: RoundingMode,
+                     max_payout_minor: int) -> int:
+    """The amount to credit for a bet whose exact return is ``per_stake`` x ``stake_minor``:
+    the same single rounding step and cap as ``settle``. The exact return of a bet is linear
+    in its stake under both conventions (unit = stake, or stake / (lines x parts)), so bets
+    that differ only in stake share ``per_stake`` (``resolve.SettlementMemo``).
+    Raises SettlementError as ``settle`` does."""
+    if type(max_payout_minor) is not int or not 0 < max_payout_minor <= AMOUNT_MINOR_CEILING:
+        raise SettlementError("invalid_payout_cap", f"max_payout_minor must be an integer from 1 to {AMOUNT_MINOR_CEILING}")
+    paid = min(round_return_minor(per_stake * stake_minor, rounding), max_payout_minor)
+    if paid > AMOUNT_MINOR_CEILING:
+        raise SettlementError("payout_too_large", f"return {paid} exceeds the maximum amount; configure a payout cap")
+    return paid
+
+
 def settle(bet: Bet, *, rounding: RoundingMode = "down", max_payout_minor: int | None = None) -> Settlement:
     """Settle a bet whose legs are all resolved.
 
