@@ -117,6 +117,8 @@ class SportsbookSettings(msgspec.Struct, forbid_unknown_fields=True):
     sweep_batch_max: int = 1_000  # pending reservations one sweep looks at per partner
     cashout_partial: bool = True  # false: a cash-out must take the whole stake
     redis_timeout_ms: int = 1_000  # one exposure-book command (check-and-reserve, release)
+    stake_factor_cache_ttl_ms: int = 5_000  # an edge re-reads a partner's stake factors after this long
+    stake_factors_max: int = 100_000  # stake factors one partner may hold (an edge keeps them all)
 
 
 class ClusterSettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -290,9 +292,11 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
             problems.append("sportsbook: payout_max_minor 1..2^53-1, settle_bets_per_step_max 1..10000, "
                             "settle_in_flight_max 1..1000, settle_poll_interval_ms 10..60000")
         if not (1_000 <= b.reservation_orphan_ms <= 86_400_000 and 100 <= b.sweep_interval_ms <= 3_600_000
-                and 1 <= b.sweep_batch_max <= 10_000 and 10 <= b.redis_timeout_ms <= 30_000):
+                and 1 <= b.sweep_batch_max <= 10_000 and 10 <= b.redis_timeout_ms <= 30_000
+                and 0 <= b.stake_factor_cache_ttl_ms <= 600_000 and 1 <= b.stake_factors_max <= 1_000_000):
             problems.append("sportsbook: reservation_orphan_ms 1000..86400000, sweep_interval_ms 100..3600000, "
-                            "sweep_batch_max 1..10000, redis_timeout_ms 10..30000")
+                            "sweep_batch_max 1..10000, redis_timeout_ms 10..30000, stake_factor_cache_ttl_ms 0..600000, "
+                            "stake_factors_max 1..1000000")
         if s.keys_resident_max < s.batch_size_max * 4:
             problems.append("shard.keys_resident_max must be >= 4 x shard.batch_size_max")
         if s.spend_order not in ("cash_first", "bonus_first"):

@@ -152,10 +152,18 @@ async def test_cash_out_refusals(client, gateway):
 # ---- the reservation sweeper -----------------------------------------------------------------
 
 
+#: A Redis database of its own: the session's shared gateway sweeps the same partner on the
+#: shared one (holding the partner's sweep lock), against another PostgreSQL database.
+SWEEP_REDIS_DB = 13
+
+
 @pytest.fixture
-async def swept(spawn_gateway):
-    return await spawn_gateway(env={"GATEWAY_SPORTSBOOK__RESERVATION_ORPHAN_MS": "1000",
-                                    "GATEWAY_SPORTSBOOK__SWEEP_INTERVAL_MS": "200"})
+async def swept(spawn_gateway, services):
+    url = services.redis_url + ("&" if "?" in services.redis_url else "?") + f"db={SWEEP_REDIS_DB}"
+    process = await spawn_gateway(env={"GATEWAY_SPORTSBOOK__RESERVATION_ORPHAN_MS": "1000",
+                                    "GATEWAY_SPORTSBOOK__SWEEP_INTERVAL_MS": "200", "GATEWAY_REDIS_URL": url})
+    process.redis_url = url
+    return process
 
 
 async def test_the_sweeper_gives_back_an_abandoned_reservation_and_fences_its_id(swept):

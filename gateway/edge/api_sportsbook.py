@@ -7,6 +7,8 @@
     GET  /v1/sportsbook/bets/{bet_id}               wallet key: a bet, with its legs' results so far
     POST /v1/sportsbook/bets/{bet_id}/cashout       wallet key: settle an open bet now at a quoted price
     POST /v1/sportsbook/results                     trading key: results of a market's selections (202)
+    PUT  /v1/sportsbook/players/{player_id}/stake-factor  trading key: a player's stake factor
+    GET  /v1/sportsbook/players/{player_id}/stake-factor  trading key: the same, as stored
 
 Wire decoding, authentication, roles and answers only. The decisions are in
 gateway/sportsbook/ (markets.py, placement.py, resolve.py, liability.py), the storage in
@@ -20,6 +22,7 @@ type, body limit, refusal audit, ``problems.ROUTES``).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from fractions import Fraction
 from typing import Any
 
 import msgspec
@@ -27,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import metrics
-from gateway.edge.api_v1 import peek_player, refusal_code
+from gateway.edge.api_v1 import PLAYER_ID_RE, peek_player, refusal_code
 from gateway.edge.context import EdgeContext
 from gateway.edge.problems import ProblemResponse, problem, result_problem
 from gateway.logs import get_logger
@@ -37,7 +40,7 @@ from gateway.sportsbook.bets import BetLimits
 from gateway.sportsbook.cashout import plan_cashout
 from gateway.sportsbook.driver import SPORTSBOOK_GAME_ID, SPORTSBOOK_SOURCE, SettlementDriver, payout_transaction_id
 from gateway.sportsbook.exposure import ExposureBook, ExposureUnavailable, Refused, Reserved
-from gateway.sportsbook.market_cache import MarketCache
+from gateway.sportsbook.market_cache import MarketCache, StakeFactorCache
 from gateway.sportsbook.markets import (
     Market,
     SportsbookRefused,
@@ -61,6 +64,8 @@ from gateway.sportsbook.wire import (
     ResultAccepted,
     ResultBody,
     SelectionOut,
+    StakeFactorBody,
+    StakeFactorOut,
     StoredOddsOut,
 )
 
@@ -91,6 +96,7 @@ class SportsbookApi:
         self.sweeper = sweeper
         self.decode = decode
         self.markets = MarketCache(store.markets, s.market_cache_ttl_ms, s.market_cache_size_max)
+        self.factors = StakeFactorCache(store.stake_factors, s.stake_factor_cache_ttl_ms)
         self.limits = BetLimits(accumulator_legs_max=s.accumulator_legs_max, system_legs_max=s.system_legs_max)
         self.rounding: RoundingMode = s.rounding  # type: ignore[assignment]
 
@@ -104,6 +110,10 @@ class SportsbookApi:
             "GET /v1/sportsbook/bets/{bet_id}": ("GET /v1/sportsbook/bets", self.get_bet),
             "POST /v1/sportsbook/bets/{bet_id}/cashout": ("POST /v1/sportsbook/bets/cashout", self.cash_out),
             "POST /v1/sportsbook/results": ("POST /v1/sportsbook/results", self.post_result),
+            "PUT /v1/sportsbook/players/{player_id}/stake-factor": ("PUT /v1/sportsbook/players/stake-factor",
+                                                                    self.put_stake_factor),
+            "GET /v1/sportsbook/players/{player_id}/stake-factor": ("GET /v1/sportsbook/players/stake-factor",
+                                                                    self.get_stake_factor),
         }
 
     async def guarded(self, handler: Handler, request: Request, partner: str, raw: bytes) -> Response:
@@ -177,24 +187,26 @@ class SportsbookApi:
         assert isinstance(body, BetBody)
         terms = terms_of(body)
         market_ids = sorted({leg.market_id for leg in body.legs})
+        stake_factor = await self.factors.factor(partner, body.player_id)
         for attempt in range(2):  # a second time only after the mirror said the cache was stale
             markets = await self.markets.get(partner, market_ids)
             try:
                 decided = plan(body, markets, limits=self.limits, payout_max_minor=self.settings.payout_max_minor,
-                               rounding=self.rounding)
+                               rounding=self.rounding, stake_factor=stake_factor)
             except SportsbookRefused:
                 existing = await self.store.bet(partner, body.bet_id)
                 if existing is not None:
                     return await self._replay(existing, terms)  # a retry of a bet placed before
                 raise
-            response = await self._reserve_and_debit(partner, body, decided, markets, final=attempt == 1)
+            response = await self._reserve_and_debit(partner, body, decided, markets, stake_factor,
+                                                     final=attempt == 1)
             if response is not None:
                 return response
             self.markets.forget(partner, market_ids)
         raise AssertionError("unreachable: the second attempt always answers")
 
     async def _reserve_and_debit(self, partner: str, body: BetBody, decided: PlacementPlan,
-                                 markets: dict[str, Market], *, final: bool) -> Response | None:
+                                 markets: dict[str, Market], stake_factor: Fraction, *, final: bool) -> Response | None:
         """Reserve, debit, answer; None if the mirror refused on market state and this was
         not the ``final`` attempt (the caller re-reads the markets and decides again).
 
@@ -202,7 +214,7 @@ class SportsbookApi:
         more; its debit then replays, and the answer is the stored bet. A reservation this
         call made is cancelled if the debit is refused, so a retry is checked afresh."""
         contributions = liability.contributions(decided.bet, decided.potential_return_minor)
-        limits = {m: liability.Limits.of(markets[m].limits) for m in decided.price_versions}
+        limits = {m: liability.Limits.of(markets[m].limits, stake_factor) for m in decided.price_versions}
         reserved = await self.exposure.reserve(partner, body.bet_id, contributions, limits, decided.price_versions,
                                                player_id=body.player_id, revisions=decided.revisions)
         if isinstance(reserved, Refused):
@@ -322,6 +334,35 @@ class SportsbookApi:
         assert stored is not None
         return _json(_bet_out(stored, stored.potential_return_minor, result))
 
+    # ---- stake factors ---------------------------------------------------------------
+
+    async def put_stake_factor(self, request: Request, partner: str, raw: bytes) -> Response:
+        """Set a player's stake factor (docs/SPORTSBOOK.md, "Stake factor"); ``"1"`` removes it."""
+        player_id = _path_player(request)
+        body = self.decode(StakeFactorBody, raw)
+        assert isinstance(body, StakeFactorBody)
+        try:
+            factor = liability.stake_factor_of(body.factor)
+        except liability.LiabilityError as e:
+            raise SportsbookRefused("invalid_stake_factor", e.detail) from None
+        done = await self.store.put_stake_factor(partner, player_id, factor, getattr(request.state, "key_id", "?"),
+                                                 self.settings.stake_factors_max)
+        if done == "unknown_player":
+            raise SportsbookRefused("unknown_player", f"no player {player_id!r}")
+        if done == "too_many":
+            raise SportsbookRefused("limit_reached", f"the partner holds {self.settings.stake_factors_max} stake factors")
+        self.factors.forget(partner)
+        log.info("stake_factor_set", partner_id=partner, player_id=player_id, factor=str(factor),
+                 key_id=getattr(request.state, "key_id", "?"))
+        return _json(StakeFactorOut(player_id, f"{factor.numerator}/{factor.denominator}"))
+
+    async def get_stake_factor(self, request: Request, partner: str, raw: bytes) -> Response:
+        player_id = _path_player(request)
+        factor = await self.store.stake_factor(partner, player_id)
+        if factor is None:
+            raise SportsbookRefused("unknown_player", f"no player {player_id!r}")
+        return _json(StakeFactorOut(player_id, f"{factor.numerator}/{factor.denominator}"))
+
     # ---- results ---------------------------------------------------------------------
 
     async def post_result(self, request: Request, partner: str, raw: bytes) -> Response:
@@ -338,6 +379,13 @@ class SportsbookApi:
             return _json(ResultAccepted(body.result_id, body.market_id, "accepted", replayed=True), status=202)
         self.driver.wake()
         return _json(ResultAccepted(body.result_id, body.market_id, "accepted"), status=202)
+
+
+def _path_player(request: Request) -> str:
+    player_id = request.path_params["player_id"]
+    if not PLAYER_ID_RE.fullmatch(player_id):
+        raise SportsbookRefused("invalid_request", "malformed player id")
+    return player_id
 
 
 def _path_id(request: Request, name: str) -> str:

@@ -77,6 +77,8 @@ ROUTE_ROLES: dict[str, str] = {
     "GET /v1/sportsbook/markets/{market_id}": "trading",
     "GET /v1/sportsbook/markets/{market_id}/report": "trading",
     "POST /v1/sportsbook/results": "trading",
+    "PUT /v1/sportsbook/players/{player_id}/stake-factor": "trading",
+    "GET /v1/sportsbook/players/{player_id}/stake-factor": "trading",
 }
 
 PLAYER_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}\Z")
@@ -326,6 +328,7 @@ class Api:
             raise Refused("unauthorized", "send Authorization: Bearer <api key>")
         if role not in principal.roles:
             raise Refused("forbidden", f"this key lacks the {role!r} role")
+        request.state.key_id = principal.key_id  # who asked, for records that name it
         return principal.partner_id
 
     @staticmethod

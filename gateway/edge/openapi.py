@@ -67,15 +67,23 @@ _OPERATIONS += [
     ("GET /v1/sportsbook/bets/{bet_id}", "A bet with its legs' results so far", None, "SportsbookBetOut", _SB_NOTE),
     ("POST /v1/sportsbook/bets/{bet_id}/cashout", "Cash out an open bet at a quoted amount (final)", "SportsbookCashout",
      "SportsbookBetOut", _SB_NOTE + " The amount is at most the bet's potential return; it is paid as the bet's payout."),
+    ("PUT /v1/sportsbook/players/{player_id}/stake-factor", "Set a player's stake factor (trading key)",
+     "SportsbookStakeFactor", "SportsbookStakeFactorOut",
+     _SB_NOTE + " The factor, an exact fraction in (0, 1], scales the player's per-bet stake and payout limits; "
+     "`1` removes it."),
+    ("GET /v1/sportsbook/players/{player_id}/stake-factor", "A player's stake factor (trading key)", None,
+     "SportsbookStakeFactorOut", _SB_NOTE),
     ("POST /v1/sportsbook/results", "Results of some or all of a market's selections (trading key)", "SportsbookResult",
      "SportsbookResultAccepted", _SB_NOTE + " Idempotency key: (partner, result_id). A later result for a resulted "
      "selection corrects it: the settled bets it changes are re-settled."),
 ]
 
 REQUEST_SCHEMAS = {**_API_REQUESTS, "SportsbookMarket": sb.MarketBody, "SportsbookBet": sb.BetBody,
-                   "SportsbookResult": sb.ResultBody, "SportsbookCashout": sb.CashoutBody}
+                   "SportsbookResult": sb.ResultBody, "SportsbookCashout": sb.CashoutBody,
+                   "SportsbookStakeFactor": sb.StakeFactorBody}
 RESPONSE_SCHEMAS = {**_API_RESPONSES, "SportsbookMarketOut": sb.MarketResponse, "SportsbookBetOut": sb.BetResponse,
-                    "SportsbookMarketReport": sb.MarketReport, "SportsbookResultAccepted": sb.ResultAccepted}
+                    "SportsbookMarketReport": sb.MarketReport, "SportsbookResultAccepted": sb.ResultAccepted,
+                    "SportsbookStakeFactorOut": sb.StakeFactorOut}
 
 #: Path parameters other than player_id: name -> (pattern, example).
 _PATH_IDS = {"market_id": (r"^[\x21-\x7e]{1,128}$", "market-1"), "bet_id": (r"^[\x21-\x7e]{1,128}$", "bet-1")}

@@ -68,6 +68,7 @@ HTTP_STATUS: dict[str, int] = {
     "odds_changed": 409,
     "market_changed": 409,
     "cashout_unavailable": 409,
+    "invalid_stake_factor": 400,
     "stale_price_version": 409,
     "price_version_conflict": 409,
     "market_currency_fixed": 409,
@@ -124,6 +125,7 @@ TITLES: dict[str, str] = {
     "odds_changed": "The odds changed",
     "market_changed": "The market changed while the bet was placed, retry",
     "cashout_unavailable": "This cash-out is not offered",
+    "invalid_stake_factor": "A stake factor is an exact fraction in (0, 1]",
     "stale_price_version": "An older price version than the stored one",
     "price_version_conflict": "This price version is stored with other prices",
     "market_currency_fixed": "The market's currency cannot change",
@@ -248,6 +250,13 @@ ROUTES.update({
         {200: "cashed out (also the same cash-out again, `replayed: true`)"},
         (*_EVERY, *_WRITE, "not_found", "unknown_bet", "bet_not_open", "invalid_amount", "invalid_stake",
          "cashout_unavailable", "insufficient_funds", "player_blocked", "limit_reached", *_PLAYER_WALLET),
+    ),
+    "PUT /v1/sportsbook/players/{player_id}/stake-factor": RouteStatuses(
+        {200: "the stake factor now set (`1/1`: none)"},
+        (*_EVERY, *_WRITE, "not_found", "unknown_player", "invalid_stake_factor", "limit_reached"),
+    ),
+    "GET /v1/sportsbook/players/{player_id}/stake-factor": RouteStatuses(
+        {200: "the player's stake factor (`1/1`: none)"}, (*_EVERY, "not_found", "unknown_player"),
     ),
     "POST /v1/sportsbook/results": RouteStatuses(
         {202: "stored; the bets it completes settle in the background (also a replay, `replayed: true`)"},

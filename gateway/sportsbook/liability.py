@@ -35,6 +35,7 @@ Errors: ``LiabilityError`` with code ``invalid_contribution``, ``invalid_limits`
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -49,6 +50,24 @@ CONTRIBUTIONS_MAX = ACCUMULATOR_LEGS_CEILING
 _ID_CHARS_MAX = 128
 
 BetLimitCode = Literal["stake_limit", "payout_limit"]
+
+
+_FACTOR_TEXT = re.compile(r"^(?:[0-9]{1,12}(?:\.[0-9]{1,12})?|[0-9]{1,12}/[0-9]{1,12})\Z")
+
+
+def stake_factor_of(text: object) -> Fraction:
+    """A stake factor from its text: ``"1/2"``, ``"0.25"`` or ``"1"``, exactly, in (0, 1],
+    denominator at most 10^6 (``Limits.stake_factor``). Raises LiabilityError
+    ``invalid_ratio`` (a float, an exponent, 0, above 1, a zero denominator)."""
+    if type(text) is not str or not _FACTOR_TEXT.match(text):
+        raise LiabilityError("invalid_ratio", "a stake factor is text: a fraction a/b or a decimal, in (0, 1]")
+    num, _, den = text.partition("/")
+    if den and int(den) == 0:
+        raise LiabilityError("invalid_ratio", "a zero denominator")
+    value = Fraction(int(num), int(den)) if den else Fraction(text)
+    if not 0 < value <= 1 or value.denominator > RATIO_DENOMINATOR_MAX:
+        raise LiabilityError("invalid_ratio", f"a stake factor is in (0, 1] with a denominator <= {RATIO_DENOMINATOR_MAX}")
+    return value
 
 
 class LiabilityError(ValueError):

@@ -18,11 +18,13 @@ version against Redis, and the liability reservation, follow in the exposure boo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import msgspec
 
 from gateway.shards.commands import BetSlip
 from gateway.sportsbook.bets import Bet, BetLimits, BetType, Leg, SettlementError, StakeConvention, Staking, staking
+from gateway.sportsbook.liability import Limits
 from gateway.sportsbook.markets import CLOSED, OPEN, Market, SportsbookRefused, odds_of
 from gateway.sportsbook.odds import Odds, to_storage
 from gateway.sportsbook.settlement import RoundingMode, potential_return
@@ -58,8 +60,11 @@ def terms_of(body: BetBody) -> BetTerms:
 
 
 def plan(body: BetBody, markets: dict[str, Market], *, limits: BetLimits, payout_max_minor: int,
-         rounding: RoundingMode) -> PlacementPlan:
-    """Decide a placement (module docstring). Raises SportsbookRefused with the code."""
+         rounding: RoundingMode, stake_factor: Fraction = Fraction(1)) -> PlacementPlan:
+    """Decide a placement (module docstring). ``stake_factor`` (in (0, 1]) scales the
+    markets' per-bet stake and payout limits, rounded down (liability.Limits). Raises
+    SportsbookRefused with the code."""
+    assert 0 < stake_factor <= 1
     legs: list[Leg] = []
     accepted: list[Odds] = []
     stored: list[StoredLeg] = []
@@ -106,12 +111,12 @@ def plan(body: BetBody, markets: dict[str, Market], *, limits: BetLimits, payout
         raise SportsbookRefused(e.code, e.detail) from None
     stake = staking(bet)
     involved = [markets[m] for m in versions]
-    stake_caps = [m.limits.bet_stake_max_minor for m in involved if m.limits.bet_stake_max_minor is not None]
+    scaled = [Limits.of(m.limits, stake_factor) for m in involved]
+    stake_caps = [cap for cap in (x.stake_max_minor for x in scaled) if cap is not None]
     if stake_caps and stake.outlay_minor > min(stake_caps):
         raise SportsbookRefused("stake_limit", f"the outlay {stake.outlay_minor} is above the stake limit {min(stake_caps)}",
                                 max_stake_minor=min(stake_caps))
-    payout_caps = [payout_max_minor] + [m.limits.bet_payout_max_minor for m in involved
-                                        if m.limits.bet_payout_max_minor is not None]
+    payout_caps = [payout_max_minor] + [cap for cap in (x.payout_max_minor for x in scaled) if cap is not None]
     try:
         potential = potential_return(bet, rounding=rounding, max_payout_minor=min(payout_caps))
     except SettlementError as e:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import asyncpg
 import msgspec
@@ -195,6 +196,52 @@ class SportsbookStore:
             rows = await self.pool.fetch("SELECT partner_id, market_id, status, price_version, revision"
                                          " FROM sportsbook_markets ORDER BY partner_id, market_id")
         return [(r["partner_id"], r["market_id"], r["status"], r["price_version"], r["revision"]) for r in rows]
+
+    # ---- stake factors ----------------------------------------------------------------
+
+    async def stake_factors(self, partner_id: str) -> dict[str, Fraction]:
+        """player id -> stake factor, every one the partner has (players without one: 1)."""
+        async with _unavailable_as_error():
+            rows = await self.pool.fetch("SELECT player_id, factor FROM sportsbook_stake_factors"
+                                         " WHERE partner_id = $1", partner_id)
+        return {r["player_id"]: Fraction(r["factor"]) for r in rows}
+
+    async def put_stake_factor(self, partner_id: str, player_id: str, factor: Fraction, set_by: str,
+                               factors_max: int) -> str:
+        """Set (factor < 1) or remove (factor 1) a player's stake factor: "ok", "unknown_player",
+        or "too_many" (the partner already holds ``factors_max`` others)."""
+        async with _unavailable_as_error(), self.pool.acquire() as conn, conn.transaction():
+            known = await conn.fetchval("SELECT 1 FROM players WHERE partner_id = $1 AND player_id = $2",
+                                        partner_id, player_id)
+            if known is None:
+                return "unknown_player"
+            if factor != 1:
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 11))", partner_id)
+                held = await conn.fetchval("SELECT count(*) FROM sportsbook_stake_factors WHERE partner_id = $1"
+                                           " AND player_id <> $2", partner_id, player_id)
+                if held >= factors_max:
+                    return "too_many"
+            if factor == 1:
+                await conn.execute("DELETE FROM sportsbook_stake_factors WHERE partner_id = $1 AND player_id = $2",
+                                   partner_id, player_id)
+            else:
+                await conn.execute(
+                    "INSERT INTO sportsbook_stake_factors (partner_id, player_id, factor, set_by) VALUES ($1, $2, $3, $4)"
+                    " ON CONFLICT (partner_id, player_id) DO UPDATE SET factor = EXCLUDED.factor,"
+                    " set_by = EXCLUDED.set_by, updated_at = now()",
+                    partner_id, player_id, f"{factor.numerator}/{factor.denominator}", set_by)
+        return "ok"
+
+    async def stake_factor(self, partner_id: str, player_id: str) -> Fraction | None:
+        """The player's stake factor (1 without one); None if the partner has no such player."""
+        async with _unavailable_as_error():
+            row = await self.pool.fetchrow(
+                "SELECT p.player_id, f.factor FROM players p LEFT JOIN sportsbook_stake_factors f"
+                " ON f.partner_id = p.partner_id AND f.player_id = p.player_id"
+                " WHERE p.partner_id = $1 AND p.player_id = $2", partner_id, player_id)
+        if row is None:
+            return None
+        return Fraction(1) if row["factor"] is None else Fraction(row["factor"])
 
     # ---- results ---------------------------------------------------------------------
 

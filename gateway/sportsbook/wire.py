@@ -181,6 +181,18 @@ class CashoutBody(msgspec.Struct, forbid_unknown_fields=True):
     stake_minor: Annotated[int, msgspec.Meta(ge=1, le=money.AMOUNT_MINOR_CEILING)] | None = None
 
 
+class StakeFactorBody(msgspec.Struct, forbid_unknown_fields=True):
+    """``PUT /v1/sportsbook/players/{player_id}/stake-factor``: the player's stake factor as
+    exact text, ``"1/2"`` or ``"0.5"``, in (0, 1]; ``"1"`` removes it."""
+
+    factor: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+
+class StakeFactorOut(msgspec.Struct):
+    player_id: str
+    factor: str  # "num/den" in lowest terms; "1/1": none
+
+
 class LegResultBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     selection_id: Id
     outcome: LegResult

@@ -8,10 +8,22 @@
 -- 3. Partial cash-out settles the bet (cashed out) and places the stake kept running as a
 --    new bet, its continuation: `continued_as` names it, `cashout_minor` is the cash paid
 --    (the return less the stake carried over).
+-- 4. Per-player stake factors set by the trading desk (docs/SPORTSBOOK.md, "Stake factor").
 
 ALTER TABLE sportsbook_bets
     ADD COLUMN continued_as text,
     ADD COLUMN cashout_minor bigint CHECK (cashout_minor >= 0);
+
+-- The stake factor scales a player's per-bet stake and payout limits (1: none, no row).
+CREATE TABLE sportsbook_stake_factors (
+    partner_id  text NOT NULL,
+    player_id   text NOT NULL,
+    factor      text NOT NULL,      -- an exact fraction "num/den" in lowest terms, 0 < factor < 1
+    set_by      text NOT NULL,      -- the API key id that set it
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (partner_id, player_id),
+    FOREIGN KEY (partner_id, player_id) REFERENCES players (partner_id, player_id)
+);
 
 DROP FUNCTION gateway_write_batch(
     integer, bigint, bigint[], text[], text[], text[], text[], text[], text[], bigint[], text[], bigint[], bigint[], bigint[], bigint[], text[], text[], text[], text[], text[], timestamptz[], text[], text[], text[], text[], text[], timestamptz[], text[], text[], text[], text[], bigint[], text[], text[], bigint[], bigint[], text[], text[], bigint[], text[], text[], text[], text[], text[], text[], text[], bigint[], bigint[], timestamptz[], text[], text[], text[], text[], text[], text[], text[], bytea[], bytea[], text[], text[], text[], bigint[], text[], text[], text[], text[], timestamptz[]
