@@ -232,6 +232,7 @@ TRADING_KEY = os.environ.get("GATEWAY_TRADING_KEY", "demo-trading-key-change-me"
 SPORTSBOOK_WEIGHT = int(os.environ.get("LOCUST_SPORTSBOOK_WEIGHT", "2"))  # bettors per 10 slot players (about)
 MARKETS_OPEN = int(os.environ.get("LOCUST_MARKETS_OPEN", "20"))
 CORRECTION_P = float(os.environ.get("LOCUST_CORRECTION_P", "0.05"))
+CASHOUT_P = float(os.environ.get("LOCUST_CASHOUT_P", "0.05"))  # of placed bets, cashed out (half of them in part)
 _markets_open: list[str] = []  # shared by the users of one locust process
 _market_seq = itertools.count(1)
 _SELECTIONS = (("home", "2.10"), ("draw", "3.40"), ("away", "3.60"))
@@ -290,7 +291,8 @@ class Trader(FastHttpUser):
 
 class Bettor(FastHttpUser):
     """A pre-match bettor: singles and four-leg accumulators, in bursts when odds move or a
-    goal goes in; each placement must debit exactly its outlay."""
+    goal goes in; each placement must debit exactly its outlay; ``LOCUST_CASHOUT_P`` of the
+    bets are cashed out at once, half of those in part."""
 
     weight = SPORTSBOOK_WEIGHT
     wait_time = between(WAIT_MIN_S, WAIT_MAX_S)
@@ -333,10 +335,31 @@ class Bettor(FastHttpUser):
                 if resp.status_code == 201 and out is not None:
                     if out.get("outlay_minor") != doc["stake_minor"]:
                         resp.failure(f"outlay {out.get('outlay_minor')}, expected {doc['stake_minor']}")
+                    elif self.rng.random() < CASHOUT_P:
+                        self._cash_out(out)
                 elif resp.status_code in (402, 409):
                     resp.success()  # out of money, or the market closed meanwhile: a normal answer
                 else:
                     resp.failure(f"HTTP {resp.status_code}: {_snippet(resp)}")
+
+    def _cash_out(self, bet: dict[str, Any]) -> None:
+        """Sell the bet back at half its stake's worth, in part (half the stake) or whole."""
+        outlay = bet["outlay_minor"]
+        partial = outlay >= 2 and self.rng.random() < 0.5
+        doc = {"amount_minor": outlay // 4 if partial else outlay // 2}
+        if partial:
+            doc["stake_minor"] = outlay // 2
+        with self.client.post(f"/v1/sportsbook/bets/{bet['bet_id']}/cashout", data=orjson.dumps(doc),  # type: ignore[arg-type]
+                              name="POST /v1/sportsbook/bets/cashout" + (" (partial)" if partial else ""),
+                              catch_response=True, headers={**_AUTH, "Content-Type": "application/json"}) as resp:
+            out = _json(resp)
+            if resp.status_code == 200 and out is not None and out.get("state") == "cashed_out":
+                if partial and not out.get("continued_as"):
+                    resp.failure("a partial cash-out names no continuation")
+            elif resp.status_code == 409:
+                resp.success()  # settled meanwhile: a normal answer
+            else:
+                resp.failure(f"HTTP {resp.status_code}: {_snippet(resp)}")
 
 
 class WeekendPeakShape(LoadTestShape):
