@@ -21,6 +21,7 @@ SHIPPED_SHA256 = {
     "0006_shard_map": "6cc7b640bff2a4f876e05167ad9e2e7aeedc70aa9df049bc5137aec1f0822cfa",
     "0007_sportsbook": "5a7df2049877326c941daa6e76d95e07e32d962fbf0f85b2be69dde7d4fb5024",
     "0008_resharding": "6f3a8b1381a2cb167df3eafb5877325205eadbc0be663992c783d3b2d9aedf1f",
+    "0009_sportsbook_batch": "7414dadff3083e268d97397258b93b080e12d9e786f29253ef92154fa239c5dd",
 }
 
 
