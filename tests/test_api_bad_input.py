@@ -26,6 +26,7 @@ V1_PATHS = {
     "/v1/wallet/withdraw", "/v1/wallet/debit", "/v1/wallet/credit", "/v1/wallet/rollback",
     "/v1/sportsbook/markets/{market_id}", "/v1/sportsbook/markets/{market_id}/report", "/v1/sportsbook/bets",
     "/v1/sportsbook/bets/{bet_id}", "/v1/sportsbook/bets/{bet_id}/cashout", "/v1/sportsbook/results",
+    "/v1/sportsbook/players/{player_id}/stake-factor",
 }
 
 
