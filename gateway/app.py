@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway import clock
 from gateway.cluster import backends
 from gateway.cluster.backends import Backend, InProcessBackend
 from gateway.config import Settings, load_settings
@@ -60,6 +61,7 @@ def create_app(
     Returns the Starlette app behind ``FastPath`` (direct dispatch of the money routes).
     """
     settings = settings or load_settings()
+    clock.configure(clock.offset_file_path(settings.clock_offset_file))
     edge_id = settings.server.edge_id or f"{socket.gethostname()}:{os.getpid()}"
     holder: dict = {}
 

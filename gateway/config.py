@@ -121,6 +121,42 @@ class SportsbookSettings(msgspec.Struct, forbid_unknown_fields=True):
     stake_factors_max: int = 100_000  # stake factors one partner may hold (an edge keeps them all)
 
 
+class JurisdictionRg(msgspec.Struct, forbid_unknown_fields=True):
+    """One country's responsible-gaming numbers where they differ from the defaults
+    (``responsible_gaming.countries.<ISO country>``); unset fields take the defaults."""
+
+    window: str | None = None
+    time_zone: str | None = None
+    cooling_off_hours: int | None = None
+    return_cooling_off_hours: int | None = None
+    month_rolling_days: int | None = None
+    timeout_days: list[int] | None = None
+    self_exclusion_days: list[int] | None = None
+    self_exclusion_permanent: bool | None = None
+
+
+class ResponsibleGamingSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """Limits, windows and exclusions (docs/RESPONSIBLE_GAMING.md; UKGC RTS 12 and 14).
+
+    Windows are "rolling" (the last 24 hours, 7 days, ``month_rolling_days``) or "calendar"
+    (the current day, week from Monday, month, in the player's time zone, ``time_zone``
+    for players who set none). Limit increases and removals wait ``cooling_off_hours``;
+    after a self-exclusion ends and the player asks to return, play resumes after
+    ``return_cooling_off_hours``. ``countries`` overrides any of these per ISO country.
+    """
+
+    window: str = "rolling"  # "rolling" or "calendar"
+    time_zone: str = "UTC"  # IANA zone of calendar windows for players who set none
+    cooling_off_hours: int = 24  # RTS 12: a limit increase or removal waits this long
+    return_cooling_off_hours: int = 24  # RTS 14: after a self-exclusion, before play resumes
+    month_rolling_days: int = 30  # the length of a rolling "month"
+    bucket_s: int = 300  # window sums are kept in buckets this long (a divisor of 900)
+    timeout_days: list[int] = msgspec.field(default_factory=lambda: [1, 7, 30, 42])  # time-out periods offered
+    self_exclusion_days: list[int] = msgspec.field(default_factory=lambda: [183, 365, 1826])  # RTS 14: at least 6 months
+    self_exclusion_permanent: bool = True  # a permanent self-exclusion is offered
+    countries: dict[str, JurisdictionRg] = {}
+
+
 class ClusterSettings(msgspec.Struct, forbid_unknown_fields=True):
     """The process model of ``gateway serve`` (docs/ARCHITECTURE.md, "Processes").
 
@@ -243,6 +279,36 @@ class SecuritySettings(msgspec.Struct, forbid_unknown_fields=True):
 MODES = ("sandbox", "production")
 
 
+def _rg_problems(rg: ResponsibleGamingSettings) -> list[str]:
+    """What is wrong with the responsible-gaming settings (each names the setting)."""
+    import zoneinfo
+
+    problems: list[str] = []
+    if not (1 <= rg.bucket_s <= 900 and 900 % rg.bucket_s == 0):
+        problems.append("responsible_gaming.bucket_s must divide 900 (calendar windows start on a bucket)")
+    overrides: list[tuple[str, JurisdictionRg | ResponsibleGamingSettings]] = [("responsible_gaming", rg)]
+    overrides += [(f"responsible_gaming.countries.{c}", v) for c, v in rg.countries.items()]
+    for where, j in overrides:
+        if j.window is not None and j.window not in ("rolling", "calendar"):
+            problems.append(f"{where}.window must be rolling or calendar")
+        if j.time_zone is not None:
+            try:
+                zoneinfo.ZoneInfo(j.time_zone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                problems.append(f"{where}.time_zone {j.time_zone!r} is not an IANA time zone")
+        for name in ("cooling_off_hours", "return_cooling_off_hours"):
+            hours = getattr(j, name)
+            if hours is not None and not 0 <= hours <= 24 * 366:
+                problems.append(f"{where}.{name} must be within 0..8784")
+        if j.month_rolling_days is not None and not 28 <= j.month_rolling_days <= 31:
+            problems.append(f"{where}.month_rolling_days must be within 28..31")
+        for name in ("timeout_days", "self_exclusion_days"):
+            days = getattr(j, name)
+            if days is not None and (not days or any(not 1 <= d <= 36_600 for d in days)):
+                problems.append(f"{where}.{name} must list periods of 1..36600 days")
+    return problems
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True):
     mode: str = "sandbox"  # "sandbox" or "production" (docs/SECURITY.md)
     data_dir: str = "var"  # embedded services, sockets and runtime files (relative: to the project)
@@ -257,6 +323,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     cluster: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
     sportsbook: SportsbookSettings = msgspec.field(default_factory=SportsbookSettings)
+    responsible_gaming: ResponsibleGamingSettings = msgspec.field(default_factory=ResponsibleGamingSettings)
+    # A file holding seconds added to every process's clock (tests cross cooling-off periods
+    # and window edges with it; gateway/clock.py). Sandbox mode only.
+    clock_offset_file: str = ""
     partners: dict[str, Partner] = {}
     integrations: dict[str, Integration] = {}
 
@@ -297,6 +367,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
             problems.append("sportsbook: reservation_orphan_ms 1000..86400000, sweep_interval_ms 100..3600000, "
                             "sweep_batch_max 1..10000, redis_timeout_ms 10..30000, stake_factor_cache_ttl_ms 0..600000, "
                             "stake_factors_max 1..1000000")
+        problems.extend(_rg_problems(self.responsible_gaming))
+        if self.clock_offset_file and self.mode == "production":
+            problems.append("clock_offset_file is for tests: it is refused in production mode")
         if s.keys_resident_max < s.batch_size_max * 4:
             problems.append("shard.keys_resident_max must be >= 4 x shard.batch_size_max")
         if s.spend_order not in ("cash_first", "bonus_first"):
@@ -441,7 +514,7 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-_TOP_LEVEL_KEYS = ("mode", "data_dir", "log_level")
+_TOP_LEVEL_KEYS = ("mode", "data_dir", "log_level", "clock_offset_file")
 
 
 def _env_overrides(environ: dict[str, str]) -> dict:

@@ -27,6 +27,7 @@ V1_PATHS = {
     "/v1/sportsbook/markets/{market_id}", "/v1/sportsbook/markets/{market_id}/report", "/v1/sportsbook/bets",
     "/v1/sportsbook/bets/{bet_id}", "/v1/sportsbook/bets/{bet_id}/cashout", "/v1/sportsbook/results",
     "/v1/sportsbook/players/{player_id}/stake-factor",
+    "/v1/players/{player_id}/limits", "/v1/players/{player_id}/exclusions",
 }
 
 

@@ -59,7 +59,9 @@ CI = os.environ.get("CI") == "true"
 #: this of 404 (unknown player) and 409 (player exists, key reused); these codes answer with
 #: 402 and 422. Added per operation, for the codes its row in problems.ROUTES lists, so that
 #: any other refusal of valid data (a 400, 413, 415, ...) still fails the check.
-STATE_DEPENDENT = frozenset({"currency_mismatch", "insufficient_funds", "limit_reached"})
+STATE_DEPENDENT = frozenset({"currency_mismatch", "insufficient_funds", "limit_reached", "deposit_limit_reached",
+                             "loss_limit_reached", "wager_limit_reached", "player_excluded",
+                             "exclusion_period_not_offered"})
 POSITIVE_EXPECTED = PositiveDataAcceptanceConfig().expected_statuses
 
 

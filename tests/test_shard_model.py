@@ -470,7 +470,7 @@ class FakeDB:
                 self.txns[key].bet_state = bet_state
 
     def prefetch(self, player_ids: list[tuple[str, str]], keys: list[tuple[str, str]],
-                 rounds: list[tuple[str, str, str, str]] = ()) -> PrefetchResult:
+                 rounds: list[tuple[str, str, str, str]] = (), usage: object = None) -> PrefetchResult:
         """As LedgerStore.prefetch: fresh rows, wallets ordered by currency."""
         result = PrefetchResult({}, {}, [], [])
         for pid in player_ids:
@@ -984,7 +984,7 @@ def test_repair_keeps_the_win_of_a_bet_settled_in_memory():
     from gateway.shards.batch import Batch, make_item
 
     db = FakeDB()
-    store = types.SimpleNamespace(prefetch=lambda players, keys, rounds: asyncio.sleep(0, db.prefetch(players, keys, rounds)))
+    store = types.SimpleNamespace(prefetch=lambda players, keys, rounds, usage=None: asyncio.sleep(0, db.prefetch(players, keys, rounds)))
     shard = Shard(Settings(shard=ShardSettings(keys_resident_max=1)), store, claimed_by="test")  # type: ignore[arg-type]
     shard._open = Batch(seq=3)
     state = shard.state

@@ -40,6 +40,7 @@ from starlette.routing import Route
 
 from gateway import metrics, money
 from gateway.config import Settings
+from gateway.edge.api_responsible import ResponsibleApi
 from gateway.edge.auth import PartnerKeys
 from gateway.edge.body import read_body_bounded
 from gateway.edge.context import EdgeContext
@@ -320,6 +321,7 @@ class Api:
         self.integrations_of = integrations_by_partner(ctx.settings)
         self.amount_minor_max = ctx.settings.money.amount_minor_max
         self.body_bytes_max = ctx.settings.server.body_bytes_max
+        self.responsible = ResponsibleApi(self)
 
     def _partner(self, request: Request, role: str) -> str:
         """The authenticated partner; its key must hold ``role`` (docs/SECURITY.md, "Roles")."""
@@ -335,6 +337,25 @@ class Api:
     def _scope(partner: str) -> str:
         """The idempotency scope of a partner's own API calls: ``"<partner>:api"``."""
         return idempotency_scope(partner, API_SOURCE)
+
+    api_scope = _scope
+
+    @staticmethod
+    def path_player(request: Request) -> str:
+        """The player id of the path; Refused(invalid_request) if malformed."""
+        player_id = request.path_params["player_id"]
+        if not PLAYER_ID_RE.fullmatch(player_id):
+            raise Refused("invalid_request", "malformed player id")
+        return player_id
+
+    @staticmethod
+    def decode_for(kind: type[BodyT], raw: bytes, player_id: str) -> BodyT:
+        """``_decode`` for a route with the player in its path (a refusal's audit names it)."""
+        try:
+            return _decode(kind, raw)
+        except Refused as refused:
+            refused.player_id = player_id
+            raise
 
     def _amount(self, value: int, currency: str, allow_zero: bool) -> int:
         money.exponent(currency)  # unknown currency -> AmountError(unknown_currency)
@@ -353,6 +374,7 @@ class Api:
             "POST /v1/wallet/debit": ("POST /v1/wallet/debit", self.debit),
             "POST /v1/wallet/credit": ("POST /v1/wallet/credit", self.credit),
             "POST /v1/wallet/rollback": ("POST /v1/wallet/rollback", self.rollback),
+            **self.responsible.handlers(),
         }
         if self.sportsbook is not None:
             sportsbook = self.sportsbook

@@ -25,6 +25,7 @@ import msgspec
 
 from gateway import money
 from gateway.config import Settings
+from gateway.edge import api_responsible as rg
 from gateway.edge.api_v1 import PLAYER_ID_RE, integrations_by_partner
 from gateway.edge.api_v1 import REQUEST_SCHEMAS as _API_REQUESTS
 from gateway.edge.api_v1 import RESPONSE_SCHEMAS as _API_RESPONSES
@@ -78,10 +79,29 @@ _OPERATIONS += [
      "selection corrects it: the settled bets it changes are re-settled."),
 ]
 
-REQUEST_SCHEMAS = {**_API_REQUESTS, "SportsbookMarket": sb.MarketBody, "SportsbookBet": sb.BetBody,
+_RG_NOTE = ("Responsible gaming (docs/RESPONSIBLE_GAMING.md; UKGC RTS 12 and 14). Amounts in integer minor "
+            "units; times ISO-8601 UTC.")
+_OPERATIONS += [
+    ("PUT /v1/players/{player_id}/limits", "Set or remove a player's deposit, loss and wager limits", "Limits",
+     "PlayerLimits", _RG_NOTE + " A first limit or a decrease applies at once; an increase or a removal "
+     "(`amount_minor: null`) waits for the cooling-off (24 hours by default): `effective_at` says when. Periods "
+     "`day`, `week`, `month`, rolling or calendar by jurisdiction; the lowest effective limit applies."),
+    ("GET /v1/players/{player_id}/limits", "A player's limits and what each window holds now", None, "PlayerLimits",
+     _RG_NOTE),
+    ("PUT /v1/players/{player_id}/exclusions", "Start a time-out or self-exclusion, or ask to return after one",
+     "Exclusion", "PlayerExclusion", _RG_NOTE + " An exclusion cannot be lifted or shortened before it ends "
+     "(`player_excluded`); after a self-exclusion ends, play resumes only after the player asks to return and "
+     "a further cooling-off."),
+    ("GET /v1/players/{player_id}/exclusions", "A player's time-out or self-exclusion", None, "PlayerExclusion",
+     _RG_NOTE),
+]
+
+REQUEST_SCHEMAS = {**_API_REQUESTS, "Limits": rg.LimitsBody, "LimitIn": rg.LimitIn, "Exclusion": rg.ExclusionBody,
+                   "SportsbookMarket": sb.MarketBody, "SportsbookBet": sb.BetBody,
                    "SportsbookResult": sb.ResultBody, "SportsbookCashout": sb.CashoutBody,
                    "SportsbookStakeFactor": sb.StakeFactorBody}
-RESPONSE_SCHEMAS = {**_API_RESPONSES, "SportsbookMarketOut": sb.MarketResponse, "SportsbookBetOut": sb.BetResponse,
+RESPONSE_SCHEMAS = {**_API_RESPONSES, "PlayerLimits": rg.LimitsResponse, "PlayerExclusion": rg.ExclusionsResponse,
+                    "SportsbookMarketOut": sb.MarketResponse, "SportsbookBetOut": sb.BetResponse,
                     "SportsbookMarketReport": sb.MarketReport, "SportsbookResultAccepted": sb.ResultAccepted,
                     "SportsbookStakeFactorOut": sb.StakeFactorOut}
 
@@ -163,9 +183,13 @@ def _openapi30(node: Any, *, nullable_kept: bool) -> Any:
 
 def _component_schemas() -> dict[str, dict]:
     """The Structs' JSON Schemas under their public names (settings not applied yet)."""
+    named = {**REQUEST_SCHEMAS, **RESPONSE_SCHEMAS}
     types = list(REQUEST_SCHEMAS.values()) + list(RESPONSE_SCHEMAS.values())
-    _, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
-    names = {t.__name__: n for n, t in {**REQUEST_SCHEMAS, **RESPONSE_SCHEMAS}.items()}
+    tops, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
+    for (public, kind), top in zip([*REQUEST_SCHEMAS.items(), *RESPONSE_SCHEMAS.items()], tops, strict=True):
+        if not isinstance(kind, type):  # a tagged union of Structs (an exclusion's kinds): its oneOf
+            components[public] = top
+    names = {t.__name__: n for n, t in named.items() if isinstance(t, type)}
     schemas = {names.get(k, k): v for k, v in components.items()}
     text = msgspec.json.encode(schemas).decode()
     for struct_name, public in names.items():
@@ -185,6 +209,10 @@ def _schemas(settings: Settings, providers: tuple[str, ...] | None) -> dict[str,
         amount["maximum"] = amount_max
         amount["description"] = (f"minor units, {amount['minimum']}..{amount_max} "
                                  "(else `invalid_amount`)")
+    limit_amount = schemas["LimitIn"]["properties"]["amount_minor"]
+    for option in limit_amount.get("anyOf", [limit_amount]):
+        if option.get("type") == "integer":
+            option["maximum"] = amount_max
     for name, schema in schemas.items():
         for field, prop in schema.get("properties", {}).items():
             if field in ("currency", "currencies") and name in REQUEST_SCHEMAS:

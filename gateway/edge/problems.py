@@ -36,6 +36,13 @@ HTTP_STATUS: dict[str, int] = {
     Code.TRANSACTION_SETTLED.value: 409,
     Code.PLAYER_BLOCKED.value: 403,
     Code.LIMIT_REACHED.value: 422,
+    Code.DEPOSIT_LIMIT_REACHED.value: 422,
+    Code.LOSS_LIMIT_REACHED.value: 422,
+    Code.WAGER_LIMIT_REACHED.value: 422,
+    Code.SESSION_TIME_LIMIT_REACHED.value: 403,
+    Code.PLAYER_EXCLUDED.value: 403,
+    Code.EXCLUSION_PERIOD_NOT_OFFERED.value: 422,
+    Code.NOT_EXCLUDED.value: 409,
     Code.INVALID_SIGNATURE.value: 401,
     Code.INVALID_TOKEN.value: 401,
     Code.TOKEN_EXPIRED.value: 401,
@@ -97,6 +104,13 @@ TITLES: dict[str, str] = {
     "transaction_settled": "Transaction already settled",
     "player_blocked": "Player may not bet",
     "limit_reached": "Limit reached",
+    "deposit_limit_reached": "Deposit limit reached",
+    "loss_limit_reached": "Loss limit reached",
+    "wager_limit_reached": "Wager limit reached",
+    "session_time_limit_reached": "Session time limit reached",
+    "player_excluded": "Player is in a time-out or self-excluded",
+    "exclusion_period_not_offered": "This exclusion period is not offered here",
+    "not_excluded": "The player is not excluded",
     "overloaded": "Overloaded, retry later",
     "rate_limited": "Rate limit exceeded, retry later",
     "unavailable": "Temporarily unavailable, retry later",
@@ -179,6 +193,8 @@ _PLAYER_PATH = ("not_found",)
 # Money routes: a repeated transaction id with other content, or one a rollback already took.
 _KEYED = ("idempotency_conflict", "transaction_rolled_back")
 _PLAYER_WALLET = ("unknown_player", "currency_mismatch")
+# A bet over one of the player's own limits (docs/RESPONSIBLE_GAMING.md).
+_RG_BET = ("wager_limit_reached", "loss_limit_reached")
 
 ROUTES: dict[str, RouteStatuses] = {
     "POST /v1/players": RouteStatuses(
@@ -191,7 +207,24 @@ ROUTES: dict[str, RouteStatuses] = {
     ),
     "POST /v1/players/{player_id}/status": RouteStatuses(
         {200: "the player with its new status (setting the status it has is fine)"},
-        (*_EVERY, *_WRITE, "unknown_player", *_PLAYER_PATH),
+        (*_EVERY, *_WRITE, "unknown_player", *_PLAYER_PATH, "player_excluded"),
+    ),
+    "PUT /v1/players/{player_id}/limits": RouteStatuses(
+        {200: "every limit of the player, with `effective_at` per requested change"},
+        (*_EVERY, *_WRITE, "invalid_amount", "unknown_currency", "unknown_player", *_PLAYER_PATH, "currency_mismatch"),
+    ),
+    "GET /v1/players/{player_id}/limits": RouteStatuses(
+        {200: "every limit, what its window holds now and any change waiting for its cooling-off"},
+        (*_EVERY, "unknown_player", *_PLAYER_PATH),
+    ),
+    "PUT /v1/players/{player_id}/exclusions": RouteStatuses(
+        {200: "the exclusion now in place (an exclusion is never shortened)"},
+        (*_EVERY, *_WRITE, "unknown_player", *_PLAYER_PATH, "player_excluded", "not_excluded",
+         "exclusion_period_not_offered"),
+    ),
+    "GET /v1/players/{player_id}/exclusions": RouteStatuses(
+        {200: "the exclusion (null: none) and whether it blocks play now"},
+        (*_EVERY, "unknown_player", *_PLAYER_PATH),
     ),
     "POST /v1/sessions": RouteStatuses(
         {201: "session created"},
@@ -199,7 +232,8 @@ ROUTES: dict[str, RouteStatuses] = {
     ),
     "POST /v1/wallet/deposit": RouteStatuses(
         {200: "applied, or a replay of the same request (`replayed: true`)"},
-        (*_EVERY, *_WRITE, "invalid_amount", "unknown_currency", *_PLAYER_WALLET, *_KEYED),
+        (*_EVERY, *_WRITE, "invalid_amount", "unknown_currency", *_PLAYER_WALLET, "player_excluded",
+         "deposit_limit_reached", *_KEYED),
     ),
     "POST /v1/wallet/withdraw": RouteStatuses(
         {200: "applied, or a replay of the same request (`replayed: true`)"},
@@ -208,7 +242,7 @@ ROUTES: dict[str, RouteStatuses] = {
     "POST /v1/wallet/debit": RouteStatuses(
         {200: "applied, or a replay of the same request (`replayed: true`)"},
         (*_EVERY, *_WRITE, "invalid_amount", "unknown_currency", *_PLAYER_WALLET, "insufficient_funds",
-         "player_blocked", "limit_reached", *_KEYED),
+         "player_blocked", "player_excluded", "limit_reached", *_RG_BET, *_KEYED),
     ),
     "POST /v1/wallet/credit": RouteStatuses(
         {200: "applied, or a replay of the same request (`replayed: true`)"},
@@ -243,13 +277,14 @@ ROUTES.update({
         (*_EVERY, *_WRITE, "unknown_currency", *_SB_BET_SHAPE, "unknown_market", "unknown_selection",
          "market_suspended", "market_closed", "odds_changed", "market_changed", "stake_limit", "market_liability_limit",
          "selection_liability_limit", "exposure_unavailable", *_PLAYER_WALLET, "insufficient_funds", "player_blocked",
-         "limit_reached", *_KEYED),
+         "player_excluded", "limit_reached", *_RG_BET, *_KEYED),
     ),
     "GET /v1/sportsbook/bets/{bet_id}": RouteStatuses({200: "the bet"}, (*_EVERY, "not_found", "unknown_bet")),
     "POST /v1/sportsbook/bets/{bet_id}/cashout": RouteStatuses(
         {200: "cashed out (also the same cash-out again, `replayed: true`)"},
         (*_EVERY, *_WRITE, "not_found", "unknown_bet", "bet_not_open", "invalid_amount", "invalid_stake",
-         "cashout_unavailable", "insufficient_funds", "player_blocked", "limit_reached", *_PLAYER_WALLET),
+         "cashout_unavailable", "insufficient_funds", "player_blocked", "player_excluded", "limit_reached", *_RG_BET,
+         *_PLAYER_WALLET),
     ),
     "PUT /v1/sportsbook/players/{player_id}/stake-factor": RouteStatuses(
         {200: "the stake factor now set (`1/1`: none)"},

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import uvloop
 
 from gateway.ledger.store import LedgerStore
-from gateway.shards.port import BatchWrite, Claim, Heads, PrefetchResult
+from gateway.shards.port import BatchWrite, Claim, Heads, PrefetchResult, UsageRead
 from gateway.shards.state import Key, PlayerKey, RoundKey
 
 T = TypeVar("T")
@@ -63,8 +63,9 @@ class ThreadedStore:
     async def load_heads(self) -> Heads:
         return await self.thread.call(self.store.load_heads)
 
-    async def prefetch(self, players: list[PlayerKey], keys: list[Key], rounds: list[RoundKey]) -> PrefetchResult:
-        return await self.thread.call(self.store.prefetch, players, keys, rounds)
+    async def prefetch(self, players: list[PlayerKey], keys: list[Key], rounds: list[RoundKey],
+                       usage: UsageRead | None = None) -> PrefetchResult:
+        return await self.thread.call(self.store.prefetch, players, keys, rounds, usage)
 
     async def write_batch(self, batch: BatchWrite, epoch: int) -> None:
         await self.thread.call(self.store.write_batch, batch, epoch)

@@ -24,10 +24,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import msgspec
 import orjson
 
 from gateway.ledger.audit import GENESIS_HASH, AuditRow, chain_batch
@@ -40,8 +41,13 @@ from gateway.shards.port import (
     PrefetchResult,
     StorageUnavailable,
     TxnRow,
+    UsageRead,
 )
+from gateway.shards.responsible import WINNING_CREDIT_TYPES, RgSettings
 from gateway.shards.state import Key, PlayerKey, RoundKey, TxRecord
+
+_rg_decoder = msgspec.json.Decoder(RgSettings)
+_rg_encoder = msgspec.json.Encoder()
 
 # Database errors after which the same request may be retried: the connection or server
 # went away, or the statement was cancelled. Anything else is a bug or a broken invariant.
@@ -64,6 +70,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     # "database is not currently accepting connections" (SQLSTATE 55000) at connect time.
     asyncpg.exceptions.ObjectNotInPrerequisiteStateError,
 )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
 
 
 def ts(us: int) -> datetime:
@@ -107,6 +117,7 @@ def record_from_row(row: asyncpg.Record) -> TxRecord:
         cash_delta_minor=row["cash_delta_minor"], bonus_delta_minor=row["bonus_delta_minor"],
         round_id=row["round_id"], game_id=row["game_id"], reference_id=row["reference_id"],
         bet_state=row["bet_state"], credit_type=row["credit_type"], batch_seq=0,
+        created_at_us=(row["created_at"] - _EPOCH) // _ONE_US,
     )
 
 
@@ -172,21 +183,30 @@ class LedgerStore:
         self.audit_seq, self.audit_hash = row["seq"], bytes(row["hash"])
         return Heads(txn_seq=txn_seq, batch_id=row["batch_id"], audit_seq=row["seq"])
 
-    async def prefetch(self, players: list[PlayerKey], keys: list[Key], rounds: list[RoundKey]) -> PrefetchResult:
-        """One round trip's worth of reads for cold players, unknown keys and rounds."""
+    async def prefetch(self, players: list[PlayerKey], keys: list[Key], rounds: list[RoundKey],
+                       usage: UsageRead | None = None) -> PrefetchResult:
+        """One round trip's worth of reads for cold players, unknown keys and rounds, and
+        the window sums ``usage`` asks for (port.Storage.prefetch)."""
         result = PrefetchResult()
+        usage_players: list[PlayerKey] = list(usage.players) if usage is not None else []
         async with _transient_as_unavailable(), self.pool.acquire() as conn:
             if players:
                 partner_ids = [p[0] for p in players]
                 player_ids = [p[1] for p in players]
                 for row in await conn.fetch(
-                    """SELECT partner_id, player_id, country, status FROM players
-                       WHERE (partner_id, player_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))""",
+                    """SELECT p.partner_id, p.player_id, p.country, p.status, r.settings::text AS rg
+                       FROM players p LEFT JOIN player_rg r USING (partner_id, player_id)
+                       WHERE (p.partner_id, p.player_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))""",
                     partner_ids, player_ids,
                 ):
                     key = (row["partner_id"], row["player_id"])
                     result.players[key] = (row["country"], row["status"])
                     result.wallets[key] = {}
+                    if row["rg"] is not None:
+                        settings = _rg_decoder.decode(row["rg"])
+                        result.rg[key] = settings
+                        if usage is not None and settings.has_money_limits():
+                            usage_players.append(key)
                 for row in await conn.fetch(
                     """SELECT partner_id, player_id, account, currency, balance_minor FROM accounts
                        WHERE (partner_id, player_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
@@ -205,6 +225,8 @@ class LedgerStore:
                         partner_ids, player_ids,
                     )
                 ]
+            if usage is not None and usage_players:
+                await self._usage(conn, usage_players, usage, result)
             if rounds:
                 for r in await conn.fetch(
                     f"""SELECT {_TXN_SELECT} FROM transactions
@@ -226,6 +248,32 @@ class LedgerStore:
                     )
                 ]
         return result
+
+    @staticmethod
+    async def _usage(conn: asyncpg.Connection, players: list[PlayerKey], usage: UsageRead,
+                     result: PrefetchResult) -> None:
+        """Window sums of ``players`` from the ledger (port.UsageRead): applied cash deposits,
+        stakes not rolled back, winning credits not reversed, per currency and bucket."""
+        for key in players:
+            result.usage[key] = []
+        for row in await conn.fetch(
+            """SELECT partner_id, player_id, currency,
+                      (extract(epoch FROM date_bin($4::interval, created_at, timestamptz 'epoch'))::bigint)
+                        * 1000000 AS bucket_us,
+                      (sum(amount_minor) FILTER (WHERE kind = 'deposit' AND cash_delta_minor > 0))::bigint AS deposit,
+                      (sum(amount_minor) FILTER (WHERE kind = 'debit'))::bigint AS wager,
+                      (sum(amount_minor) FILTER (WHERE kind = 'credit' AND credit_type = ANY($5::text[])))::bigint AS won
+               FROM transactions
+               WHERE (partner_id, player_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+                 AND created_at >= $3 AND code = 'ok' AND kind IN ('deposit', 'debit', 'credit')
+                 AND bet_state IS DISTINCT FROM 'rolled_back'
+               GROUP BY 1, 2, 3, 4
+               ORDER BY 1, 2, 3, 4""",
+            [k[0] for k in players], [k[1] for k in players], ts(usage.since_us),
+            timedelta(microseconds=usage.bucket_us), sorted(WINNING_CREDIT_TYPES),
+        ):
+            result.usage[(row["partner_id"], row["player_id"])].append((
+                row["currency"], row["bucket_us"], row["deposit"] or 0, row["wager"] or 0, row["won"] or 0))
 
     async def batch_committed(self, batch_id: int) -> bool:
         """Did batch ``batch_id`` of this shard commit? (Its audit rows exist.) If it did and
@@ -259,7 +307,21 @@ class LedgerStore:
         self._pending = (batch.batch_id, audit_seq, audit_hash)
         try:
             async with _transient_as_unavailable(), self.pool.acquire() as conn:
-                await conn.fetchval(_WRITE_BATCH, *(arguments[name] for name in WRITE_BATCH_PARAMETERS))
+                if not batch.rg_settings:
+                    await conn.fetchval(_WRITE_BATCH, *(arguments[name] for name in WRITE_BATCH_PARAMETERS))
+                else:  # rare (a person changed a limit): the settings join the batch's transaction
+                    async with conn.transaction():
+                        await conn.fetchval(_WRITE_BATCH, *(arguments[name] for name in WRITE_BATCH_PARAMETERS))
+                        changed = list(batch.rg_settings.items())
+                        await conn.execute(
+                            """INSERT INTO player_rg (partner_id, player_id, settings, updated_at)
+                               SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[])
+                               ON CONFLICT (partner_id, player_id)
+                               DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at""",
+                            [k[0] for k, _ in changed], [k[1] for k, _ in changed],
+                            [_rg_encoder.encode(v).decode() for _, v in changed],
+                            [ts(batch.rg_changed_at_us[k]) for k, _ in changed],
+                        )
         except asyncpg.PostgresError as exc:
             self._pending = None
             if exc.sqlstate == "GW001":

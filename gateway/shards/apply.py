@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from gateway.shards import responsible as rg
 from gateway.shards.commands import (
     ATOMIC_ACTIONS_MAX,
     CREDIT_TYPES,
@@ -47,9 +48,12 @@ from gateway.shards.commands import (
     Debit,
     Deposit,
     GetBalance,
+    GetResponsible,
     RecordRefusal,
     Result,
     Rollback,
+    SetExclusion,
+    SetLimits,
     SetPlayerStatus,
     Withdraw,
 )
@@ -98,6 +102,9 @@ class Applied:
     reviews: list[tuple[int, str]] = field(default_factory=list)  # (txn_id, why an operator should look)
     # (record, bet_state, batch_seq) before each _finish_bet: an Atomic unit's undo log
     prior_states: list[tuple[TxRecord, str | None, int]] = field(default_factory=list)
+    # (currency, at_us, deposit, wager, won) counted into the player's usage: an Atomic unit's undo log
+    usage_log: list[tuple[str, int, int, int, int]] = field(default_factory=list)
+    rg_change: tuple[PlayerKey, rg.RgSettings] | None = None  # new responsible-gaming settings to store
     audit: bool = True
     wait_for_commit: bool = True
     applied_at_us: int = 0
@@ -145,6 +152,12 @@ def apply(state: ShardState, command: Command, now_us: int) -> Applied:
             applied = _create_player(state, command, now_us)
         case SetPlayerStatus():
             applied = _set_player_status(state, command, now_us)
+        case SetLimits():
+            applied = _set_limits(state, command, now_us)
+        case SetExclusion():
+            applied = _set_exclusion(state, command, now_us)
+        case GetResponsible():
+            applied = _get_responsible(state, command, now_us)
         case RecordRefusal():
             applied = _refusal(state, command, now_us)
         case _:
@@ -306,7 +319,7 @@ def _common_refusal(state: ShardState, command: BalanceCommand, player: PlayerSt
     return None
 
 
-def _stored_refusal(state: ShardState, command: Debit | Withdraw, kind: str, player: PlayerState, code: Code,
+def _stored_refusal(state: ShardState, command: Debit | Withdraw | Deposit, kind: str, player: PlayerState, code: Code,
                     detail: str, now_us: int) -> Applied:
     """A refusal stored under the key (keys.STORED_REFUSALS): a retry gets it again."""
     wallet = player.wallets[command.currency]
@@ -391,6 +404,11 @@ def _deposit(state: ShardState, command: Deposit, now_us: int) -> Applied:
         return begun
     player = begun
     wallet = player.wallets[command.currency]
+    settings = player.rg
+    if settings is not None and not command.bonus:
+        refused = _rg_deposit_refusal(settings, player, command.currency, command.amount_minor, now_us)
+        if refused is not None:
+            return _stored_refusal(state, command, DEPOSIT, player, _CODE_BY_VALUE[refused[0]], refused[1], now_us)
     applied = Applied(command, Result(code=Code.OK))
     if command.bonus:
         wallet.bonus_minor += command.amount_minor
@@ -401,6 +419,8 @@ def _deposit(state: ShardState, command: Deposit, now_us: int) -> Applied:
     record = _new_record(state, command, DEPOSIT, wallet, now_us,
                          cash_delta_minor=cash_delta, bonus_delta_minor=bonus_delta)
     _store(state, applied, player, record)
+    if player.usage is not None and cash_delta:
+        _count(applied, player.usage, command.currency, now_us, deposit=cash_delta)
     _post(applied, record, player, house)
     applied.result = _record_result(record, replayed=False)
     return applied
@@ -432,6 +452,10 @@ def _debit(state: ShardState, command: Debit, now_us: int) -> Applied:
     if player.status != PLAYER_ACTIVE:
         return _stored_refusal(state, command, DEBIT, player, Code.PLAYER_BLOCKED,
                                f"player is {player.status}", now_us)
+    settings = player.rg
+    if settings is not None and settings.exclusion is not None and rg.exclusion_blocks(settings.exclusion, now_us):
+        return _stored_refusal(state, command, DEBIT, player, Code.PLAYER_EXCLUDED,
+                               rg.exclusion_detail(settings.exclusion, now_us), now_us)
     wallet = player.wallets[command.currency]
     amount = command.amount_minor
     if wallet.cash_minor < 0:
@@ -443,6 +467,10 @@ def _debit(state: ShardState, command: Debit, now_us: int) -> Applied:
     if len(player.open_bets) >= state.limits.open_bets_per_player_max:
         return _stored_refusal(state, command, DEBIT, player, Code.LIMIT_REACHED,
                                "too many open bets for this player", now_us)
+    if settings is not None and settings.limits:
+        refused = rg.bet_refusal(settings, player.usage, command.currency, amount, now_us)
+        if refused is not None:
+            return _stored_refusal(state, command, DEBIT, player, _CODE_BY_VALUE[refused[0]], refused[1], now_us)
     if state.limits.spend_order == "cash_first":
         cash_part = min(wallet.cash_minor, amount)
         bonus_part = amount - cash_part
@@ -458,6 +486,8 @@ def _debit(state: ShardState, command: Debit, now_us: int) -> Applied:
                          round_id=command.round_id, game_id=command.game_id, bet_state=BET_OPEN)
     _store(state, applied, player, record)
     player.open_bets[record.key] = record
+    if player.usage is not None:
+        _count(applied, player.usage, command.currency, now_us, wager=amount)
     _note_round_bet(state, record)
     _post(applied, record, player, house_account("game", command.scope, state.shard_id))
     applied.result = _record_result(record, replayed=False)
@@ -495,6 +525,8 @@ def _credit(state: ShardState, command: Credit, now_us: int) -> Applied:
                          game_id=command.game_id, reference_id=command.bet_transaction_id,
                          credit_type=command.credit_type)
     _store(state, applied, player, record)
+    if player.usage is not None and command.credit_type in rg.WINNING_CREDIT_TYPES and command.amount_minor:
+        _count(applied, player.usage, command.currency, now_us, won=command.amount_minor)
     if review is not None:
         applied.reviews.append((record.txn_id, review))
     if bet is not None:
@@ -568,6 +600,8 @@ def _reverse_credit(state: ShardState, command: Rollback, player: PlayerState, w
                          reference_id=win.transaction_id, round_id=win.round_id, game_id=win.game_id)
     _store(state, applied, player, record)
     _finish_bet(state, applied, player, win, BET_ROLLED_BACK)
+    if player.usage is not None and (win.credit_type or "win") in rg.WINNING_CREDIT_TYPES and win.amount_minor:
+        _count(applied, player.usage, win.currency, win.created_at_us, won=-win.amount_minor)
     purpose = "game" if win.credit_type in (None, "win") else win.credit_type
     _post(applied, record, player, house_account(purpose, command.scope, state.shard_id))
     if wallet.cash_minor < 0:
@@ -645,6 +679,8 @@ def _rollback(state: ShardState, command: Rollback, now_us: int) -> Applied:
                          game_id=bet.game_id)
     _store(state, applied, player, record)
     _finish_bet(state, applied, player, bet, BET_ROLLED_BACK)
+    if player.usage is not None:
+        _count(applied, player.usage, currency, bet.created_at_us, wager=-bet.amount_minor)
     _post(applied, record, player, house_account("game", command.scope, state.shard_id))
     applied.result = _record_result(record, replayed=False)
     return applied
@@ -719,6 +755,12 @@ def _set_player_status(state: ShardState, command: SetPlayerStatus, now_us: int)
     if command.status not in PLAYER_STATUSES:
         return Applied(command, Result(code=Code.INVALID_REQUEST, player_id=command.player_id,
                                        detail=f"status must be one of {', '.join(PLAYER_STATUSES)}"))
+    exclusion = player.rg.exclusion if player.rg is not None else None
+    if command.status == PLAYER_ACTIVE and exclusion is not None and rg.exclusion_blocks(exclusion, now_us):
+        # RTS 14: a time-out or self-exclusion cannot be lifted before it ends, by anyone.
+        return Applied(command, Result(code=Code.PLAYER_EXCLUDED, player_id=command.player_id,
+                                       player_status=player.status, country=player.country,
+                                       detail=rg.exclusion_detail(exclusion, now_us) + ": the status cannot lift it"))
     applied = Applied(command, Result(code=Code.OK))
     if player.status != command.status:
         player.status = command.status
@@ -773,6 +815,7 @@ def _atomic(state: ShardState, command: Atomic, now_us: int) -> Applied:
         unit.round_closes.extend(applied.round_closes)
         unit.reviews.extend(applied.reviews)
         unit.prior_states.extend(applied.prior_states)
+        unit.usage_log.extend(applied.usage_log)
         if applied.result.code is not Code.OK:
             _undo(state, player, snapshot, unit)
             refused = applied.result
@@ -839,6 +882,10 @@ def _undo(state: ShardState, player: PlayerState, snapshot: _Snapshot, unit: App
         wallet = player.wallets[currency]
         wallet.cash_minor, wallet.bonus_minor = cash, bonus
     player.open_bets = snapshot.open_bets
+    if player.usage is not None:
+        for currency, at_us, deposit, wager, won in reversed(unit.usage_log):
+            player.usage.remove(currency, at_us, deposit, wager, won)
+    unit.usage_log.clear()
     player.dirty_seq = snapshot.dirty_seq
     state.txn_seq = snapshot.txn_seq
     unit.txns.clear()
@@ -847,6 +894,116 @@ def _undo(state: ShardState, player: PlayerState, snapshot: _Snapshot, unit: App
     unit.round_closes.clear()
     unit.reviews.clear()
     unit.prior_states.clear()
+
+
+# ---- responsible gaming ---------------------------------------------------------------
+
+
+def _count(applied: Applied, usage: rg.Usage, currency: str, at_us: int,
+           deposit: int = 0, wager: int = 0, won: int = 0) -> None:
+    """Count into the player's window sums (a negative amount uncounts, at the time the
+    amount was counted) and log it for an Atomic unit's undo."""
+    if deposit >= 0 and wager >= 0 and won >= 0:
+        usage.add(currency, at_us, deposit, wager, won)
+    else:
+        usage.remove(currency, at_us, -deposit, -wager, -won)
+    applied.usage_log.append((currency, at_us, deposit, wager, won))
+
+
+def _rg_deposit_refusal(settings: rg.RgSettings, player: PlayerState, currency: str, amount_minor: int,
+                        now_us: int) -> tuple[str, str] | None:
+    """PLAYER_EXCLUDED or DEPOSIT_LIMIT_REACHED for a cash deposit (RTS 12, 14), else None."""
+    if settings.exclusion is not None and rg.exclusion_blocks(settings.exclusion, now_us):
+        return (Code.PLAYER_EXCLUDED.value, rg.exclusion_detail(settings.exclusion, now_us))
+    return rg.deposit_refusal(settings, player.usage, currency, amount_minor, now_us)
+
+
+def _rg_view(state: ShardState, player: PlayerState, settings: rg.RgSettings, now_us: int, **extra) -> Result:
+    """A player's settings with what each limit's window holds now (``Result.rg_used_minor``:
+    deposits, wagers, or wagers minus winnings)."""
+    used: list[int] = []
+    for limit in settings.limits:
+        if player.usage is None:
+            used.append(0)
+            continue
+        deposited, wagered, won = player.usage.sums(limit.currency, now_us)[rg.PERIODS.index(limit.period)]
+        used.append(deposited if limit.kind == "deposit" else wagered if limit.kind == "wager" else wagered - won)
+    return Result(code=Code.OK, player_id=player.player_id, rg=settings, rg_used_minor=tuple(used),
+                  country=player.country, player_status=player.status, **extra)
+
+
+def _set_limits(state: ShardState, command: SetLimits, now_us: int) -> Applied:
+    """Set or remove financial limits (RTS 12; responsible.change_limit). OK with the new
+    settings and ``effective_at_us`` per change; UNKNOWN_PLAYER, CURRENCY_MISMATCH (a
+    currency the player has no wallet in), INVALID_REQUEST (responsible.RgRefused)."""
+    player = _player(state, command.partner_id, command.player_id)
+    if player is None:
+        return Applied(command, Result(code=Code.UNKNOWN_PLAYER, player_id=command.player_id, detail="no such player"))
+    for change in command.changes:
+        if change.currency not in player.wallets:
+            return Applied(command, Result(code=Code.CURRENCY_MISMATCH, player_id=command.player_id,
+                                           detail=f"player has no {change.currency} wallet"))
+    policy = state.rg.of(player.country)
+    settings = rg.settle_due(player.rg or rg.RgSettings(), now_us)
+    effective: list[int | None] = []
+    try:
+        for change in command.changes:
+            settings, at_us = rg.change_limit(settings, change, policy, now_us, command.requested_by)
+            effective.append(at_us)
+    except rg.RgRefused as refused:
+        return Applied(command, Result(code=_CODE_BY_VALUE[refused.code], player_id=command.player_id,
+                                       detail=refused.detail))
+    assert player.usage is not None, "usage is loaded before limits are set (keys.prefetch_needs)"
+    if command.time_zone is not None and command.time_zone != settings.time_zone:
+        settings = msgspec.structs.replace(settings, time_zone=command.time_zone)
+        player.usage = _rezoned(player.usage, policy, command.time_zone)
+    applied = Applied(command, Result(code=Code.OK))
+    if settings != player.rg:
+        player.rg = settings
+        _mark_dirty(state, player)
+        applied.rg_change = (player.key, settings)
+    applied.result = _rg_view(state, player, settings, now_us, effective_at_us=tuple(effective))
+    return applied
+
+
+def _rezoned(usage: rg.Usage, policy: rg.RgPolicy, time_zone: str) -> rg.Usage:
+    """The same buckets counted in another time zone's calendar windows."""
+    rezoned = rg.Usage(policy, time_zone)
+    for currency, kept in usage.by_currency.items():
+        for start_us, deposit, wager, won in kept.buckets:
+            rezoned.load(currency, start_us, deposit, wager, won)
+    return rezoned
+
+
+def _set_exclusion(state: ShardState, command: SetExclusion, now_us: int) -> Applied:
+    """Start a time-out or self-exclusion, or ask to return (RTS 14; responsible.set_exclusion).
+    OK with the settings; UNKNOWN_PLAYER; INVALID_REQUEST or PLAYER_EXCLUDED (return early)."""
+    player = _player(state, command.partner_id, command.player_id)
+    if player is None:
+        return Applied(command, Result(code=Code.UNKNOWN_PLAYER, player_id=command.player_id, detail="no such player"))
+    policy = state.rg.of(player.country)
+    try:
+        settings = rg.set_exclusion(player.rg or rg.RgSettings(), command.kind, command.duration_days, policy,
+                                    now_us, command.requested_by)
+    except rg.RgRefused as refused:
+        return Applied(command, Result(code=_CODE_BY_VALUE[refused.code], player_id=command.player_id,
+                                       detail=refused.detail))
+    applied = Applied(command, Result(code=Code.OK))
+    if settings != player.rg:
+        player.rg = settings
+        _mark_dirty(state, player)
+        applied.rg_change = (player.key, settings)
+    applied.result = _rg_view(state, player, settings, now_us)
+    return applied
+
+
+def _get_responsible(state: ShardState, command: GetResponsible, now_us: int) -> Applied:
+    player = _player(state, command.partner_id, command.player_id)
+    if player is None:
+        return Applied(command, Result(code=Code.UNKNOWN_PLAYER, player_id=command.player_id,
+                                       detail="no such player"), audit=False, wait_for_commit=False)
+    result = _rg_view(state, player, player.rg or rg.RgSettings(), now_us)
+    return Applied(command, result, audit=False, wait_for_commit=state.player_dirty(player))
 
 
 def _refusal(state: ShardState, command: RecordRefusal, now_us: int) -> Applied:

@@ -17,6 +17,7 @@ import msgspec
 from gateway.shards.apply import Applied, player_account
 from gateway.shards.commands import Atomic, Code, Command, CreatePlayer, Credit, Debit, Result
 from gateway.shards.port import AuditEntry, BatchWrite, PlayerBalance
+from gateway.shards.responsible import RgSettings
 from gateway.shards.rows import BetMarkRow, BetSlipRow, EntryRow, NewPlayerRow, ReviewRow, RoundClose, TxnRow, row
 from gateway.shards.state import Key, PlayerKey
 
@@ -39,6 +40,7 @@ class Item:
     new_currencies: list[str] = field(default_factory=list)  # the new player's wallets
     status_change: tuple[PlayerKey, str] | None = None
     reviews: list[tuple[int, str]] = field(default_factory=list)  # (txn_id, reason): operator-review items
+    rg_change: tuple[PlayerKey, RgSettings] | None = None  # responsible-gaming settings to store
 
     @property
     def keys(self) -> list[Key]:
@@ -47,7 +49,8 @@ class Item:
 
     @property
     def writes(self) -> bool:
-        return self.audited or bool(self.txn_rows) or self.new_player is not None or self.status_change is not None
+        return (self.audited or bool(self.txn_rows) or self.new_player is not None or self.status_change is not None
+                or self.rg_change is not None)
 
 
 def make_item(applied: Applied, future: asyncio.Future[Result] | None) -> Item:
@@ -69,6 +72,7 @@ def make_item(applied: Applied, future: asyncio.Future[Result] | None) -> Item:
         item.new_currencies = list(p.wallets)
     item.status_change = applied.status_change
     item.reviews = applied.reviews
+    item.rg_change = applied.rg_change
     return item
 
 
@@ -99,6 +103,9 @@ class Batch:
                         balances[(account, currency)] = row(PlayerBalance, (new.partner_id, new.player_id, 0))
             if item.status_change is not None:
                 write.status_changes[item.status_change[0]] = item.status_change[1]  # last wins
+            if item.rg_change is not None:
+                write.rg_settings[item.rg_change[0]] = item.rg_change[1]  # last wins
+                write.rg_changed_at_us[item.rg_change[0]] = item.applied_at_us
             for txn in item.txn_rows:
                 key = (txn.scope, txn.transaction_id)
                 assert key not in seen, f"key {key} twice in one batch"

@@ -23,6 +23,8 @@ import enum
 
 import msgspec
 
+from gateway.shards.responsible import LimitChange, RgSettings
+
 
 class Code(str, enum.Enum):  # noqa: UP042 - str() of a StrEnum differs; codes are matched by .value
     """Result codes of shard operations. Stable: partners and adapters map these."""
@@ -38,6 +40,14 @@ class Code(str, enum.Enum):  # noqa: UP042 - str() of a StrEnum differs; codes a
     TRANSACTION_ROLLED_BACK = "transaction_rolled_back"
     TRANSACTION_SETTLED = "transaction_settled"
     LIMIT_REACHED = "limit_reached"
+    # Responsible gaming (gateway/shards/responsible.py, docs/RESPONSIBLE_GAMING.md).
+    DEPOSIT_LIMIT_REACHED = "deposit_limit_reached"
+    LOSS_LIMIT_REACHED = "loss_limit_reached"
+    WAGER_LIMIT_REACHED = "wager_limit_reached"
+    SESSION_TIME_LIMIT_REACHED = "session_time_limit_reached"
+    PLAYER_EXCLUDED = "player_excluded"
+    EXCLUSION_PERIOD_NOT_OFFERED = "exclusion_period_not_offered"
+    NOT_EXCLUDED = "not_excluded"
     # Refusals decided at the edge, recorded in the audit chain through the shard.
     INVALID_REQUEST = "invalid_request"
     INVALID_AMOUNT = "invalid_amount"
@@ -279,6 +289,45 @@ class SetPlayerStatus(msgspec.Struct, tag="player_status", frozen=True):
     origin: Origin | None = None
 
 
+class SetLimits(msgspec.Struct, tag="set_limits", frozen=True):
+    """Set or remove a player's financial limits (``PUT /v1/players/{id}/limits``; RTS 12).
+
+    ``changes`` apply in order (gateway/shards/responsible.py ``change_limit``: decreases at
+    once, increases and removals after the cooling-off); ``time_zone`` (IANA name) sets the
+    zone of calendar windows. ``requested_by`` says who asked (the API key and the actor the
+    operator names), kept in the settings and in the audit record.
+    """
+
+    scope: str
+    partner_id: str
+    player_id: str
+    changes: tuple[LimitChange, ...]
+    time_zone: str | None = None
+    requested_by: str = ""
+    origin: Origin | None = None
+
+
+class SetExclusion(msgspec.Struct, tag="set_exclusion", frozen=True):
+    """Start a time-out or self-exclusion, or ask to return after one (``PUT
+    /v1/players/{id}/exclusions``; RTS 14). ``kind``: "timeout", "self_exclusion" or
+    "return"; ``duration_days`` None with "self_exclusion": permanent."""
+
+    scope: str
+    partner_id: str
+    player_id: str
+    kind: str
+    duration_days: int | None = None
+    requested_by: str = ""
+    origin: Origin | None = None
+
+
+class GetResponsible(msgspec.Struct, tag="get_rg", frozen=True):
+    """Read a player's limits, their use in each window and the exclusion; never audited."""
+
+    partner_id: str
+    player_id: str
+
+
 class GetBalance(msgspec.Struct, tag="balance", frozen=True):
     """Read; never audited. Answered once every write of the player before it is durable."""
 
@@ -304,7 +353,7 @@ class RecordRefusal(msgspec.Struct, tag="refusal", frozen=True):
 
 Command = (
     CreatePlayer | Deposit | Withdraw | Debit | Credit | Rollback | Atomic | SetPlayerStatus
-    | GetBalance | RecordRefusal
+    | SetLimits | SetExclusion | GetResponsible | GetBalance | RecordRefusal
 )
 MoneyCommand = Deposit | Withdraw | Debit | Credit | Rollback
 
@@ -342,6 +391,9 @@ class Result(msgspec.Struct, frozen=True, omit_defaults=True):
     results: tuple[Result, ...] = ()  # Atomic: one per action, in order
     tombstoned: bool = False  # Rollback: the reference was unknown; a tombstone now holds its key
     processed_at_us: int | None = None  # when the stored transaction was applied (replays: the original time)
+    rg: RgSettings | None = None  # SetLimits / SetExclusion / GetResponsible: the settings now
+    rg_used_minor: tuple[int, ...] = ()  # per rg.limits entry: what its window holds now (losses may be < 0)
+    effective_at_us: tuple[int | None, ...] = ()  # SetLimits: when each change takes effect (None: no change)
 
 
 def player_key_of(command: Command) -> PlayerKey | None:
@@ -386,7 +438,7 @@ def misattributed(command: Command) -> bool:
     this never holds for a correct edge; the shard checks it anyway (defence in depth:
     one partner's key space must never reach another partner's players).
     """
-    if isinstance(command, (GetBalance, RecordRefusal)):
+    if isinstance(command, (GetBalance, GetResponsible, RecordRefusal)):
         return False
     if not scope_belongs(command.scope, command.partner_id):
         return True

@@ -47,9 +47,11 @@ from gateway.shards.commands import (
     Deposit,
     RecordRefusal,
     Rollback,
+    SetLimits,
     Withdraw,
 )
 from gateway.shards.port import PrefetchResult
+from gateway.shards.responsible import Usage
 from gateway.shards.state import (
     BET_OPEN,
     CREDIT,
@@ -66,7 +68,11 @@ from gateway.shards.state import (
 )
 
 #: Refusals stored under the key (they depend on the balance or limits; section 5, row 4).
-STORED_REFUSALS = frozenset({Code.INSUFFICIENT_FUNDS.value, Code.LIMIT_REACHED.value, Code.PLAYER_BLOCKED.value})
+STORED_REFUSALS = frozenset({
+    Code.INSUFFICIENT_FUNDS.value, Code.LIMIT_REACHED.value, Code.PLAYER_BLOCKED.value,
+    Code.PLAYER_EXCLUDED.value, Code.DEPOSIT_LIMIT_REACHED.value, Code.LOSS_LIMIT_REACHED.value,
+    Code.WAGER_LIMIT_REACHED.value,
+})
 
 MoneyAction = Deposit | Withdraw | Debit | Credit | Rollback
 
@@ -117,9 +123,10 @@ class Needs:
     players: list[PlayerKey] = field(default_factory=list)  # cold players
     keys: list[Key] = field(default_factory=list)  # keys not in memory
     rounds: list[RoundKey] = field(default_factory=list)  # rounds whose bets a credit must see
+    usage: list[PlayerKey] = field(default_factory=list)  # players whose window sums must be loaded
 
     def __bool__(self) -> bool:
-        return bool(self.players or self.keys or self.rounds)
+        return bool(self.players or self.keys or self.rounds or self.usage)
 
 
 def round_key(command: Credit) -> RoundKey:
@@ -141,10 +148,15 @@ def prefetch_needs(state: ShardState, commands: list[Command]) -> Needs:
     cold: dict[PlayerKey, None] = {}
     keys: dict[Key, None] = {}
     rounds: dict[RoundKey, None] = {}
+    usage: dict[PlayerKey, None] = {}
     for command in flatten(commands):
         if isinstance(command, RecordRefusal):
             continue
         player_key = (command.partner_id, command.player_id)
+        if isinstance(command, SetLimits):
+            known = state.players.get(player_key)
+            if known is None or known.usage is None:
+                usage[player_key] = None
         resident = player_key in state.players  # not "or in cold": every cold command's key
         if not resident:
             cold[player_key] = None
@@ -163,7 +175,20 @@ def prefetch_needs(state: ShardState, commands: list[Command]) -> Needs:
                 and command.round_policy != ROUND_ANY
                 and (player is None or not live_bet_in_round(player, command.scope, command.round_id))):
             rounds[round_key(command)] = None
-    return Needs(list(cold), list(keys), list(rounds))
+    return Needs(list(cold), list(keys), list(rounds), list(usage))
+
+
+def usage_wait_seq(state: ShardState, needs: Needs) -> int:
+    """The batch that must commit before ``needs.usage`` can be read from storage: the last
+    one carrying a write of a resident player whose window sums are to be loaded (0: none).
+    Storage then holds every transaction of those players, and nothing applies for them
+    until the read is installed (the loop waits), so the sums are exact."""
+    seq = 0
+    for player_key in needs.usage:
+        player = state.players.get(player_key)
+        if player is not None and state.player_dirty(player):
+            seq = max(seq, player.dirty_seq)
+    return seq
 
 
 def install(
@@ -187,8 +212,17 @@ def install(
         # Interned: a million resident players share a handful of these strings.
         wallets = {sys.intern(c): Wallet(v[0], v[1]) for c, v in fetched.wallets[player_key].items()}
         partner_id, player_id = player_key
-        state.players[player_key] = PlayerState(sys.intern(partner_id), player_id, sys.intern(country),
-                                                sys.intern(status), wallets)
+        cold = PlayerState(sys.intern(partner_id), player_id, sys.intern(country), sys.intern(status), wallets)
+        cold.rg = fetched.rg.get(player_key)
+        state.players[player_key] = cold
+    for player_key, buckets in fetched.usage.items():
+        player = state.players.get(player_key)
+        if player is None or player.usage is not None:
+            continue  # memory is newer than the database
+        usage = Usage(state.rg.of(player.country), player.rg.time_zone if player.rg is not None else "")
+        for currency, start_us, deposit, wager, won in buckets:
+            usage.load(currency, start_us, deposit, wager, won)
+        player.usage = usage
     for record in fetched.open_bets:
         loaded = state.players.get(record.player_key)
         if loaded is None or record.key in loaded.open_bets:
@@ -295,7 +329,8 @@ def repair_scope(
                 if (isinstance(command, Credit) and command.bet_transaction_id is None
                         and command.round_policy != ROUND_ANY):
                     rounds.add(round_key(command))
-    return affected, Needs(sorted(affected), sorted(refs), sorted(rounds))
+    # Window sums are reloaded with the players (storage holds their committed state).
+    return affected, Needs(sorted(affected), sorted(refs), sorted(rounds), sorted(affected))
 
 
 def discard_for_repair(state: ShardState, moved: Sequence[Pending], affected: set[PlayerKey]) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from gateway.shards.commands import Command, Result
+from gateway.shards.responsible import RgSettings
 from gateway.shards.rows import (
     BetMarkRow,
     BetSlipRow,
@@ -40,7 +41,7 @@ from gateway.shards.state import Key, PlayerKey, RoundKey, TxRecord
 
 __all__ = [
     "AuditEntry", "BatchWrite", "BetMarkRow", "BetSlipRow", "Claim", "EntryRow", "FenceLost", "Heads", "KeyConflict", "NewPlayerRow",
-    "PlayerBalance", "PrefetchResult", "ReviewRow", "RoundClose", "Storage", "StorageUnavailable", "TxnRow",
+    "PlayerBalance", "PrefetchResult", "ReviewRow", "RoundClose", "Storage", "StorageUnavailable", "TxnRow", "UsageRead",
 ]
 
 
@@ -101,9 +102,11 @@ class BatchWrite:
     reviews: list[ReviewRow] = field(default_factory=list)
     bet_slips: list[BetSlipRow] = field(default_factory=list)
     bet_marks: dict[tuple[str, str], BetMarkRow] = field(default_factory=dict)  # (partner, bet id) -> mark
+    rg_settings: dict[PlayerKey, RgSettings] = field(default_factory=dict)  # responsible gaming, last wins
+    rg_changed_at_us: dict[PlayerKey, int] = field(default_factory=dict)
 
     def has_writes(self) -> bool:
-        return bool(self.txns or self.new_players or self.status_changes or self.audits)
+        return bool(self.txns or self.new_players or self.status_changes or self.audits or self.rg_settings)
 
 
 # ---- reads ---------------------------------------------------------------------------
@@ -127,6 +130,18 @@ class Heads:
     audit_seq: int  # last audit record of the shard's chain (for the log)
 
 
+@dataclass(frozen=True)
+class UsageRead:
+    """Which window sums a prefetch reads: applied deposits, stakes and winnings of
+    ``players`` (and of cold players with money limits) since ``since_us``, summed in
+    buckets of ``bucket_us`` aligned on the Unix epoch; rolled-back stakes and reversed
+    winnings excluded (gateway/shards/responsible.py, "Windows")."""
+
+    players: list[PlayerKey]
+    since_us: int
+    bucket_us: int
+
+
 @dataclass
 class PrefetchResult:
     """Rows for cold players and looked-up keys (``Storage.prefetch``)."""
@@ -136,6 +151,11 @@ class PrefetchResult:
     open_bets: list[TxRecord] = field(default_factory=list)  # open bets of those players
     records: list[TxRecord] = field(default_factory=list)  # looked-up keys that exist
     round_debits: dict[RoundKey, list[TxRecord]] = field(default_factory=dict)  # debits and tombstones per round
+    rg: dict[PlayerKey, RgSettings] = field(default_factory=dict)  # loaded players' responsible-gaming settings
+    # Window sums: player -> [(currency, bucket start µs, deposits, wagers, winnings)], oldest
+    # first; a key for every player whose sums were loaded (cold players with money limits
+    # and every player asked for), even with no bucket.
+    usage: dict[PlayerKey, list[tuple[str, int, int, int, int]]] = field(default_factory=dict)
 
 
 class Storage(Protocol):
@@ -150,9 +170,14 @@ class Storage(Protocol):
         """The shard's sequences as committed; also restores the audit chain head."""
         ...
 
-    async def prefetch(self, players: list[PlayerKey], keys: list[Key], rounds: list[RoundKey]) -> PrefetchResult:
+    async def prefetch(self, players: list[PlayerKey], keys: list[Key], rounds: list[RoundKey],
+                       usage: UsageRead | None = None) -> PrefetchResult:
         """One round trip's worth of reads for cold players, unknown keys and the rounds
-        whose bets a credit needs (``round_debits``: every debit and tombstone of each)."""
+        whose bets a credit needs (``round_debits``: every debit and tombstone of each).
+
+        Responsible gaming: cold players come with their settings (``rg``); window sums
+        (``PrefetchResult.usage``, as ``UsageRead`` says) come for cold players with money
+        limits and for every player in ``usage.players``."""
         ...
 
     async def write_batch(self, batch: BatchWrite, epoch: int) -> None:

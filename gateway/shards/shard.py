@@ -20,7 +20,7 @@ import contextlib
 import time
 from collections.abc import Callable
 
-from gateway import metrics
+from gateway import clock, metrics
 from gateway.config import Settings
 from gateway.logs import get_logger
 from gateway.shards import keys
@@ -30,6 +30,7 @@ from gateway.shards.commands import (
     Command,
     Overloaded,
     Result,
+    SetLimits,
     ShardUnavailable,
     has_nul,
     misattributed,
@@ -38,7 +39,8 @@ from gateway.shards.commands import (
 )
 from gateway.shards.deadlines import Deadlines
 from gateway.shards.health import StorageHealth
-from gateway.shards.port import FenceLost, KeyConflict, PrefetchResult, Storage, StorageUnavailable
+from gateway.shards.port import FenceLost, KeyConflict, PrefetchResult, Storage, StorageUnavailable, UsageRead
+from gateway.shards.responsible import policies
 from gateway.shards.state import DEBIT, TOMBSTONE, Key, PlayerKey, RoundKey, ShardState, TxRecord
 
 log = get_logger("gateway.shard")
@@ -48,7 +50,7 @@ READ_RETRY_PAUSE_S = 0.05
 
 
 def _now_us() -> int:
-    return time.time_ns() // 1_000
+    return clock.now_us()
 
 
 class Shard:
@@ -64,6 +66,7 @@ class Shard:
     ) -> None:
         self.settings = settings
         self.limits = settings.shard
+        clock.configure(clock.offset_file_path(settings.clock_offset_file))
         self.store = store
         self.claimed_by = claimed_by
         self.address = address  # where edges reach this shard ("" when they share its process)
@@ -73,7 +76,8 @@ class Shard:
         self.on_failure = on_failure  # the process exits here, so its supervisor restarts it
         self.shard_id = settings.shard.shard_id
         self.label = str(self.shard_id)
-        self.state = ShardState(shard_id=self.shard_id, limits=settings.shard)
+        self.state = ShardState(shard_id=self.shard_id, limits=settings.shard,
+                                rg=policies(settings.responsible_gaming))
         self.inbox: collections.deque[tuple[Command, asyncio.Future[Result]]] = collections.deque()
         self.failed: BaseException | None = None
         self._open: Batch = Batch(seq=1)
@@ -81,6 +85,7 @@ class Shard:
         self._inbox_event = asyncio.Event()
         self._flush_event = asyncio.Event()
         self._space_event = asyncio.Event()
+        self._committed_event = asyncio.Event()  # set after each commit (``_commit_for_usage``)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         # Held by the loop across prefetch + apply and by the flusher across _repair, so
@@ -255,6 +260,7 @@ class Shard:
                 if not group:
                     self.commands_applied += taken
                     continue
+                await self._commit_for_usage([c for c, _ in group])
                 async with self._state_lock:
                     await self._prefetch([c for c, _ in group])
                     self._apply_group(group)
@@ -296,6 +302,19 @@ class Shard:
                 self._flush_event.set()
 
     # ---- prefetch ----------------------------------------------------------------------
+
+    async def _commit_for_usage(self, commands: list[Command]) -> None:
+        """Before a resident player's window sums are read from storage (its first limit is
+        being set), wait until its writes have committed (``keys.usage_wait_seq``). Rare (a
+        person changing a limit) and short (one flush); nothing applies meanwhile. Outside
+        the state lock: a repair in the flusher may need it."""
+        if not any(type(c) is SetLimits for c in commands):
+            return
+        seq = keys.usage_wait_seq(self.state, keys.prefetch_needs(self.state, commands))
+        while self.state.committed_seq < seq:
+            self._flush_event.set()
+            self._committed_event.clear()
+            await self._committed_event.wait()
 
     async def _prefetch(self, commands: list[Command]) -> None:
         needs = keys.prefetch_needs(self.state, commands)
@@ -340,7 +359,7 @@ class Shard:
         """
         while True:
             try:
-                fetched = await self.store.prefetch(needs.players, needs.keys, needs.rounds)
+                fetched = await self.store.prefetch(needs.players, needs.keys, needs.rounds, self._usage_read(needs))
             except StorageUnavailable as exc:
                 self._health.failed(time.monotonic_ns())
                 log.warning(event, shard=self.shard_id, error=repr(exc))
@@ -348,6 +367,10 @@ class Shard:
                 continue
             self._storage_answered()
             return fetched
+
+    def _usage_read(self, needs: keys.Needs) -> UsageRead:
+        policies = self.state.rg
+        return UsageRead(needs.usage, clock.now_us() - policies.history_us(), policies.default.bucket_us)
 
     # ---- the flusher -------------------------------------------------------------------
 
@@ -367,6 +390,7 @@ class Shard:
                 started = time.perf_counter()
                 await self._commit(batch)
                 self.state.committed_seq = batch.seq
+                self._committed_event.set()
                 self._inflight = None
                 flush_s = time.perf_counter() - started
                 self.batches_total += 1

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.config import ShardSettings
+from gateway.shards.responsible import Policies, RgSettings, Usage
 from gateway.shards.rows import TxnRow, row
 
 # Transaction kinds, as stored in transactions.kind.
@@ -96,7 +97,10 @@ class TxRecord:
 
 @dataclass(slots=True)
 class PlayerState:
-    """A resident player: balances per currency (insertion order = creation order) and open bets."""
+    """A resident player: balances per currency (insertion order = creation order), open
+    bets and responsible-gaming settings. ``usage`` holds the window sums of a player with
+    money limits (loaded with the player, or before its first limit is set); None: not
+    tracked (no limit needs it)."""
 
     partner_id: str
     player_id: str
@@ -106,6 +110,8 @@ class PlayerState:
     open_bets: dict[Key, TxRecord] = field(default_factory=dict)
     dirty_seq: int = 0  # last batch carrying a write of this player; 0 = none pending
     new: bool = False  # created in a batch not yet committed
+    rg: RgSettings | None = None
+    usage: Usage | None = None
 
     @property
     def key(self) -> PlayerKey:
@@ -127,6 +133,7 @@ class ShardState:
 
     shard_id: int
     limits: ShardSettings
+    rg: Policies = field(default_factory=Policies)  # responsible-gaming numbers per jurisdiction
     players: dict[PlayerKey, PlayerState | None] = field(default_factory=dict)
     keys: dict[Key, TxRecord] = field(default_factory=dict)
     absent_keys: set[Key] = field(default_factory=set)
