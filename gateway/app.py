@@ -25,6 +25,7 @@ from gateway import clock
 from gateway.cluster import backends
 from gateway.cluster.backends import Backend, InProcessBackend
 from gateway.config import Settings, load_settings
+from gateway.edge.api_payments import PaymentsApi
 from gateway.edge.api_sportsbook import SportsbookApi
 from gateway.edge.api_v1 import Api, decode_body
 from gateway.edge.auth import PartnerKeys
@@ -40,6 +41,8 @@ from gateway.embedded import EmbeddedServices
 from gateway.ledger.migrate import migrate
 from gateway.logs import get_logger
 from gateway.metrics import exposition
+from gateway.payments.service import Payments
+from gateway.payments.store import PaymentStore
 from gateway.providers import mounting as providers
 from gateway.sportsbook.driver import SettlementDriver
 from gateway.sportsbook.exposure import ExposureBook
@@ -90,7 +93,10 @@ def create_app(
                           limiter=limiter, edge_id=edge_id)
         sportsbook = await _sportsbook(ctx, embedded.database_url, embedded.redis_url)
         holder.update(backend=backend, ctx=ctx)
-        closers = _mount(app, fast, ctx, settings, sportsbook)
+        payments_pool = await backends.open_pool(settings, embedded.database_url,
+                                                 size_max=settings.payments.pool_size_max, session_state=False)
+        payments = Payments(settings.payments, PaymentStore(payments_pool), ctx.submit)
+        closers = _mount(app, fast, ctx, settings, sportsbook, payments)
         log.info("gateway_ready", edge=edge_id, port=settings.server.port)
         try:
             yield
@@ -99,6 +105,7 @@ def create_app(
             if sportsbook.sweeper is not None:
                 await sportsbook.sweeper.stop()
             await sportsbook.store.pool.close()
+            await payments_pool.close()
             await sportsbook.exposure.client.aclose()
             await backend.stop()
             for close in closers:
@@ -183,12 +190,16 @@ async def _sportsbook(ctx: EdgeContext, database_url: str, redis_url: str) -> Sp
     return SportsbookApi(ctx, store, exposure, driver, decode_body, sweeper=sweeper)
 
 
-def _mount(app: Starlette, fast: FastPath, ctx: EdgeContext, settings: Settings, sportsbook: SportsbookApi) -> list:
+def _mount(app: Starlette, fast: FastPath, ctx: EdgeContext, settings: Settings, sportsbook: SportsbookApi,
+           payments: Payments) -> list:
     """Add the edge routes once the context exists (they need the shard and Redis).
 
     Returns the close callbacks of what was mounted (e.g. Hub88's signing thread pool).
     """
-    app.router.routes.extend(Api(ctx, sportsbook).routes())
+    api = Api(ctx, sportsbook, payments=lambda api: PaymentsApi(api, payments, payments.store))
+    app.router.routes.extend(api.routes())
+    assert api.payments is not None
+    app.router.routes.extend(api.payments.webhook_routes())
     # The enabled provider adapters (gateway/providers/registry.py; docs/PROVIDERS.md).
     mounts, closers = providers.mount_enabled(ctx)
     app.router.routes.extend(mounts)

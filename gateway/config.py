@@ -121,6 +121,46 @@ class SportsbookSettings(msgspec.Struct, forbid_unknown_fields=True):
     stake_factors_max: int = 100_000  # stake factors one partner may hold (an edge keeps them all)
 
 
+#: PSPs with an adapter (gateway/payments/<psp>/).
+PSPS = ("adyen", "stripe")
+
+
+class PspIntegration(msgspec.Struct, forbid_unknown_fields=True):
+    """One PSP account of one partner (``[payments.psps.<name>]``; docs/PAYMENTS.md).
+
+    Adyen: ``hmac_key`` (hex, the notification HMAC key), ``merchant_account``, ``api_key``
+    and ``api_base_url`` of the Payout API (its ``/payout`` call). Stripe:
+    ``webhook_secret`` (``whsec_...``), ``api_key`` and ``api_base_url`` (``https://api.stripe.com``).
+    Withdrawals above ``review_above_minor`` (or of a player whose KYC is not verified) wait
+    for the operator's review.
+    """
+
+    psp: str  # PSPS
+    partner_id: str
+    enabled: bool = True
+    hmac_key: Secret = ""
+    webhook_secret: Secret = ""
+    signature_tolerance_s: int = 300  # Stripe: a signature older than this is refused (Stripe's default)
+    merchant_account: str = ""
+    api_key: Secret = ""
+    api_base_url: str = ""  # empty: payouts are not sent (withdrawals stop at "approved")
+    payout_timeout_ms: int = 10_000  # one payout call to the PSP
+    review_above_minor: int = 100_000  # withdrawals above this many minor units wait for review
+
+    secrets = ("hmac_key", "webhook_secret", "api_key")
+
+
+class PaymentsSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """The cashier: deposits, withdrawals and PSP webhooks (docs/PAYMENTS.md)."""
+
+    pool_size_max: int = 4  # PostgreSQL connections of one edge for the payment tables
+    webhook_items_max: int = 100  # notification items one webhook request may carry
+    reverse_withdrawal_allowed: bool = True  # a player may cancel a withdrawal not yet sent
+    block_on_chargeback: bool = True  # a chargeback also blocks the player for review
+    parked_release_max: int = 100  # parked notifications applied after the one they waited for
+    psps: dict[str, PspIntegration] = {}
+
+
 class JurisdictionRg(msgspec.Struct, forbid_unknown_fields=True):
     """One country's responsible-gaming numbers where they differ from the defaults
     (``responsible_gaming.countries.<ISO country>``); unset fields take the defaults."""
@@ -279,6 +319,31 @@ class SecuritySettings(msgspec.Struct, forbid_unknown_fields=True):
 MODES = ("sandbox", "production")
 
 
+def _payments_problems(settings: Settings) -> list[str]:
+    """What is wrong with the payments settings (each names the setting)."""
+    p = settings.payments
+    problems: list[str] = []
+    if not (1 <= p.pool_size_max <= 64 and 1 <= p.webhook_items_max <= 1_000 and 1 <= p.parked_release_max <= 10_000):
+        problems.append("payments: pool_size_max 1..64, webhook_items_max 1..1000, parked_release_max 1..10000")
+    for name, psp in p.psps.items():
+        where = f"payments.psps.{name}"
+        if not NAME_PATTERN.fullmatch(name):
+            problems.append(f"{where}: the name must match {NAME_PATTERN.pattern}")
+        if psp.psp not in PSPS:
+            problems.append(f"{where}.psp must be one of {', '.join(PSPS)}")
+        if psp.partner_id not in settings.partners:
+            problems.append(f"{where}.partner_id {psp.partner_id!r} is not a configured partner")
+        if psp.psp == "adyen" and psp.enabled and not psp.hmac_key:
+            problems.append(f"{where}.hmac_key is required (Adyen signs every notification)")
+        if psp.psp == "stripe" and psp.enabled and not psp.webhook_secret:
+            problems.append(f"{where}.webhook_secret is required (Stripe signs every event)")
+        if not (1 <= psp.signature_tolerance_s <= 3_600 and 100 <= psp.payout_timeout_ms <= 120_000
+                and psp.review_above_minor >= 0):
+            problems.append(f"{where}: signature_tolerance_s 1..3600, payout_timeout_ms 100..120000, "
+                            "review_above_minor >= 0")
+    return problems
+
+
 def _rg_problems(rg: ResponsibleGamingSettings) -> list[str]:
     """What is wrong with the responsible-gaming settings (each names the setting)."""
     import zoneinfo
@@ -324,6 +389,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     cluster: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
     sportsbook: SportsbookSettings = msgspec.field(default_factory=SportsbookSettings)
     responsible_gaming: ResponsibleGamingSettings = msgspec.field(default_factory=ResponsibleGamingSettings)
+    payments: PaymentsSettings = msgspec.field(default_factory=PaymentsSettings)
     # A file holding seconds added to every process's clock (tests cross cooling-off periods
     # and window edges with it; gateway/clock.py). Sandbox mode only.
     clock_offset_file: str = ""
@@ -368,6 +434,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
                             "sweep_batch_max 1..10000, redis_timeout_ms 10..30000, stake_factor_cache_ttl_ms 0..600000, "
                             "stake_factors_max 1..1000000")
         problems.extend(_rg_problems(self.responsible_gaming))
+        problems.extend(_payments_problems(self))
         if self.clock_offset_file and self.mode == "production":
             problems.append("clock_offset_file is for tests: it is refused in production mode")
         if s.keys_resident_max < s.batch_size_max * 4:
@@ -611,6 +678,13 @@ def _resolve_secrets(settings: Settings, files: dict, env_data: dict, environ: d
             if isinstance(value, str) and value and from_file("integrations", name, field_name):
                 inline.append(where)
             setattr(integration, field_name, _secret_value(value, where, environ))
+    for name, psp in settings.payments.psps.items():
+        for field_name in PspIntegration.secrets:
+            value = getattr(psp, field_name)
+            where = f"payments.psps.{name}.{field_name}"
+            if isinstance(value, str) and value and from_file("payments", "psps", name, field_name):
+                inline.append(where)
+            setattr(psp, field_name, _secret_value(value, where, environ))
     cluster = settings.cluster
     if isinstance(cluster.channel_secret, str) and cluster.channel_secret and from_file("cluster", "channel_secret"):
         inline.append("cluster.channel_secret")

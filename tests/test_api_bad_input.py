@@ -28,6 +28,10 @@ V1_PATHS = {
     "/v1/sportsbook/bets/{bet_id}", "/v1/sportsbook/bets/{bet_id}/cashout", "/v1/sportsbook/results",
     "/v1/sportsbook/players/{player_id}/stake-factor",
     "/v1/players/{player_id}/limits", "/v1/players/{player_id}/exclusions",
+    "/v1/payments/deposits", "/v1/payments/deposits/{merchant_reference}", "/v1/payments/withdrawals",
+    "/v1/payments/withdrawals/{merchant_reference}", "/v1/payments/withdrawals/{merchant_reference}/approve",
+    "/v1/payments/withdrawals/{merchant_reference}/decline", "/v1/payments/withdrawals/{merchant_reference}/cancel",
+    "/v1/players/{player_id}/kyc",
 }
 
 

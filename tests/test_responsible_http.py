@@ -218,3 +218,31 @@ async def test_cooling_off_window_edge_and_exclusion_end_with_the_injected_clock
         assert (await debit(client, selfx, 10)).json()["code"] == "player_excluded"  # the return cooling-off
         await shift_clock(clock_file, 4 * 86_400 + 800 + 183 * 86_400)
         assert (await debit(client, selfx, 10)).status_code == 200
+
+
+async def test_session_time_limit_ends_a_game_sessions_bets_and_reality_check_is_carried(spawn_gateway, tmp_path):
+    clock_file = str(tmp_path / "clock-offset")
+    gw = await spawn_gateway(env={"GATEWAY_CLOCK_OFFSET_FILE": clock_file})
+    async with gw.client() as client, httpx.AsyncClient(base_url=gw.url, timeout=15.0) as http:
+        hub = Hub88(http)
+        player = await new_player(client, deposit_minor=10_000)
+        r = await client.put(f"/v1/players/{player}/limits",
+                             json={"session_time_limit_s": 600, "reality_check_interval_s": 900})
+        assert r.status_code == 200, r.text
+        assert r.json()["session_time_limit"]["seconds"] == 600 and r.json()["reality_check_interval_s"] == 900
+        session = await client.post("/v1/sessions", json={"player_id": player, "currency": "EUR", "provider": "hub88",
+                                                          "game_id": "hub88_slot_1"})
+        assert session.status_code == 201, session.text
+        assert session.json()["session_time_limit_s"] == 600 and session.json()["reality_check_interval_s"] == 900
+        token = session.json()["token"]
+        first = bet_body(player, token, new_id("h"), 100_000, round_id=new_id("r"))
+        assert (await hub.post("/transaction/bet", first))["status"] == "RS_OK"
+        await shift_clock(clock_file, 601)
+        late = await hub.post("/transaction/bet", bet_body(player, token, new_id("h"), 100_000, round_id=new_id("r")))
+        assert late["status"] == "RS_ERROR_USER_DISABLED"  # the session has lasted its limit
+        raised = await client.put(f"/v1/players/{player}/limits", json={"session_time_limit_s": 3_600})
+        assert raised.json()["session_time_limit"]["seconds"] == 600  # an increase waits for the cooling-off
+        fresh = (await client.post("/v1/sessions", json={"player_id": player, "currency": "EUR", "provider": "hub88",
+                                                         "game_id": "hub88_slot_1"})).json()["token"]
+        again = await hub.post("/transaction/bet", bet_body(player, fresh, new_id("h"), 100_000, round_id=new_id("r")))
+        assert again["status"] == "RS_OK"  # a new session starts a new count

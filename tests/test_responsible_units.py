@@ -287,3 +287,15 @@ def test_an_increase_applies_only_after_the_cooling_off():
     assert bet(state, "b2", 1, T0 + 2).result.code is Code.WAGER_LIMIT_REACHED
     later = T0 + DAY + POLICY.bucket_us  # the 100 has left the day's window (rolling, whole buckets)
     assert bet(state, "b3", 1_000, later).result.code is Code.OK  # only the raised limit allows it
+
+
+def test_session_time_limit_counts_from_the_session_start():
+    s, _ = rg.change_limit(rg.RgSettings(), rg.LimitChange(*rg.SESSION_LIMIT, "", 600), POLICY, T0, "k")
+    assert rg.session_refusal(s, T0, T0 + 599_999_999) is None
+    assert rg.session_refusal(s, T0, T0 + 600_000_000)[0] == "session_time_limit_reached"
+    assert rg.session_refusal(s, None, T0 + DAY) is None  # no game session (the operator's own API)
+    assert not s.has_money_limits()
+    state = new_state()
+    limits(state, T0, rg.LimitChange(*rg.SESSION_LIMIT, "", 600))
+    late = apply(state, Debit(SCOPE, "b1", "p1", "u1", "EUR", 1, "r", "g", session_started_us=T0 - 600_000_000), T0)
+    assert late.result.code is Code.SESSION_TIME_LIMIT_REACHED

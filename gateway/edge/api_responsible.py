@@ -20,7 +20,7 @@ from starlette.responses import Response
 from gateway import clock, money
 from gateway.edge.problems import result_problem
 from gateway.shards.commands import Code, GetResponsible, Result, SetExclusion, SetLimits
-from gateway.shards.responsible import LIMIT_KINDS, PERIODS, LimitChange, exclusion_blocks, iso
+from gateway.shards.responsible import LIMIT_KINDS, PERIODS, SESSION_LIMIT, LimitChange, exclusion_blocks, iso
 
 if TYPE_CHECKING:
     from gateway.edge.api_v1 import Api
@@ -29,6 +29,7 @@ Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3,4}\Z",
                                        extra_json_schema={"enum": sorted(money.CURRENCY_EXPONENTS)})]
 #: Limits: at least 1 minor unit (the document adds the maximum, ``money.amount_minor_max``).
 LimitAmount = Annotated[int, msgspec.Meta(extra_json_schema={"minimum": 1})]
+Seconds = Annotated[int, msgspec.Meta(ge=60, le=86_400)]  # a minute to a day
 TimeZone = Annotated[str, msgspec.Meta(max_length=64, extra_json_schema={"enum": sorted(zoneinfo.available_timezones())})]
 Actor = Annotated[str, msgspec.Meta(max_length=128, pattern=r"^[^\x00]*\Z")]
 
@@ -45,6 +46,10 @@ class LimitsBody(msgspec.Struct, forbid_unknown_fields=True):
 
     limits: Annotated[list[LimitIn], msgspec.Meta(max_length=18)] = []
     time_zone: TimeZone | None = None
+    # RTS 13. Seconds; null removes; absent: unchanged. The session limit follows the
+    # money limits' cooling-off rule; the reality-check interval applies at once.
+    session_time_limit_s: Seconds | msgspec.UnsetType | None = msgspec.UNSET
+    reality_check_interval_s: Seconds | msgspec.UnsetType | None = msgspec.UNSET
     actor: Actor = ""
 
 
@@ -87,11 +92,20 @@ class LimitOut(msgspec.Struct, omit_defaults=True):
     pending: PendingOut | None = None  # a change waiting for its cooling-off
 
 
+class SessionLimitOut(msgspec.Struct, omit_defaults=True):
+    set_by: str
+    set_at: str
+    seconds: int | None = None  # in force now; absent: none yet
+    pending: PendingOut | None = None  # PendingOut.amount_minor holds the seconds
+
+
 class LimitsResponse(msgspec.Struct, omit_defaults=True):
     player_id: str
     window: str
     time_zone: str
     limits: list[LimitOut]
+    session_time_limit: SessionLimitOut | None = None
+    reality_check_interval_s: int | None = None
     effective_at: list[str] = []  # PUT: when each requested change takes effect, in request order
 
 
@@ -161,6 +175,9 @@ class ResponsibleApi:
             if limit.amount_minor is not None:
                 money.check_amount_minor(limit.amount_minor, amount_minor_max=self.amount_minor_max, allow_zero=False)
             changes.append(LimitChange(limit.kind, limit.period, limit.currency, limit.amount_minor))
+        if body.session_time_limit_s is not msgspec.UNSET:
+            changes.append(LimitChange(*SESSION_LIMIT, "", body.session_time_limit_s))
+        reality_check_s = None if body.reality_check_interval_s is msgspec.UNSET else (body.reality_check_interval_s or 0)
         if body.time_zone is not None:
             try:
                 zoneinfo.ZoneInfo(body.time_zone)
@@ -168,7 +185,8 @@ class ResponsibleApi:
                 raise Refused("invalid_request", f"{body.time_zone!r} is not an IANA time zone", player_id) from None
         result = await self.ctx.submit(SetLimits(
             scope=self.api.api_scope(partner), partner_id=partner, player_id=player_id, changes=tuple(changes),
-            time_zone=body.time_zone, requested_by=self._requested_by(request, body.actor),
+            time_zone=body.time_zone, reality_check_s=reality_check_s,
+            requested_by=self._requested_by(request, body.actor),
             origin=self.ctx.origin("PUT /v1/players/limits", request.headers.get("x-request-id")),
         ))
         return self._limits_answer(result)
@@ -192,6 +210,7 @@ class ResponsibleApi:
         window, zone = self._window(result)
         now_us = clock.now_us()
         out: list[LimitOut] = []
+        session: SessionLimitOut | None = None
         for limit, used in zip(result.rg.limits, result.rg_used_minor, strict=True):
             amount = limit.in_force(now_us)
             due = limit.pending and limit.pending_effective_at_us is not None and now_us >= limit.pending_effective_at_us
@@ -200,13 +219,18 @@ class ResponsibleApi:
             pending = None
             if limit.pending and not due and limit.pending_effective_at_us is not None:
                 pending = PendingOut(iso(limit.pending_effective_at_us), limit.pending_amount_minor)
+            if limit.kind == SESSION_LIMIT[0]:
+                session = SessionLimitOut(limit.set_by, iso(limit.set_at_us), amount, pending)
+                continue
             out.append(LimitOut(
                 kind=limit.kind, period=limit.period, currency=limit.currency, amount_minor=amount, used_minor=used,
                 remaining_minor=None if amount is None else max(amount - used, 0), pending=pending,
                 set_by=limit.set_by, set_at=iso(limit.set_at_us),
             ))
         effective = [iso(now_us if at is None else at) for at in result.effective_at_us]
-        return _json(LimitsResponse(result.player_id, window, zone, out, effective))
+        return _json(LimitsResponse(result.player_id, window, zone, out, session_time_limit=session,
+                                    reality_check_interval_s=result.rg.reality_check_s or None,
+                                    effective_at=effective))
 
     async def set_exclusion(self, request: Request, partner: str, raw: bytes) -> Response:
         """Start a time-out (``{"kind": "timeout", "duration_days": 7}``), a self-exclusion

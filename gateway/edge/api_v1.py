@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import metrics, money
+from gateway import clock, metrics, money
 from gateway.config import Settings
 from gateway.edge.api_responsible import ResponsibleApi
 from gateway.edge.auth import PartnerKeys
@@ -67,6 +67,7 @@ from gateway.shards.commands import (
 )
 
 if TYPE_CHECKING:
+    from gateway.edge.api_payments import PaymentsApi
     from gateway.edge.api_sportsbook import SportsbookApi
 
 log = get_logger("gateway.edge")
@@ -189,13 +190,18 @@ class PlayerResponse(msgspec.Struct):
     replayed: bool = False
 
 
-class SessionResponse(msgspec.Struct):
+class SessionResponse(msgspec.Struct, omit_defaults=True):
     token: str
     expires_at: str  # RFC 3339, UTC
     player_id: str
     currency: str
     provider: str
     game_id: str
+    # The player's own settings for the game launch (docs/RESPONSIBLE_GAMING.md, RTS 13):
+    # interrupt play with a reality check this often; the shard ends the session's bets
+    # once it has lasted the session time limit (``session_time_limit_reached``).
+    reality_check_interval_s: int | None = None
+    session_time_limit_s: int | None = None
 
 
 class MoneyResponse(msgspec.Struct):
@@ -313,7 +319,8 @@ def integrations_by_partner(settings: Settings) -> dict[str, tuple[str, ...]]:
 class Api:
     """Handlers of the generic API, bound to an EdgeContext."""
 
-    def __init__(self, ctx: EdgeContext, sportsbook: SportsbookApi | None = None) -> None:
+    def __init__(self, ctx: EdgeContext, sportsbook: SportsbookApi | None = None,
+                 payments: Callable[[Api], PaymentsApi] | None = None) -> None:
         self.ctx = ctx
         self.sportsbook = sportsbook
         self.keys = PartnerKeys(ctx.settings.partners)
@@ -322,6 +329,7 @@ class Api:
         self.amount_minor_max = ctx.settings.money.amount_minor_max
         self.body_bytes_max = ctx.settings.server.body_bytes_max
         self.responsible = ResponsibleApi(self)
+        self.payments = payments(self) if payments is not None else None
 
     def _partner(self, request: Request, role: str) -> str:
         """The authenticated partner; its key must hold ``role`` (docs/SECURITY.md, "Roles")."""
@@ -376,6 +384,8 @@ class Api:
             "POST /v1/wallet/rollback": ("POST /v1/wallet/rollback", self.rollback),
             **self.responsible.handlers(),
         }
+        if self.payments is not None:
+            handlers.update(self.payments.handlers())
         if self.sportsbook is not None:
             sportsbook = self.sportsbook
             for key, (label, handler) in sportsbook.handlers().items():
@@ -552,8 +562,13 @@ class Api:
             return problem("currency_mismatch", f"player has no {body.currency} wallet")
         session = await self.ctx.sessions.create(partner, body.player_id, body.currency, body.provider, body.game_id)
         expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session.expires_at_s))
+        reality_check_s = session_limit_s = None
+        if result.rg is not None:
+            reality_check_s = result.rg.reality_check_s or None
+            limit = result.rg.session_limit()
+            session_limit_s = limit.in_force(clock.now_us()) if limit is not None else None
         return _json(SessionResponse(session.token, expires, session.player_id, session.currency,
-                                     session.integration, session.game_id), status=201)
+                                     session.integration, session.game_id, reality_check_s, session_limit_s), status=201)
 
     async def deposit(self, request: Request, partner: str, raw: bytes) -> Response:
         body = _decode(FundsBody, raw)

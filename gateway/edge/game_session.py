@@ -32,6 +32,13 @@ class GameSession(msgspec.Struct, frozen=True):
     game_id: str
     expires_at_s: int  # Unix seconds
     replaced_by: str | None = None
+    # When the game session began (the gateway's clock, gateway/clock.py; a rotated token
+    # keeps it): the shard ends play at the player's session time limit. 0: not known.
+    started_at_us: int = 0
+
+    def started_us(self) -> int | None:
+        """The session's start for ``Debit.session_started_us`` (None: not known)."""
+        return self.started_at_us or None
 
     def expired(self, now_s: float) -> bool:
         """True once ``now_s`` (Unix seconds) has reached ``expires_at_s``."""

@@ -25,6 +25,7 @@ import msgspec
 
 from gateway import money
 from gateway.config import Settings
+from gateway.edge import api_payments as pay
 from gateway.edge import api_responsible as rg
 from gateway.edge.api_v1 import PLAYER_ID_RE, integrations_by_partner
 from gateway.edge.api_v1 import REQUEST_SCHEMAS as _API_REQUESTS
@@ -96,17 +97,40 @@ _OPERATIONS += [
      _RG_NOTE),
 ]
 
-REQUEST_SCHEMAS = {**_API_REQUESTS, "Limits": rg.LimitsBody, "LimitIn": rg.LimitIn, "Exclusion": rg.ExclusionBody,
+_PAY_NOTE = ("Payments (docs/PAYMENTS.md). Money in integer minor units; `merchant_reference` is the operator's, "
+             "unique per partner, and the idempotency key.")
+_OPERATIONS += [
+    ("POST /v1/payments/deposits", "Open a deposit intent (responsible-gaming checks first)", "Payment", "PaymentOut",
+     _PAY_NOTE + " Open intents count towards the deposit limits; the PSP's confirmation (webhook) credits the "
+     "player with the PSP's reference on the transaction."),
+    ("GET /v1/payments/deposits/{merchant_reference}", "A deposit with its history", None, "PaymentOut", _PAY_NOTE),
+    ("POST /v1/payments/withdrawals", "Request a withdrawal (the amount leaves the balance at once)", "Payment",
+     "PaymentOut", _PAY_NOTE + " Above the PSP integration's review threshold, or for a player whose KYC is not "
+     "`verified`, it waits for review (`pending_review`); else it is sent to the PSP."),
+    ("GET /v1/payments/withdrawals/{merchant_reference}", "A withdrawal with its history", None, "PaymentOut", _PAY_NOTE),
+    ("POST /v1/payments/withdrawals/{merchant_reference}/approve", "Approve a withdrawal held for review", "Decision",
+     "PaymentOut", _PAY_NOTE),
+    ("POST /v1/payments/withdrawals/{merchant_reference}/decline", "Decline a withdrawal held for review", "Decision",
+     "PaymentOut", _PAY_NOTE),
+    ("POST /v1/payments/withdrawals/{merchant_reference}/cancel", "The player cancels a withdrawal not yet sent",
+     "Decision", "PaymentOut", _PAY_NOTE),
+    ("PUT /v1/players/{player_id}/kyc", "Set a player's KYC status", "Kyc", "KycOut", _PAY_NOTE),
+    ("GET /v1/players/{player_id}/kyc", "A player's KYC status", None, "KycOut", _PAY_NOTE),
+]
+
+REQUEST_SCHEMAS = {**_API_REQUESTS, "Payment": pay.PaymentBody, "Decision": pay.DecisionBody, "Kyc": pay.KycBody,
+                   "Limits": rg.LimitsBody, "LimitIn": rg.LimitIn, "Exclusion": rg.ExclusionBody,
                    "SportsbookMarket": sb.MarketBody, "SportsbookBet": sb.BetBody,
                    "SportsbookResult": sb.ResultBody, "SportsbookCashout": sb.CashoutBody,
                    "SportsbookStakeFactor": sb.StakeFactorBody}
-RESPONSE_SCHEMAS = {**_API_RESPONSES, "PlayerLimits": rg.LimitsResponse, "PlayerExclusion": rg.ExclusionsResponse,
+RESPONSE_SCHEMAS = {**_API_RESPONSES, "PaymentOut": pay.PaymentOut, "KycOut": pay.KycOut, "PlayerLimits": rg.LimitsResponse, "PlayerExclusion": rg.ExclusionsResponse,
                     "SportsbookMarketOut": sb.MarketResponse, "SportsbookBetOut": sb.BetResponse,
                     "SportsbookMarketReport": sb.MarketReport, "SportsbookResultAccepted": sb.ResultAccepted,
                     "SportsbookStakeFactorOut": sb.StakeFactorOut}
 
 #: Path parameters other than player_id: name -> (pattern, example).
-_PATH_IDS = {"market_id": (r"^[\x21-\x7e]{1,128}$", "market-1"), "bet_id": (r"^[\x21-\x7e]{1,128}$", "bet-1")}
+_PATH_IDS = {"market_id": (r"^[\x21-\x7e]{1,128}$", "market-1"), "bet_id": (r"^[\x21-\x7e]{1,128}$", "bet-1"),
+             "merchant_reference": (r"^[\x21-\x7e]{1,128}$", "dep-1")}
 
 #: OpenAPI 3.0, whose JSON Schema dialect (Wright draft 00) defines ``integer`` as "a JSON
 #: number without a fraction or exponent part": the server's own reading (``100.0`` is not
@@ -201,10 +225,11 @@ def _component_schemas() -> dict[str, dict]:
 _COMPONENTS = _component_schemas()
 
 
-def _schemas(settings: Settings, providers: tuple[str, ...] | None) -> dict[str, dict]:
+def _schemas(settings: Settings, providers: tuple[str, ...] | None,
+             psps: tuple[str, ...] | None = None) -> dict[str, dict]:
     schemas = copy.deepcopy(_COMPONENTS)
     amount_max = min(settings.money.amount_minor_max, money.AMOUNT_MINOR_CEILING)
-    for name in ("Funds", "Withdraw", "Debit", "Credit"):
+    for name in ("Funds", "Withdraw", "Debit", "Credit", "Payment"):
         amount = schemas[name]["properties"]["amount_minor"]
         amount["maximum"] = amount_max
         amount["description"] = (f"minor units, {amount['minimum']}..{amount_max} "
@@ -225,6 +250,13 @@ def _schemas(settings: Settings, providers: tuple[str, ...] | None) -> dict[str,
     else:
         provider["description"] = ("one of your provider integrations (else `unknown_provider`); "
                                    "GET /openapi.json with your API key lists them")
+    psp = schemas["Payment"]["properties"]["psp"]
+    if psps:
+        psp["enum"] = list(psps)
+        psp["description"] = "one of your PSP integrations (else `unknown_psp`)"
+    else:
+        psp["description"] = ("one of your PSP integrations (else `unknown_psp`); "
+                              "GET /openapi.json with your API key lists them")
     for name, example in _EXAMPLES.items():
         schemas[name]["example"] = example
     if providers:
@@ -309,6 +341,8 @@ def _status_body(*values: str) -> dict:
 def build_openapi(settings: Settings, partner_id: str | None = None) -> dict:
     """The document for ``settings``; for ``partner_id``, with that partner's integrations."""
     providers = integrations_by_partner(settings).get(partner_id, ()) if partner_id is not None else None
+    psps = (tuple(sorted(n for n, p in settings.payments.psps.items() if p.enabled and p.partner_id == partner_id))
+            if partner_id is not None else None)
     paths: dict[str, dict] = {}
     for key, summary, request, response, description in _OPERATIONS:
         method, path = key.split(" ", 1)
@@ -336,7 +370,7 @@ def build_openapi(settings: Settings, partner_id: str | None = None) -> dict:
                  "description": "Refusals are RFC 9457 problem+json with a stable `code`; each operation lists "
                                 "every status it can answer and the codes each status carries."},
         "components": {
-            "schemas": _schemas(settings, providers),
+            "schemas": _schemas(settings, providers, psps),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "paths": paths,

@@ -85,6 +85,10 @@ HTTP_STATUS: dict[str, int] = {
     "market_liability_limit": 422,
     "selection_liability_limit": 422,
     "exposure_unavailable": 503,
+    # payments (docs/PAYMENTS.md)
+    "unknown_psp": 400,
+    "unknown_payment": 404,
+    "payment_state": 409,
 }
 
 TITLES: dict[str, str] = {
@@ -149,6 +153,9 @@ TITLES: dict[str, str] = {
     "market_liability_limit": "Market liability limit reached",
     "selection_liability_limit": "Selection liability limit reached",
     "exposure_unavailable": "Liability cannot be checked now, retry later",
+    "unknown_psp": "Not one of the partner's PSP integrations",
+    "unknown_payment": "Unknown deposit or withdrawal",
+    "payment_state": "The payment is not in a state that allows this",
 }
 
 #: Answers that carry ``Retry-After`` (seconds): the caller may retry the same request.
@@ -298,6 +305,38 @@ ROUTES.update({
         (*_EVERY, *_WRITE, "unknown_market", "unknown_selection", "duplicate_selection", "invalid_result",
          "idempotency_conflict"),
     ),
+})
+
+
+_PAY_REF = ("not_found", "unknown_payment")
+_PAY_DECIDE = (*_EVERY, *_WRITE, *_PAY_REF, "payment_state", "idempotency_conflict")
+ROUTES.update({
+    "POST /v1/payments/deposits": RouteStatuses(
+        {201: "the deposit intent is open: the PSP's confirmation credits it",
+         200: "the same deposit again (`replayed: true`)"},
+        (*_EVERY, *_WRITE, "invalid_amount", "unknown_currency", "unknown_psp", *_PLAYER_WALLET, "player_excluded",
+         "deposit_limit_reached", "idempotency_conflict"),
+    ),
+    "GET /v1/payments/deposits/{merchant_reference}": RouteStatuses(
+        {200: "the deposit, its history and its PSP notifications"}, (*_EVERY, *_PAY_REF)),
+    "POST /v1/payments/withdrawals": RouteStatuses(
+        {201: "requested: the amount left the balance; `state` says whether it waits for review",
+         200: "the same withdrawal again (`replayed: true`)"},
+        (*_EVERY, *_WRITE, "invalid_amount", "unknown_currency", "unknown_psp", *_PLAYER_WALLET, "insufficient_funds",
+         "idempotency_conflict"),
+    ),
+    "GET /v1/payments/withdrawals/{merchant_reference}": RouteStatuses(
+        {200: "the withdrawal, its history and its PSP notifications"}, (*_EVERY, *_PAY_REF)),
+    "POST /v1/payments/withdrawals/{merchant_reference}/approve": RouteStatuses(
+        {200: "approved and sent to the PSP (or approved, when payouts are sent by hand)"}, (*_PAY_DECIDE, "unknown_psp")),
+    "POST /v1/payments/withdrawals/{merchant_reference}/decline": RouteStatuses(
+        {200: "declined: the money is back on the balance"}, _PAY_DECIDE),
+    "POST /v1/payments/withdrawals/{merchant_reference}/cancel": RouteStatuses(
+        {200: "cancelled by the player: the money is back on the balance"}, _PAY_DECIDE),
+    "PUT /v1/players/{player_id}/kyc": RouteStatuses(
+        {200: "the player's KYC status now"}, (*_EVERY, *_WRITE, "unknown_player", *_PLAYER_PATH)),
+    "GET /v1/players/{player_id}/kyc": RouteStatuses(
+        {200: "the player's KYC status (`unverified` if none was set)"}, (*_EVERY, "unknown_player", *_PLAYER_PATH)),
 })
 
 

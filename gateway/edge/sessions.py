@@ -28,6 +28,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
+from gateway import clock
 from gateway.edge.game_session import GameSession, SessionStoreUnavailable
 from gateway.logs import get_logger
 
@@ -86,6 +87,7 @@ class SessionStore:
             integration=integration,
             game_id=game_id,
             expires_at_s=int(now_s) + self._ttl_s,
+            started_at_us=clock.now_us(),
         )
         try:
             await self._redis.set(

@@ -47,8 +47,10 @@ from gateway.shards.commands import (
     Credit,
     Debit,
     Deposit,
+    DepositIntent,
     GetBalance,
     GetResponsible,
+    PaymentEvent,
     RecordRefusal,
     Result,
     Rollback,
@@ -56,8 +58,9 @@ from gateway.shards.commands import (
     SetLimits,
     SetPlayerStatus,
     Withdraw,
+    WithdrawalRequest,
 )
-from gateway.shards.keys import MoneyAction, conflict_field, live_bet_in_round, round_key
+from gateway.shards.keys import MoneyAction, conflict_field, hold_open, live_bet_in_round, round_key
 from gateway.shards.rows import EntryRow, RoundClose
 from gateway.shards.rows import row as _row
 from gateway.shards.state import (
@@ -67,10 +70,13 @@ from gateway.shards.state import (
     CREDIT,
     DEBIT,
     DEPOSIT,
+    DEPOSIT_INTENT,
+    PAYMENT_KINDS,
     PLAYER_ACTIVE,
     ROLLBACK,
     TOMBSTONE,
     WITHDRAW,
+    WITHDRAWAL,
     Key,
     PlayerKey,
     PlayerState,
@@ -158,6 +164,12 @@ def apply(state: ShardState, command: Command, now_us: int) -> Applied:
             applied = _set_exclusion(state, command, now_us)
         case GetResponsible():
             applied = _get_responsible(state, command, now_us)
+        case PaymentEvent():
+            applied = _payment_event(state, command, now_us)
+        case DepositIntent():
+            applied = _deposit_intent(state, command, now_us)
+        case WithdrawalRequest():
+            applied = _withdrawal(state, command, now_us)
         case RecordRefusal():
             applied = _refusal(state, command, now_us)
         case _:
@@ -319,7 +331,7 @@ def _common_refusal(state: ShardState, command: BalanceCommand, player: PlayerSt
     return None
 
 
-def _stored_refusal(state: ShardState, command: Debit | Withdraw | Deposit, kind: str, player: PlayerState, code: Code,
+def _stored_refusal(state: ShardState, command: Debit | Withdraw | Deposit | DepositIntent | WithdrawalRequest, kind: str, player: PlayerState, code: Code,
                     detail: str, now_us: int) -> Applied:
     """A refusal stored under the key (keys.STORED_REFUSALS): a retry gets it again."""
     wallet = player.wallets[command.currency]
@@ -392,6 +404,7 @@ def _get_balance(state: ShardState, command: GetBalance, now_us: int) -> Applied
         cash_minor=single.cash_minor if single else None,
         bonus_minor=single.bonus_minor if single else None,
         balances=balances, country=player.country, player_status=player.status,
+        rg=player.rg,  # a session's answer carries the reality check and session time limit
     )
     # A balance that includes uncommitted writes is only shown once they are durable.
     return Applied(command, result, audit=False,
@@ -468,7 +481,8 @@ def _debit(state: ShardState, command: Debit, now_us: int) -> Applied:
         return _stored_refusal(state, command, DEBIT, player, Code.LIMIT_REACHED,
                                "too many open bets for this player", now_us)
     if settings is not None and settings.limits:
-        refused = rg.bet_refusal(settings, player.usage, command.currency, amount, now_us)
+        refused = (rg.session_refusal(settings, command.session_started_us, now_us)
+                   or rg.bet_refusal(settings, player.usage, command.currency, amount, now_us))
         if refused is not None:
             return _stored_refusal(state, command, DEBIT, player, _CODE_BY_VALUE[refused[0]], refused[1], now_us)
     if state.limits.spend_order == "cash_first":
@@ -912,10 +926,12 @@ def _count(applied: Applied, usage: rg.Usage, currency: str, at_us: int,
 
 def _rg_deposit_refusal(settings: rg.RgSettings, player: PlayerState, currency: str, amount_minor: int,
                         now_us: int) -> tuple[str, str] | None:
-    """PLAYER_EXCLUDED or DEPOSIT_LIMIT_REACHED for a cash deposit (RTS 12, 14), else None."""
+    """PLAYER_EXCLUDED or DEPOSIT_LIMIT_REACHED for a cash deposit or a deposit intent (RTS 12,
+    14; open intents count), else None."""
     if settings.exclusion is not None and rg.exclusion_blocks(settings.exclusion, now_us):
         return (Code.PLAYER_EXCLUDED.value, rg.exclusion_detail(settings.exclusion, now_us))
-    return rg.deposit_refusal(settings, player.usage, currency, amount_minor, now_us)
+    return rg.deposit_refusal(settings, player.usage, currency, amount_minor, now_us,
+                              pending_minor=_open_intents_minor(player, currency, now_us))
 
 
 def _rg_view(state: ShardState, player: PlayerState, settings: rg.RgSettings, now_us: int, **extra) -> Result:
@@ -923,7 +939,7 @@ def _rg_view(state: ShardState, player: PlayerState, settings: rg.RgSettings, no
     deposits, wagers, or wagers minus winnings)."""
     used: list[int] = []
     for limit in settings.limits:
-        if player.usage is None:
+        if player.usage is None or limit.kind == rg.SESSION_LIMIT[0]:
             used.append(0)
             continue
         deposited, wagered, won = player.usage.sums(limit.currency, now_us)[rg.PERIODS.index(limit.period)]
@@ -940,7 +956,7 @@ def _set_limits(state: ShardState, command: SetLimits, now_us: int) -> Applied:
     if player is None:
         return Applied(command, Result(code=Code.UNKNOWN_PLAYER, player_id=command.player_id, detail="no such player"))
     for change in command.changes:
-        if change.currency not in player.wallets:
+        if (change.kind, change.period) != rg.SESSION_LIMIT and change.currency not in player.wallets:
             return Applied(command, Result(code=Code.CURRENCY_MISMATCH, player_id=command.player_id,
                                            detail=f"player has no {change.currency} wallet"))
     policy = state.rg.of(player.country)
@@ -954,6 +970,8 @@ def _set_limits(state: ShardState, command: SetLimits, now_us: int) -> Applied:
         return Applied(command, Result(code=_CODE_BY_VALUE[refused.code], player_id=command.player_id,
                                        detail=refused.detail))
     assert player.usage is not None, "usage is loaded before limits are set (keys.prefetch_needs)"
+    if command.reality_check_s is not None:
+        settings = msgspec.structs.replace(settings, reality_check_s=command.reality_check_s)
     if command.time_zone is not None and command.time_zone != settings.time_zone:
         settings = msgspec.structs.replace(settings, time_zone=command.time_zone)
         player.usage = _rezoned(player.usage, policy, command.time_zone)
@@ -1004,6 +1022,163 @@ def _get_responsible(state: ShardState, command: GetResponsible, now_us: int) ->
                                        detail="no such player"), audit=False, wait_for_commit=False)
     result = _rg_view(state, player, player.rg or rg.RgSettings(), now_us)
     return Applied(command, result, audit=False, wait_for_commit=state.player_dirty(player))
+
+
+# ---- payments (docs/PAYMENTS.md) -------------------------------------------------------
+
+#: Open deposit intents stop counting towards the deposit limits after this long (an
+#: abandoned cashier page must not block deposits); a late confirmation is still credited.
+DEPOSIT_INTENT_HOLD_US = 24 * 3_600_000_000
+
+
+def payment_house(purpose: str, psp_scope: str, shard_id: int) -> str:
+    """House account of a PSP integration: "psp_clearing" (money the PSP holds for the
+    operator: deposits in, payouts out, refunds and chargebacks) or "withdrawal_pending"
+    (withdrawals requested and not yet paid out)."""
+    return house_account(purpose, psp_scope, shard_id)
+
+
+def _psp_scope(command: DepositIntent | WithdrawalRequest) -> str:
+    """The PSP integration's scope for a cashier command (its house accounts)."""
+    return f"{command.partner_id}:{command.psp}"
+
+
+def _open_intents_minor(player: PlayerState, currency: str, now_us: int) -> int:
+    """The deposit intents of ``currency`` still open and younger than DEPOSIT_INTENT_HOLD_US."""
+    if not player.payments:
+        return 0
+    return sum(r.amount_minor for r in player.payments.values()
+               if r.kind == DEPOSIT_INTENT and r.currency == currency and now_us - r.created_at_us < DEPOSIT_INTENT_HOLD_US)
+
+
+def _deposit_intent(state: ShardState, command: DepositIntent, now_us: int) -> Applied:
+    """Open a deposit intent: PLAYER_EXCLUDED or DEPOSIT_LIMIT_REACHED (stored, open intents
+    counted) or OK, holding the intent open until the PSP settles it. Moves no money."""
+    begun = _begin(state, command, DEPOSIT_INTENT)
+    if isinstance(begun, Applied):
+        return begun
+    player = begun
+    if player.rg is not None:
+        refused = _rg_deposit_refusal(player.rg, player, command.currency, command.amount_minor, now_us)
+        if refused is not None:
+            return _stored_refusal(state, command, DEPOSIT_INTENT, player, _CODE_BY_VALUE[refused[0]], refused[1], now_us)
+    wallet = player.wallets[command.currency]
+    applied = Applied(command, Result(code=Code.OK))
+    record = _new_record(state, command, DEPOSIT_INTENT, wallet, now_us, bet_state=BET_OPEN,
+                         reference_id=command.psp)
+    _store(state, applied, player, record)
+    hold_open(player, record)
+    applied.result = _record_result(record, replayed=False)
+    return applied
+
+
+def _withdrawal(state: ShardState, command: WithdrawalRequest, now_us: int) -> Applied:
+    """Move a withdrawal's amount from cash to the PSP's withdrawal-pending account at once
+    (payments.md). INSUFFICIENT_FUNDS (stored) if the cash does not cover it or is a debt."""
+    begun = _begin(state, command, WITHDRAWAL)
+    if isinstance(begun, Applied):
+        return begun
+    player = begun
+    wallet = player.wallets[command.currency]
+    if wallet.cash_minor < command.amount_minor:
+        return _stored_refusal(state, command, WITHDRAWAL, player, Code.INSUFFICIENT_FUNDS,
+                               "the withdrawal exceeds the cash balance (bonus money is not withdrawable)", now_us)
+    wallet.cash_minor -= command.amount_minor
+    applied = Applied(command, Result(code=Code.OK))
+    record = _new_record(state, command, WITHDRAWAL, wallet, now_us, cash_delta_minor=-command.amount_minor,
+                         bet_state=BET_OPEN, reference_id=command.psp)
+    _store(state, applied, player, record)
+    hold_open(player, record)
+    _post(applied, record, player, payment_house("withdrawal_pending", _psp_scope(command), state.shard_id))
+    applied.result = _record_result(record, replayed=False)
+    return applied
+
+
+def _payment_event(state: ShardState, command: PaymentEvent, now_us: int) -> Applied:
+    """Apply one PSP money movement (commands.PAYMENT_ACTIONS) exactly once.
+
+    Never refused for the player's status, limits or exclusion: the PSP has moved the money
+    already (payments.md; RTS 14). Whatever the wallet cannot square (a deposit for an
+    excluded player, a confirmed amount that differs from the intent, a payout of a
+    withdrawal already returned, a debt left by a chargeback) is applied as far as it is
+    safe and recorded for operator review. INVALID_REQUEST for an unknown action.
+    """
+    kind = PAYMENT_KINDS.get(command.action)
+    if kind is None:
+        return Applied(command, Result(code=Code.INVALID_REQUEST, player_id=command.player_id,
+                                       transaction_id=command.transaction_id, detail="unknown payment action"))
+    begun = _begin(state, command, kind)
+    if isinstance(begun, Applied):
+        return begun
+    player = begun
+    wallet = player.wallets[command.currency]
+    action, amount = command.action, command.amount_minor
+    ref_key = None if command.reference_id is None else (command.reference_scope or command.scope, command.reference_id)
+    ref = _lookup(state, ref_key, player) if ref_key is not None else None
+    if ref is not None and (ref.player_key != player.key or ref.kind not in (DEPOSIT_INTENT, WITHDRAWAL)):
+        ref = None
+    is_open = ref is not None and ref.bet_state == BET_OPEN and ref.code == _OK
+    psp_scope = f"{command.partner_id}:{command.psp}"
+    clearing = payment_house("psp_clearing", psp_scope, state.shard_id)
+    pending = payment_house("withdrawal_pending", psp_scope, state.shard_id)
+    applied = Applied(command, Result(code=Code.OK))
+    reviews: list[str] = []
+    cash_delta = 0
+    if action == "deposit":
+        cash_delta = amount
+        if player.rg is not None and player.rg.exclusion is not None and rg.exclusion_blocks(player.rg.exclusion, now_us):
+            reviews.append("deposit confirmed while the player is excluded: credited, the money is theirs (payments.md)")
+        if ref is not None and ref.amount_minor != amount:
+            reviews.append(f"the PSP confirmed {amount}, the intent asked {ref.amount_minor}: the PSP's amount is credited")
+        if ref is None:
+            reviews.append("a deposit with no open intent of this player was confirmed by the PSP: credited")
+    elif action in ("refund", "chargeback"):
+        cash_delta = -amount
+    elif action in ("refund_reversed", "chargeback_reversed", "payout_reversed"):
+        cash_delta = amount
+    elif action == "withdrawal_returned":
+        if is_open:
+            cash_delta = amount
+        else:
+            reviews.append("a withdrawal was returned that is not pending: nothing moved")
+    elif action == "withdrawal_paid" and not is_open:
+        reviews.append("the PSP paid out a withdrawal that is not pending (returned already?): check the payout")
+    wallet.cash_minor += cash_delta
+    record = _new_record(state, command, kind, wallet, now_us, cash_delta_minor=cash_delta,
+                         reference_id=command.reference_id, game_id=command.psp_reference)
+    _store(state, applied, player, record)
+    if cash_delta:
+        house = pending if action == "withdrawal_returned" else clearing
+        _post(applied, record, player, house)
+    elif action == "withdrawal_paid" and is_open:
+        applied.entries.append(_row(EntryRow, (record.txn_id, pending, command.currency, -amount)))
+        applied.entries.append(_row(EntryRow, (record.txn_id, clearing, command.currency, amount)))
+    if ref is not None and is_open and action in ("deposit", "deposit_failed", "withdrawal_paid", "withdrawal_returned"):
+        _finish_payment(state, applied, player, ref, BET_SETTLED if action in ("deposit", "withdrawal_paid") else BET_ROLLED_BACK)
+    if action == "deposit" and player.usage is not None:
+        _count(applied, player.usage, command.currency, now_us, deposit=amount)
+    if action in ("chargeback", "refund") and wallet.cash_minor < 0:
+        reviews.append(f"debt of {-wallet.cash_minor} {command.currency} minor units after a {action}")
+    if action == "chargeback":
+        reviews.append("chargeback: the player is flagged for review")
+        if command.block_player and player.status == PLAYER_ACTIVE:
+            player.status = "blocked"
+            applied.status_change = (player.key, "blocked")
+    if reviews:  # one review item per transaction (operator_reviews is keyed by it)
+        applied.reviews.append((record.txn_id, "; ".join(reviews)))
+    applied.result = _record_result(record, replayed=False)
+    return applied
+
+
+def _finish_payment(state: ShardState, applied: Applied, player: PlayerState, record: TxRecord, bet_state: str) -> None:
+    """Close an open deposit intent or withdrawal (its state commits with the batch)."""
+    applied.prior_states.append((record, record.bet_state, record.batch_seq))
+    record.bet_state = bet_state
+    record.batch_seq = state.open_seq
+    if player.payments is not None:
+        player.payments.pop(record.key, None)
+    state.remember(record)
+    applied.bet_updates.append(record)
 
 
 def _refusal(state: ShardState, command: RecordRefusal, now_us: int) -> Applied:

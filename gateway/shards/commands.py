@@ -124,6 +124,87 @@ class Withdraw(msgspec.Struct, tag="withdraw", frozen=True):
     origin: Origin | None = None
 
 
+#: The idempotency source of a partner's cashier (deposit intents and withdrawals, keyed by
+#: the operator's merchant reference): ``"<partner_id>:payments"``.
+PAYMENTS_SOURCE = "payments"
+
+
+class DepositIntent(msgspec.Struct, tag="deposit_intent", frozen=True):
+    """A deposit the player started at the cashier (``POST /v1/payments/deposits``); the PSP
+    confirms it later (``PaymentEvent`` "deposit"). Checked against the player's exclusion
+    and deposit limits, which count it while it is open (RTS 12; docs/PAYMENTS.md), so two
+    open intents can never together pass a limit. Moves no money. ``transaction_id`` is the
+    operator's merchant reference, under the partner's payments scope; ``psp`` the PSP
+    integration's name."""
+
+    scope: str
+    transaction_id: str
+    partner_id: str
+    player_id: str
+    currency: str
+    amount_minor: int
+    psp: str
+    origin: Origin | None = None
+
+
+class WithdrawalRequest(msgspec.Struct, tag="withdrawal", frozen=True):
+    """A player's withdrawal (``POST /v1/payments/withdrawals``): the amount leaves the cash
+    balance at once for the PSP's withdrawal-pending house account, so it can be neither
+    gambled nor withdrawn twice (payments.md). INSUFFICIENT_FUNDS (stored) when the cash
+    does not cover it or the player owes a debt; never refused by a limit or an exclusion
+    (RTS 14: the player's balance can always be withdrawn)."""
+
+    scope: str
+    transaction_id: str
+    partner_id: str
+    player_id: str
+    currency: str
+    amount_minor: int
+    psp: str
+    origin: Origin | None = None
+
+
+#: What a PSP notification (or the operator's decision on a withdrawal) does to the wallet.
+PAYMENT_ACTIONS = (
+    "deposit",  # the PSP confirmed a deposit: credit the player (even if excluded: the money is theirs)
+    "deposit_failed",  # the PSP refused or cancelled it: close the intent
+    "refund",  # a deposit refunded to the payer: debit (the balance may go below zero: a debt)
+    "refund_reversed",  # the refund failed: credit back
+    "chargeback",  # the payer disputed a deposit: debit, may go below zero, flag the player
+    "chargeback_reversed",  # the dispute was won: credit back
+    "withdrawal_paid",  # the PSP paid a withdrawal out: pending -> PSP clearing
+    "withdrawal_returned",  # declined, failed or cancelled before it was paid: the money back to the player
+    "payout_reversed",  # a paid withdrawal came back to the PSP: credit the player again
+)
+
+
+class PaymentEvent(msgspec.Struct, tag="payment", frozen=True):
+    """A PSP's confirmation applied to the wallet exactly once (docs/PAYMENTS.md).
+
+    ``scope`` is the PSP integration's (``"<partner>:<psp integration>"``; the partner's
+    payments scope for the operator's own decline or the player's cancel of a withdrawal)
+    and ``transaction_id`` is derived from the PSP's own identity of the money movement (its
+    reference), so a redelivered notification is a replay. ``reference_scope`` /
+    ``reference_id`` name the deposit intent or withdrawal it completes (None: none known).
+    ``psp_reference`` is the PSP's id, kept on the transaction (``game_id`` column) for
+    reconciliation. ``block_player``: a chargeback also blocks the player for review.
+    """
+
+    scope: str
+    transaction_id: str
+    partner_id: str
+    player_id: str
+    currency: str
+    amount_minor: int
+    action: str  # PAYMENT_ACTIONS
+    psp: str  # the PSP integration (its house accounts: psp_clearing, withdrawal_pending)
+    psp_reference: str
+    reference_scope: str | None = None
+    reference_id: str | None = None
+    block_player: bool = False
+    origin: Origin | None = None
+
+
 class BetSlip(msgspec.Struct, frozen=True):
     """A sportsbook bet's record, committed in the same transaction as its stake debit.
 
@@ -179,6 +260,9 @@ class Debit(msgspec.Struct, tag="debit", frozen=True):
     game_id: str
     origin: Origin | None = None
     slip: BetSlip | None = None
+    # When the player's game session began (µs, the gateway's clock): the shard refuses
+    # the bet once the player's session time limit has run (RTS 13). None: no session.
+    session_started_us: int | None = None
 
 
 #: What a credit that names no bet requires of its round (``Credit.round_policy``):
@@ -303,6 +387,8 @@ class SetLimits(msgspec.Struct, tag="set_limits", frozen=True):
     player_id: str
     changes: tuple[LimitChange, ...]
     time_zone: str | None = None
+    # The reality-check interval, seconds (0: none); None: unchanged (RTS 13).
+    reality_check_s: int | None = None
     requested_by: str = ""
     origin: Origin | None = None
 
@@ -353,9 +439,10 @@ class RecordRefusal(msgspec.Struct, tag="refusal", frozen=True):
 
 Command = (
     CreatePlayer | Deposit | Withdraw | Debit | Credit | Rollback | Atomic | SetPlayerStatus
-    | SetLimits | SetExclusion | GetResponsible | GetBalance | RecordRefusal
+    | SetLimits | SetExclusion | GetResponsible | DepositIntent | WithdrawalRequest | PaymentEvent
+    | GetBalance | RecordRefusal
 )
-MoneyCommand = Deposit | Withdraw | Debit | Credit | Rollback
+MoneyCommand = Deposit | Withdraw | Debit | Credit | Rollback | DepositIntent | WithdrawalRequest | PaymentEvent
 
 
 class Balance(msgspec.Struct, frozen=True):

@@ -45,10 +45,13 @@ from gateway.shards.commands import (
     Credit,
     Debit,
     Deposit,
+    DepositIntent,
+    PaymentEvent,
     RecordRefusal,
     Rollback,
     SetLimits,
     Withdraw,
+    WithdrawalRequest,
 )
 from gateway.shards.port import PrefetchResult
 from gateway.shards.responsible import Usage
@@ -57,6 +60,7 @@ from gateway.shards.state import (
     CREDIT,
     DEBIT,
     DEPOSIT,
+    OPEN_PAYMENT_KINDS,
     ROLLBACK,
     Key,
     PlayerKey,
@@ -74,7 +78,7 @@ STORED_REFUSALS = frozenset({
     Code.WAGER_LIMIT_REACHED.value,
 })
 
-MoneyAction = Deposit | Withdraw | Debit | Credit | Rollback
+MoneyAction = Deposit | Withdraw | Debit | Credit | Rollback | DepositIntent | WithdrawalRequest | PaymentEvent
 
 
 def flatten(commands: Iterable[Command]) -> Iterator[Command]:
@@ -88,7 +92,7 @@ def flatten(commands: Iterable[Command]) -> Iterator[Command]:
 
 def own_key(command: Command) -> Key | None:
     """The key a command is stored under, if it has one."""
-    if isinstance(command, (Deposit, Withdraw, Debit, Credit, Rollback)):
+    if isinstance(command, (Deposit, Withdraw, Debit, Credit, Rollback, DepositIntent, WithdrawalRequest, PaymentEvent)):
         return (command.scope, command.transaction_id)
     return None
 
@@ -99,6 +103,8 @@ def reference_key(command: Command) -> Key | None:
         return None if command.bet_transaction_id is None else (command.scope, command.bet_transaction_id)
     if isinstance(command, Rollback):
         return (command.scope, command.reference_transaction_id)
+    if isinstance(command, PaymentEvent) and command.reference_scope is not None and command.reference_id is not None:
+        return (command.reference_scope, command.reference_id)
     return None
 
 
@@ -127,6 +133,21 @@ class Needs:
 
     def __bool__(self) -> bool:
         return bool(self.players or self.keys or self.rounds or self.usage)
+
+
+def holds_open(player: PlayerState, key: Key) -> bool:
+    """True if ``key`` is an open bet, deposit intent or withdrawal the player holds in memory."""
+    return key in player.open_bets or (player.payments is not None and key in player.payments)
+
+
+def hold_open(player: PlayerState, record: TxRecord) -> None:
+    """Keep an open record with its player: a bet in ``open_bets``, a payment in ``payments``."""
+    if record.kind in OPEN_PAYMENT_KINDS:
+        if player.payments is None:
+            player.payments = {}
+        player.payments.setdefault(record.key, record)
+    else:
+        player.open_bets.setdefault(record.key, record)
 
 
 def round_key(command: Credit) -> RoundKey:
@@ -166,10 +187,10 @@ def prefetch_needs(state: ShardState, commands: list[Command]) -> Needs:
         # A credit/rollback whose bet is not open in memory may be a retry whose own outcome
         # was evicted or predates a restart: its reference check would refuse it (settled /
         # rolled back) before the unique constraint could catch it.
-        ref_finished = resident and ref is not None and (player is None or ref not in player.open_bets)
+        ref_finished = resident and ref is not None and (player is None or not holds_open(player, ref))
         if own is not None and (not resident or ref_finished) and own not in state.keys:
             keys[own] = None
-        if ref is not None and ref not in state.keys and (player is None or ref not in player.open_bets):
+        if ref is not None and ref not in state.keys and (player is None or not holds_open(player, ref)):
             keys[ref] = None
         if (isinstance(command, Credit) and command.bet_transaction_id is None
                 and command.round_policy != ROUND_ANY
@@ -225,14 +246,14 @@ def install(
         player.usage = usage
     for record in fetched.open_bets:
         loaded = state.players.get(record.player_key)
-        if loaded is None or record.key in loaded.open_bets:
+        if loaded is None or holds_open(loaded, record.key):
             continue
         resident = state.keys.get(record.key)
         if resident is None:
-            loaded.open_bets[record.key] = record
+            hold_open(loaded, record)
             state.remember(record)
         elif resident.bet_state == BET_OPEN:
-            loaded.open_bets[record.key] = resident  # memory is newer than the database
+            hold_open(loaded, resident)  # memory is newer than the database
     found = set()
     for record in fetched.records:
         found.add(record.key)
@@ -241,7 +262,7 @@ def install(
         state.remember(record)
         owner = state.players.get(record.player_key)
         if record.bet_state == BET_OPEN and owner is not None:
-            owner.open_bets.setdefault(record.key, record)
+            hold_open(owner, record)
     for key in keys:
         if key not in found and key not in state.keys:
             state.absent_keys.add(key)

@@ -41,6 +41,9 @@ if TYPE_CHECKING:  # config imports the provider registry, which imports command
 
 LIMIT_KINDS = ("deposit", "loss", "wager")
 PERIODS = ("day", "week", "month")
+#: The session time limit (RTS 13) is kept as a Limit of this kind and period, no currency,
+#: its amount in seconds, so that it follows the same cooling-off rule as the money limits.
+SESSION_LIMIT = ("session_time", "session")
 WINDOW_MODES = ("rolling", "calendar")
 EXCLUSION_KINDS = ("timeout", "self_exclusion")
 
@@ -103,9 +106,17 @@ class RgSettings(msgspec.Struct, frozen=True, omit_defaults=True):
     limits: tuple[Limit, ...] = ()
     exclusion: Exclusion | None = None
     time_zone: str = ""  # IANA name for calendar windows; empty: the jurisdiction's default
+    reality_check_s: int = 0  # RTS 13: the interval the player chose (0: none), carried to game sessions
 
     def has_money_limits(self) -> bool:
-        return any(limit.amount_minor is not None or limit.pending for limit in self.limits)
+        return any((limit.amount_minor is not None or limit.pending) and limit.kind != SESSION_LIMIT[0]
+                   for limit in self.limits)
+
+    def session_limit(self) -> Limit | None:
+        for limit in self.limits:
+            if limit.kind == SESSION_LIMIT[0]:
+                return limit
+        return None
 
 
 class LimitChange(msgspec.Struct, frozen=True):
@@ -173,7 +184,10 @@ def change_limit(settings: RgSettings, change: LimitChange, policy: RgPolicy, no
     or a removal waits ``policy.cooling_off_us`` (a second increase restarts the wait).
     Raises RgRefused(invalid_request) for an unknown kind or period or an amount < 1.
     """
-    if change.kind not in LIMIT_KINDS or change.period not in PERIODS:
+    if (change.kind, change.period) == SESSION_LIMIT:
+        if change.currency:
+            raise RgRefused("invalid_request", "a session time limit has no currency")
+    elif change.kind not in LIMIT_KINDS or change.period not in PERIODS:
         raise RgRefused("invalid_request", f"limit kind must be one of {LIMIT_KINDS}, period one of {PERIODS}")
     if change.amount_minor is not None and change.amount_minor < 1:
         raise RgRefused("invalid_request", "a limit is at least 1 minor unit (send null to remove it)")
@@ -198,8 +212,28 @@ def change_limit(settings: RgSettings, change: LimitChange, policy: RgPolicy, no
                     set_by=set_by, set_at_us=now_us)
     if new is not None:
         kept.append(new)
-    kept.sort(key=lambda limit: (limit.currency, LIMIT_KINDS.index(limit.kind), PERIODS.index(limit.period)))
+    kept.sort(key=_limit_order)
     return msgspec.structs.replace(settings, limits=tuple(kept)), effective_at
+
+
+def _limit_order(limit: Limit) -> tuple[str, int, int]:
+    if limit.kind == SESSION_LIMIT[0]:
+        return (limit.currency, len(LIMIT_KINDS), 0)
+    return (limit.currency, LIMIT_KINDS.index(limit.kind), PERIODS.index(limit.period))
+
+
+def session_refusal(settings: RgSettings, session_started_us: int | None, now_us: int) -> tuple[str, str] | None:
+    """(session_time_limit_reached, detail) once the game session that began at
+    ``session_started_us`` has lasted the player's session time limit (RTS 13: play ends;
+    wins and rollbacks of bets already placed are still accepted), else None."""
+    limit = settings.session_limit()
+    if limit is None or session_started_us is None:
+        return None
+    seconds = limit.in_force(now_us)
+    if seconds is None or now_us - session_started_us < seconds * 1_000_000:
+        return None
+    return ("session_time_limit_reached",
+            f"the session began at {iso(session_started_us)}; the session time limit is {seconds} s")
 
 
 def settle_due(settings: RgSettings, now_us: int) -> RgSettings:
@@ -483,9 +517,10 @@ def bet_refusal(settings: RgSettings, usage: Usage | None, currency: str, stake_
 
 
 def deposit_refusal(settings: RgSettings, usage: Usage | None, currency: str, amount_minor: int,
-                    now_us: int) -> tuple[str, str] | None:
+                    now_us: int, pending_minor: int = 0) -> tuple[str, str] | None:
     """(code, detail) if a deposit of ``amount_minor`` would pass a deposit limit of
-    ``currency`` in any period (gross deposits, RTS 12), else None."""
+    ``currency`` in any period (gross deposits, RTS 12), else None. ``pending_minor``: open
+    deposit intents, which count in every period until the PSP settles them."""
     sums: tuple[tuple[int, int, int], ...] | None = None
     for limit in settings.limits:
         if limit.currency != currency or limit.kind != "deposit":
@@ -496,7 +531,7 @@ def deposit_refusal(settings: RgSettings, usage: Usage | None, currency: str, am
         assert usage is not None, "a player with money limits has its usage loaded"
         if sums is None:
             sums = usage.sums(currency, now_us)
-        deposited = sums[PERIODS.index(limit.period)][0]
+        deposited = sums[PERIODS.index(limit.period)][0] + pending_minor
         if deposited + amount_minor > amount:
             left = max(amount - deposited, 0)
             return ("deposit_limit_reached",

@@ -23,6 +23,16 @@ DEBIT = "debit"
 CREDIT = "credit"
 ROLLBACK = "rollback"
 TOMBSTONE = "tombstone"  # stored under the key of a rolled-back transaction never seen
+# Payments (docs/PAYMENTS.md): a deposit intent and a withdrawal are held open (bet_state
+# "open") until the PSP settles them; the other kinds are the PSP's money movements.
+DEPOSIT_INTENT = "deposit_intent"
+WITHDRAWAL = "withdrawal"
+PAYMENT_KINDS = {
+    "deposit": DEPOSIT, "deposit_failed": "deposit_failed", "refund": "refund", "refund_reversed": "refund_reversal",
+    "chargeback": "chargeback", "chargeback_reversed": "chargeback_reversal", "withdrawal_paid": "withdrawal_paid",
+    "withdrawal_returned": "withdrawal_return", "payout_reversed": "payout_reversal",
+}
+OPEN_PAYMENT_KINDS = frozenset({DEPOSIT_INTENT, WITHDRAWAL})
 
 # Bet states of a debit.
 BET_OPEN = "open"
@@ -112,6 +122,7 @@ class PlayerState:
     new: bool = False  # created in a batch not yet committed
     rg: RgSettings | None = None
     usage: Usage | None = None
+    payments: dict[Key, TxRecord] | None = None  # open deposit intents and withdrawals (None: none)
 
     @property
     def key(self) -> PlayerKey:

@@ -358,6 +358,7 @@ def debit_to_command(
         round_id=round_id,
         game_id=game_id,
         origin=origin,
+        session_started_us=session.started_us(),
     )
 
 

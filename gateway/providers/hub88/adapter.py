@@ -263,6 +263,7 @@ def bet_to_command(
         round_id=req.round or req.transaction_uuid,
         game_id=req.game_code,
         origin=origin,
+        session_started_us=session.started_us() if session is not None else None,
     )
 
 

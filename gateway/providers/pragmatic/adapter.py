@@ -268,6 +268,7 @@ def bet_to_command(
         round_id=req.roundId,
         game_id=req.gameId,
         origin=origin,
+        session_started_us=session.started_us() if session is not None else None,
     )
 
 

@@ -261,6 +261,7 @@ def play_to_command(
                 scope=caller.scope, transaction_id=action.action_id, partner_id=caller.partner_id,
                 player_id=req.user_id, currency=req.currency, amount_minor=amount,
                 round_id=round_id, game_id=game,
+                session_started_us=session.started_us() if session is not None else None,
             ))
         else:
             actions.append(Credit(

@@ -1,0 +1,1 @@
+"""Adyen standard webhooks and payouts (README.md)."""

@@ -1,0 +1,1 @@
+"""Stripe webhooks and payouts (README.md)."""
