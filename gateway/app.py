@@ -8,6 +8,7 @@ lease and restores its heads -> routes serve. Shutdown drains the pending batche
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -97,6 +98,7 @@ def create_app(
                                                  size_max=settings.payments.pool_size_max, session_state=False)
         payments = Payments(settings.payments, PaymentStore(payments_pool), ctx.submit)
         closers = _mount(app, fast, ctx, settings, sportsbook, payments)
+        parked_sweep = asyncio.create_task(payments.sweep_forever())
         log.info("gateway_ready", edge=edge_id, port=settings.server.port)
         try:
             yield
@@ -105,6 +107,9 @@ def create_app(
             if sportsbook.sweeper is not None:
                 await sportsbook.sweeper.stop()
             await sportsbook.store.pool.close()
+            parked_sweep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await parked_sweep
             await payments_pool.close()
             await sportsbook.exposure.client.aclose()
             await backend.stop()

@@ -158,6 +158,7 @@ class PaymentsSettings(msgspec.Struct, forbid_unknown_fields=True):
     reverse_withdrawal_allowed: bool = True  # a player may cancel a withdrawal not yet sent
     block_on_chargeback: bool = True  # a chargeback also blocks the player for review
     parked_release_max: int = 100  # parked notifications applied after the one they waited for
+    parked_sweep_interval_ms: int = 30_000  # each edge re-checks parked notifications this often
     psps: dict[str, PspIntegration] = {}
 
 
@@ -323,8 +324,10 @@ def _payments_problems(settings: Settings) -> list[str]:
     """What is wrong with the payments settings (each names the setting)."""
     p = settings.payments
     problems: list[str] = []
-    if not (1 <= p.pool_size_max <= 64 and 1 <= p.webhook_items_max <= 1_000 and 1 <= p.parked_release_max <= 10_000):
-        problems.append("payments: pool_size_max 1..64, webhook_items_max 1..1000, parked_release_max 1..10000")
+    if not (1 <= p.pool_size_max <= 64 and 1 <= p.webhook_items_max <= 1_000 and 1 <= p.parked_release_max <= 10_000
+            and 100 <= p.parked_sweep_interval_ms <= 3_600_000):
+        problems.append("payments: pool_size_max 1..64, webhook_items_max 1..1000, parked_release_max 1..10000, "
+                        "parked_sweep_interval_ms 100..3600000")
     for name, psp in p.psps.items():
         where = f"payments.psps.{name}"
         if not NAME_PATTERN.fullmatch(name):

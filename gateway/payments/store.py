@@ -178,12 +178,23 @@ class PaymentStore:
                 event.currency or None, event.amount_minor, event.detail, raw, ts(now_us))
 
     async def settle_event(self, integration: str, event_key: str, state: str, detail: str, now_us: int) -> None:
+        """Record what became of a notification. "applied" is final: a concurrent delivery of
+        the same item that decided earlier (to park it) never overwrites it."""
         async with self.pool.acquire() as conn:
             await conn.execute(
                 """UPDATE psp_events SET state = $3, detail = $4,
                           applied_at = CASE WHEN $3 = 'applied' THEN $5 ELSE applied_at END
-                   WHERE integration = $1 AND event_key = $2""",
+                   WHERE integration = $1 AND event_key = $2 AND state <> 'applied'""",
                 integration, event_key, state, detail[:1024], ts(now_us))
+
+    async def all_parked(self, integration: str, limit: int) -> list[PspEvent]:
+        """The oldest parked notifications of ``integration`` (the periodic re-check)."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT related_reference FROM psp_events WHERE integration = $1 AND state = 'parked' "
+                "ORDER BY received_at LIMIT $2", integration, limit)
+        return await self.parked(integration, sorted({r["related_reference"] for r in rows if r["related_reference"]}),
+                                 limit)
 
     async def applied(self, integration: str, kinds: Sequence[str], reference: str) -> asyncpg.Record | None:
         """An applied notification of one of ``kinds`` naming ``reference`` (as its own PSP
