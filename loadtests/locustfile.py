@@ -18,6 +18,11 @@ at full time every few seconds (now and then correcting a result, which re-settl
 ``Bettor`` users (``LOCUST_SPORTSBOOK_WEIGHT``, against the slot players' weight 10) place
 singles and four-leg accumulators in bursts.
 
+Cashier traffic too (docs/PAYMENTS.md): ``Cashier`` users (``LOCUST_CASHIER_WEIGHT``) open
+deposit intents that signed Adyen or Stripe webhooks confirm (some redelivered), request
+withdrawals that the operator declines or the player cancels, and hit their own daily deposit
+limit now and then.
+
 Environment: GATEWAY_API_KEY (demo-key-change-me), LOCUST_PROVIDER_MIX
 ("pragmatic:35,hub88:25,evolution:25,softswiss:15"), LOCUST_WAIT_MIN_S / LOCUST_WAIT_MAX_S
 (think time between actions, 0.5 / 2.0), LOCUST_RETRY_P (0.02), LOCUST_ROLLBACK_P (0.01),
@@ -360,6 +365,120 @@ class Bettor(FastHttpUser):
                 resp.success()  # settled meanwhile: a normal answer
             else:
                 resp.failure(f"HTTP {resp.status_code}: {_snippet(resp)}")
+
+
+# ---- cashier ---------------------------------------------------------------------------
+
+CASHIER_WEIGHT = int(os.environ.get("LOCUST_CASHIER_WEIGHT", "1"))  # cashier users per 10 slot players (about)
+DEPOSIT_LIMIT_MINOR = 60_000  # each cashier player's own daily deposit limit: the busiest ones hit it
+ADYEN_HMAC_KEY = os.environ.get("LOCUST_ADYEN_HMAC_KEY",
+                                "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056")  # sandbox
+STRIPE_SECRET = os.environ.get("LOCUST_STRIPE_SECRET", "whsec_demo_change_me")  # sandbox
+
+
+class Cashier(FastHttpUser):
+    """A player at the cashier (docs/PAYMENTS.md): deposit intents confirmed by signed PSP
+    webhooks (Adyen or Stripe, ~10% redelivered), withdrawals (reviewed and declined or
+    cancelled, or approved), and a daily deposit limit that some deposits hit. The user knows
+    the exact balance after each step; any difference is a failure."""
+
+    weight = CASHIER_WEIGHT
+    wait_time = between(WAIT_MIN_S, WAIT_MAX_S)
+
+    def on_start(self) -> None:
+        from gateway.payments.adyen.signature import sign as adyen_sign
+        from gateway.payments.stripe.signature import sign as stripe_sign
+
+        self.adyen_sign, self.stripe_sign = adyen_sign, stripe_sign
+        self.rng = random.Random()
+        self.player_id = f"lc-{_RUN}-{next(_player_seq)}"
+        self.cash_minor = 0
+        self.ready = (
+            self._call("POST", "/v1/players", {"player_id": self.player_id, "currencies": [CURRENCY], "country": "GB"})
+            is not None
+            and self._call("PUT", f"/v1/players/{self.player_id}/limits", {"limits": [
+                {"kind": "deposit", "period": "day", "currency": CURRENCY, "amount_minor": DEPOSIT_LIMIT_MINOR}]},
+                name="PUT /v1/players/limits") is not None
+        )
+
+    def _call(self, method: str, path: str, doc: dict, name: str | None = None,
+              ok: tuple[int, ...] = (200, 201)) -> tuple[int, dict[str, Any]] | None:
+        with self.client.request(method, path, data=orjson.dumps(doc), name=name or f"{method} {path}",  # type: ignore[arg-type]
+                                 catch_response=True, headers={**_AUTH, "Content-Type": "application/json"}) as resp:
+            out = _json(resp)
+            if resp.status_code in ok and out is not None:
+                resp.success()
+                return resp.status_code, out
+            resp.failure(f"HTTP {resp.status_code}: {_snippet(resp)}")
+            return None
+
+    @task(3)
+    def deposit(self) -> None:
+        if not self.ready:
+            return
+        amount = self.rng.choice(TOP_UP_MINOR)
+        reference = f"ld-{new_id()}"
+        psp = self.rng.choice(("adyen", "stripe"))
+        opened = self._call("POST", "/v1/payments/deposits", {
+            "merchant_reference": reference, "player_id": self.player_id, "currency": CURRENCY,
+            "amount_minor": amount, "psp": psp}, name="POST /v1/payments/deposits", ok=(201, 422))
+        if opened is None:
+            return
+        if opened[0] == 422:  # the player's own limit: a normal answer
+            if opened[1].get("code") != "deposit_limit_reached":
+                self.environment.events.request.fire(request_type="CHECK", name="deposit limit", response_time=0,
+                                                     response_length=0, exception=AssertionError(str(opened[1])))
+            return
+        for _ in range(2 if self.rng.random() < 0.1 else 1):  # a PSP redelivering
+            self._confirm(psp, reference, amount)
+        self.cash_minor += amount
+        self._check_balance()
+
+    def _confirm(self, psp: str, reference: str, amount: int) -> None:
+        if psp == "adyen":
+            item = {"eventCode": "AUTHORISATION", "success": "true", "pspReference": f"PSP{reference[3:]}".upper(),
+                    "originalReference": "", "merchantAccountCode": "DemoCasinoECOM", "merchantReference": reference,
+                    "amount": {"value": amount, "currency": CURRENCY}, "eventDate": "", "reason": ""}
+            item["additionalData"] = {"hmacSignature": self.adyen_sign(item, ADYEN_HMAC_KEY)}
+            body = orjson.dumps({"live": "false", "notificationItems": [{"NotificationRequestItem": item}]})
+            headers = {"Content-Type": "application/json"}
+        else:
+            body = orjson.dumps({"id": f"evt_{new_id()}", "type": "payment_intent.succeeded", "data": {"object": {
+                "id": f"pi_{reference}", "object": "payment_intent", "amount": amount, "currency": CURRENCY.lower(),
+                "metadata": {"merchant_reference": reference}}}})
+            headers = {"Content-Type": "application/json", "Stripe-Signature": self.stripe_sign(body, STRIPE_SECRET)}
+        with self.client.post(f"/v1/payments/webhooks/{psp}", data=body, headers=headers,  # type: ignore[arg-type]
+                              name=f"POST /v1/payments/webhooks/{psp}", catch_response=True) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"HTTP {resp.status_code}: {_snippet(resp)}")
+
+    @task(1)
+    def withdraw(self) -> None:
+        if not self.ready or self.cash_minor < 1_000:
+            return
+        amount = self.rng.choice((500, 1_000))
+        reference = f"lw-{new_id()}"
+        made = self._call("POST", "/v1/payments/withdrawals", {
+            "merchant_reference": reference, "player_id": self.player_id, "currency": CURRENCY,
+            "amount_minor": amount, "psp": "adyen"}, name="POST /v1/payments/withdrawals")
+        if made is None:
+            return
+        self.cash_minor -= amount  # it left the balance at once
+        self._check_balance()
+        if made[1].get("state") == "pending_review":  # the sandbox players' KYC is not verified
+            verb = self.rng.choice(("decline", "cancel"))
+            if self._call("POST", f"/v1/payments/withdrawals/{reference}/{verb}", {"actor": "locust"},
+                          name=f"POST /v1/payments/withdrawals/{verb}") is not None:
+                self.cash_minor += amount
+                self._check_balance()
+
+    def _check_balance(self) -> None:
+        with self.client.get(f"/v1/players/{self.player_id}/balance", headers=_AUTH, name="GET /v1/players/balance",
+                             catch_response=True) as resp:
+            out = _json(resp)
+            cash = next((b["cash_minor"] for b in (out or {}).get("balances", []) if b["currency"] == CURRENCY), None)
+            if cash != self.cash_minor:
+                resp.failure(f"cash {cash}, expected {self.cash_minor}")
 
 
 class WeekendPeakShape(LoadTestShape):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncpg
 import httpx
 
-from tests.conftest import new_player
+from tests.conftest import check_ledger, new_player
 from tests.helpers import balance
 from tests.payments_helpers import (
     FakePsp,
@@ -238,3 +238,7 @@ async def test_payouts_through_the_sdks_to_a_local_psp(spawn_gateway):
             assert refused.json()["state"] == "failed"  # the PSP refused it: the money is back
             # paid: 4000; held for review: 150000; the failed and the refused ones came back
             assert await balance(client, player) == (500_000 - 4_000 - 150_000, 0)
+        pending = await rows(gw, "SELECT coalesce(sum(balance_minor), 0) AS s FROM accounts "
+                                 "WHERE account LIKE 'house:withdrawal_pending:%'")
+        assert pending[0]["s"] == 150_000  # only the one waiting for review is still pending
+        await check_ledger(gw.database_url)
