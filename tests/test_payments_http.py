@@ -138,6 +138,9 @@ async def test_bad_missing_and_altered_signatures_change_nothing(client, gateway
         r = await psp.post("/v1/payments/webhooks/adyen", content=b"{not json", headers={"Content-Type": "application/json"})
         assert r.status_code == 400
         assert (await psp.post("/v1/payments/webhooks/nope", json={})).status_code == 404
+        nul = adyen_item("AUTHORISATION", "P\u0000X", 1_000, merchant_reference=reference)
+        r = await adyen_post(psp, nul)
+        assert r.status_code == 400 and r.json()["code"] == "invalid_request", r.text
         raw = stripe_event("payment_intent.succeeded", {"id": "pi_x", "object": "payment_intent", "amount": 1,
                                                          "currency": "eur"})
         assert (await stripe_post(psp, raw, secret="whsec_wrong")).status_code == 401

@@ -290,9 +290,15 @@ class PaymentsApi:
         response: Response
         if psp is None:
             response = problem("not_found", f"no PSP integration {name[:64]!r}")
+        elif (retry_after_s := await self.ctx.admit("provider", name)) is not None:
+            # the integration's own rate limit (rate_limits.providers.<name>); not audited
+            response = problem("rate_limited", f"{name} is over its rate limit", retry_after_s=retry_after_s)
         else:
             try:
                 raw = await read_body(request, self.body_bytes_max)
+                if b"\x00" in raw or b"\\u0000" in raw:
+                    # no text column stores NUL: refused before anything is stored
+                    raise _WebhookRefused("invalid_request", "the body holds a NUL character", raw)
                 events = (self._adyen(raw, str(psp.hmac_key)) if psp.psp == "adyen"
                           else self._stripe(raw, request.headers.get("stripe-signature"), str(psp.webhook_secret),
                                             psp.signature_tolerance_s))

@@ -320,7 +320,7 @@ class Payments:
         a = decision.apply
         scope = idempotency_scope(psp.partner_id, integration)
         result = await self.submit(PaymentEvent(
-            scope=scope, transaction_id=a.transaction_id[:128], partner_id=psp.partner_id, player_id=a.player_id,
+            scope=scope, transaction_id=a.transaction_id, partner_id=psp.partner_id, player_id=a.player_id,
             currency=a.currency, amount_minor=a.amount_minor, action=a.action, psp=integration,
             psp_reference=a.psp_reference, reference_scope=idempotency_scope(psp.partner_id, PAYMENTS_SOURCE),
             reference_id=a.reference_id, block_player=a.block_player,

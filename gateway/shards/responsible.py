@@ -356,14 +356,18 @@ class _Window:
 
 class CurrencyUsage:
     """Buckets ``[start_us, deposit, wager, won]`` of one currency, oldest first, and the
-    three period windows over them. ``base`` is the absolute index of ``buckets[0]``."""
+    three period windows over them. ``base`` is the absolute index of ``buckets[0]``.
+    ``fresh_until_us``: until then (and not before ``fresh_from_us``) no bucket leaves any
+    window, so the windows' sums stand as they are (a check is one comparison)."""
 
-    __slots__ = ("base", "buckets", "windows")
+    __slots__ = ("base", "buckets", "fresh_from_us", "fresh_until_us", "windows")
 
     def __init__(self) -> None:
         self.buckets: list[list[int]] = []
         self.base = 0
         self.windows = (_Window(), _Window(), _Window())
+        self.fresh_from_us = 0
+        self.fresh_until_us = -1
 
     def _advance(self, window: _Window, cut_us: int) -> None:
         if cut_us < window.cut_us:  # the clock went back: count again from the oldest bucket
@@ -390,15 +394,48 @@ class CurrencyUsage:
             self.base = oldest
 
 
+class _Plan:
+    """The limits of one currency in force, compiled for the checks: ``bets`` (period index,
+    is a wager limit, amount, limit) and ``deposits`` (period index, amount, limit), valid
+    for ``settings`` until ``valid_until_us`` (the next pending change)."""
+
+    __slots__ = ("bets", "deposits", "settings", "valid_from_us", "valid_until_us")
+
+    def __init__(self, settings: RgSettings, currency: str, now_us: int) -> None:
+        self.settings = settings
+        self.valid_from_us = now_us
+        bets: list[tuple[int, bool, int, Limit]] = []
+        deposits: list[tuple[int, int, Limit]] = []
+        until = 1 << 62
+        for limit in settings.limits:
+            if limit.currency != currency or limit.kind == SESSION_LIMIT[0]:
+                continue
+            if limit.pending and limit.pending_effective_at_us is not None and now_us < limit.pending_effective_at_us:
+                until = min(until, limit.pending_effective_at_us)
+            amount = limit.in_force(now_us)
+            if amount is None:
+                continue
+            period = PERIODS.index(limit.period)
+            if limit.kind == "deposit":
+                deposits.append((period, amount, limit))
+            else:
+                bets.append((period, limit.kind == "wager", amount, limit))
+        self.bets = tuple(bets)
+        self.deposits = tuple(deposits)
+        self.valid_until_us = until
+
+
 class Usage:
     """A player's deposits, wagers and winnings per currency over the last month, in
     buckets, and the sums of each period's window (module docstring, "Windows").
 
     Built empty for a new player or from storage's bucket sums (``load``); kept in memory
-    with the player, so a check reads nothing.
+    with the player, so a check reads nothing. The compiled limits (``_Plan``) and the
+    windows are cached until the settings change, a pending change falls due, or a bucket
+    leaves a window: a steady-state check costs a few comparisons.
     """
 
-    __slots__ = ("_calendar", "_calendar_until_us", "bucket_us", "by_currency", "mode", "month_us", "zone")
+    __slots__ = ("_calendar", "_calendar_until_us", "_plans", "bucket_us", "by_currency", "mode", "month_us", "zone")
 
     def __init__(self, policy: RgPolicy, time_zone: str = "") -> None:
         self.by_currency: dict[str, CurrencyUsage] = {}
@@ -408,12 +445,14 @@ class Usage:
         self.month_us = policy.month_rolling_days * DAY_US
         self._calendar: tuple[int, int, int] = (0, 0, 0)
         self._calendar_until_us = -1
+        self._plans: dict[str, _Plan] = {}
 
     def load(self, currency: str, start_us: int, deposit: int, wager: int, won: int) -> None:
         """Add one stored bucket's sums; buckets of a currency arrive oldest first."""
         assert type(deposit) is int and type(wager) is int and type(won) is int, "sums are integer minor units"
         usage = self.by_currency.setdefault(currency, CurrencyUsage())
         usage.buckets.append([start_us, deposit, wager, won])
+        usage.fresh_until_us = -1
         for window in usage.windows:
             window.deposit += deposit
             window.wager += wager
@@ -431,6 +470,7 @@ class Usage:
         else:
             bucket = [start, 0, 0, 0]
             buckets.append(bucket)
+            usage.fresh_until_us = -1  # a new bucket: the next bucket to leave may be this one
         bucket[1] += deposit
         bucket[2] += wager
         bucket[3] += won
@@ -459,15 +499,46 @@ class Usage:
                 window.wager -= wager
                 window.won -= won
 
-    def sums(self, currency: str, now_us: int) -> tuple[tuple[int, int, int], ...]:
-        """(deposits, wagers, winnings) of the day, week and month windows at ``now_us``."""
+    def windows(self, currency: str, now_us: int) -> tuple[_Window, _Window, _Window]:
+        """The day, week and month windows of ``currency`` as of ``now_us`` (each has
+        ``deposit``, ``wager``, ``won``)."""
         usage = self.by_currency.get(currency)
         if usage is None:
-            return ((0, 0, 0),) * 3
-        for window, cut in zip(usage.windows, self._cuts(now_us), strict=True):
+            usage = self.by_currency[currency] = CurrencyUsage()
+        if usage.fresh_from_us <= now_us < usage.fresh_until_us:
+            return usage.windows
+        cuts = self._cuts(now_us)
+        for window, cut in zip(usage.windows, cuts, strict=True):
             usage._advance(window, cut)
         usage._trim()
-        return tuple((w.deposit, w.wager, w.won) for w in usage.windows)
+        usage.fresh_from_us = now_us
+        usage.fresh_until_us = self._next_change(usage, cuts, now_us)
+        return usage.windows
+
+    def sums(self, currency: str, now_us: int) -> tuple[tuple[int, int, int], ...]:
+        """(deposits, wagers, winnings) of the day, week and month windows at ``now_us``."""
+        return tuple((w.deposit, w.wager, w.won) for w in self.windows(currency, now_us))
+
+    def plan(self, settings: RgSettings, currency: str, now_us: int) -> _Plan:
+        """The compiled limits of ``currency`` under ``settings`` at ``now_us`` (cached)."""
+        plan = self._plans.get(currency)
+        if plan is None or plan.settings is not settings or not plan.valid_from_us <= now_us < plan.valid_until_us:
+            plan = self._plans[currency] = _Plan(settings, currency, now_us)
+        return plan
+
+    def _next_change(self, usage: CurrencyUsage, cuts: tuple[int, int, int], now_us: int) -> int:
+        """When the first bucket will leave a window (from ``now_us`` on, the windows as
+        advanced to ``cuts``)."""
+        if self.mode == "calendar":
+            return self._calendar_until_us
+        soonest = 1 << 62
+        buckets, base = usage.buckets, usage.base
+        for window, cut in zip(usage.windows, cuts, strict=True):
+            if window.head < base + len(buckets):
+                start = buckets[window.head - base][0]
+                # this bucket leaves once the cut (now - length - width + 1) passes its start
+                soonest = min(soonest, now_us + (start - cut) + 1)
+        return soonest
 
     def _cuts(self, now_us: int) -> tuple[int, int, int]:
         """The bucket start from which each period's window counts."""
@@ -495,24 +566,19 @@ def bet_refusal(settings: RgSettings, usage: Usage | None, currency: str, stake_
     """(code, detail) if a stake of ``stake_minor`` would pass a wager or loss limit of
     ``currency`` in any period (the lowest applies, RTS 12), else None. A loss is wagers
     minus winnings in the window; the stake counts as lost."""
-    if not settings.limits:
+    if usage is None:
+        assert not settings.has_money_limits(), "a player with money limits has its usage loaded"
         return None
-    sums: tuple[tuple[int, int, int], ...] | None = None
-    for limit in settings.limits:
-        if limit.currency != currency or limit.kind == "deposit":
-            continue
-        amount = limit.in_force(now_us)
-        if amount is None:
-            continue
-        assert usage is not None, "a player with money limits has its usage loaded"
-        if sums is None:
-            sums = usage.sums(currency, now_us)
-        _, wagered, won = sums[PERIODS.index(limit.period)]
-        used = wagered if limit.kind == "wager" else wagered - won
+    plan = usage.plan(settings, currency, now_us)
+    if not plan.bets:
+        return None
+    windows = usage.windows(currency, now_us)
+    for period, is_wager, amount, limit in plan.bets:
+        window = windows[period]
+        used = window.wager if is_wager else window.wager - window.won
         if used + stake_minor > amount:
-            left = max(amount - used, 0)
             return (f"{limit.kind}_limit_reached",
-                    f"{_name(limit, usage)} ({amount} {currency} minor units) leaves {left}")
+                    f"{_name(limit, usage)} ({amount} {currency} minor units) leaves {max(amount - used, 0)}")
     return None
 
 
@@ -521,21 +587,18 @@ def deposit_refusal(settings: RgSettings, usage: Usage | None, currency: str, am
     """(code, detail) if a deposit of ``amount_minor`` would pass a deposit limit of
     ``currency`` in any period (gross deposits, RTS 12), else None. ``pending_minor``: open
     deposit intents, which count in every period until the PSP settles them."""
-    sums: tuple[tuple[int, int, int], ...] | None = None
-    for limit in settings.limits:
-        if limit.currency != currency or limit.kind != "deposit":
-            continue
-        amount = limit.in_force(now_us)
-        if amount is None:
-            continue
-        assert usage is not None, "a player with money limits has its usage loaded"
-        if sums is None:
-            sums = usage.sums(currency, now_us)
-        deposited = sums[PERIODS.index(limit.period)][0] + pending_minor
+    if usage is None:
+        assert not settings.has_money_limits(), "a player with money limits has its usage loaded"
+        return None
+    plan = usage.plan(settings, currency, now_us)
+    if not plan.deposits:
+        return None
+    windows = usage.windows(currency, now_us)
+    for period, amount, limit in plan.deposits:
+        deposited = windows[period].deposit + pending_minor
         if deposited + amount_minor > amount:
-            left = max(amount - deposited, 0)
             return ("deposit_limit_reached",
-                    f"{_name(limit, usage)} ({amount} {currency} minor units) leaves {left}")
+                    f"{_name(limit, usage)} ({amount} {currency} minor units) leaves {max(amount - deposited, 0)}")
     return None
 
 
