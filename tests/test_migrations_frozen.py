@@ -22,6 +22,8 @@ SHIPPED_SHA256 = {
     "0007_sportsbook": "5a7df2049877326c941daa6e76d95e07e32d962fbf0f85b2be69dde7d4fb5024",
     "0008_resharding": "6f3a8b1381a2cb167df3eafb5877325205eadbc0be663992c783d3b2d9aedf1f",
     "0009_sportsbook_batch": "7414dadff3083e268d97397258b93b080e12d9e786f29253ef92154fa239c5dd",
+    "0010_responsible_gaming": "72b5b64650162f222ce9a8b0c72a5d66db1439bb126ab14a333190f41d15c9e7",
+    "0011_payments": "f69476d83215dfdd20eb122acfc3f4a5d14f73a37e175522477c8a5294baf241",
 }
 
 
