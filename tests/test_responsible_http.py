@@ -246,3 +246,23 @@ async def test_session_time_limit_ends_a_game_sessions_bets_and_reality_check_is
                                                          "game_id": "hub88_slot_1"})).json()["token"]
         again = await hub.post("/transaction/bet", bet_body(player, fresh, new_id("h"), 100_000, round_id=new_id("r")))
         assert again["status"] == "RS_OK"  # a new session starts a new count
+
+
+async def test_a_first_limit_set_while_a_bet_commits_still_counts_that_bet(client, gateway):
+    """The shard waits for a resident player's pending writes before reading its window sums
+    (Shard._commit_for_usage): a stake racing the player's first limit is counted whichever
+    is applied first."""
+    players = [await new_player(client, deposit_minor=10_000) for _ in range(12)]
+
+    async def race(player: str) -> None:
+        bet, limit = await asyncio.gather(
+            debit(client, player, 300),
+            put_limits(client, player, ("wager", "day", 1_000)))
+        assert bet.status_code == 200 and limit.status_code == 200, (bet.text, limit.text)
+
+    await asyncio.gather(*(race(p) for p in players))
+    for player in players:
+        view = (await client.get(f"/v1/players/{player}/limits")).json()
+        assert limit_of(view, "wager", "day")["used_minor"] == 300, view
+        assert (await debit(client, player, 701)).json()["code"] == "wager_limit_reached"
+        assert (await debit(client, player, 700)).status_code == 200

@@ -311,6 +311,8 @@ class Shard:
         if not any(type(c) is SetLimits for c in commands):
             return
         seq = keys.usage_wait_seq(self.state, keys.prefetch_needs(self.state, commands))
+        if self.state.committed_seq < seq:
+            log.info("usage_read_waits_for_commit", shard=self.shard_id, batch_id=seq)
         while self.state.committed_seq < seq:
             self._flush_event.set()
             self._committed_event.clear()
