@@ -54,7 +54,8 @@ from hypothesis.stateful import (
 
 from gateway.config import Settings, ShardSettings
 from gateway.shards import keys as shard_keys
-from gateway.shards.apply import apply, player_account
+from gateway.shards.applied import player_account
+from gateway.shards.apply import apply
 from gateway.shards.commands import (
     Atomic,
     Code,

@@ -25,14 +25,42 @@ but not stored, so a retry after the cause is fixed can still succeed. Refusals 
 on the balance or limits (INSUFFICIENT_FUNDS, LIMIT_REACHED, PLAYER_BLOCKED) are stored, so
 a retry gets the same refusal (section 5, row 4).
 """
-
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgspec
 
 from gateway.shards import responsible as rg
+from gateway.shards.applied import (
+    _CODE_BY_VALUE,
+    _OK,
+    Applied,
+    _balance_result,
+    _begin,
+    _common_refusal,
+    _lookup,
+    _mark_dirty,
+    _new_record,
+    _player,
+    _post,
+    _record_result,
+    _store,
+    _stored_refusal,
+    house_account,
+)
+from gateway.shards.apply_limits import (
+    _count,
+    _get_responsible,
+    _rg_deposit_refusal,
+    _set_exclusion,
+    _set_limits,
+)
+from gateway.shards.apply_payments import (
+    _deposit_intent,
+    _payment_event,
+    _withdrawal,
+)
 from gateway.shards.commands import (
     ATOMIC_ACTIONS_MAX,
     CREDIT_TYPES,
@@ -60,9 +88,8 @@ from gateway.shards.commands import (
     Withdraw,
     WithdrawalRequest,
 )
-from gateway.shards.keys import MoneyAction, conflict_field, hold_open, live_bet_in_round, round_key
-from gateway.shards.rows import EntryRow, RoundClose
-from gateway.shards.rows import row as _row
+from gateway.shards.keys import live_bet_in_round, round_key
+from gateway.shards.rows import RoundClose
 from gateway.shards.state import (
     BET_OPEN,
     BET_ROLLED_BACK,
@@ -70,66 +97,16 @@ from gateway.shards.state import (
     CREDIT,
     DEBIT,
     DEPOSIT,
-    DEPOSIT_INTENT,
-    PAYMENT_KINDS,
     PLAYER_ACTIVE,
     ROLLBACK,
     TOMBSTONE,
     WITHDRAW,
-    WITHDRAWAL,
     Key,
-    PlayerKey,
     PlayerState,
     ShardState,
     TxRecord,
     Wallet,
 )
-
-# Commands that carry a balance in their answer.
-BalanceCommand = MoneyAction | GetBalance
-
-
-@dataclass(slots=True)
-class Applied:
-    """What one command did: its result and the writes the batch must make durable.
-
-    ``audit`` is None only for reads. ``wait_for_commit`` is False only for a read of a
-    player with nothing pending, which may be answered at once.
-    """
-
-    command: Command
-    result: Result
-    txns: list[TxRecord] = field(default_factory=list)
-    entries: list[EntryRow] = field(default_factory=list)
-    bet_updates: list[TxRecord] = field(default_factory=list)  # debits whose bet_state changed
-    round_closes: list[RoundClose] = field(default_factory=list)
-    new_player: PlayerState | None = None
-    status_change: tuple[PlayerKey, str] | None = None  # (player, new status)
-    reviews: list[tuple[int, str]] = field(default_factory=list)  # (txn_id, why an operator should look)
-    # (record, bet_state, batch_seq) before each _finish_bet: an Atomic unit's undo log
-    prior_states: list[tuple[TxRecord, str | None, int]] = field(default_factory=list)
-    # (currency, at_us, deposit, wager, won) counted into the player's usage: an Atomic unit's undo log
-    usage_log: list[tuple[str, int, int, int, int]] = field(default_factory=list)
-    rg_change: tuple[PlayerKey, rg.RgSettings] | None = None  # new responsible-gaming settings to store
-    audit: bool = True
-    wait_for_commit: bool = True
-    applied_at_us: int = 0
-
-
-def player_account(partner_id: str, player_id: str, kind: str) -> str:
-    """Ledger account of a player: ``player:<partner_id>:<player_id>:<kind>``, kind "cash"
-    or "bonus" (neither id may contain ":", see commands.PARTNER_ID_PATTERN and the edge's
-    player id pattern)."""
-    return f"player:{partner_id}:{player_id}:{kind}"
-
-
-def house_account(purpose: str, scope: str, shard_id: int) -> str:
-    """House account, split per shard so hot house rows never contend across shards.
-
-    purpose: "game" (bets and wins of a provider or partner), "psp" (deposits and
-    withdrawals), "bonus" (bonus liability), or a credit type ("jackpot", "promo", ...).
-    """
-    return f"house:{purpose}:{scope}:s{shard_id}"
 
 
 def apply(state: ShardState, command: Command, now_us: int) -> Applied:
@@ -187,165 +164,6 @@ def _apply_action(state: ShardState, action: Debit | Credit | Rollback, now_us: 
             return _credit(state, action, now_us)
         case Rollback():
             return _rollback(state, action, now_us)
-
-
-# ---- helpers --------------------------------------------------------------------------
-
-
-def _player(state: ShardState, partner_id: str, player_id: str) -> PlayerState | None:
-    """The resident player (None: known not to exist), made the most recently used."""
-    key = (partner_id, player_id)
-    assert key in state.players, f"player {key!r} not prefetched"
-    player = state.players.pop(key)
-    state.players[key] = player  # most recently used last
-    return player
-
-
-def _lookup(state: ShardState, key: Key, player: PlayerState | None) -> TxRecord | None:
-    record = player.open_bets.get(key) if player is not None else None
-    if record is None:
-        record = state.keys.get(key)
-    return record
-
-
-def _balance_result(
-    code: Code, command: BalanceCommand, player: PlayerState | None, currency: str | None, **extra
-) -> Result:
-    """A refusal's Result carrying the player's current balance in ``currency`` (if any)."""
-    wallet = player.wallets.get(currency) if (player is not None and currency) else None
-    return Result(
-        code=code,
-        player_id=command.player_id,
-        transaction_id=None if isinstance(command, GetBalance) else command.transaction_id,
-        currency=currency if wallet is not None else None,
-        cash_minor=wallet.cash_minor if wallet is not None else None,
-        bonus_minor=wallet.bonus_minor if wallet is not None else None,
-        **extra,
-    )
-
-
-_CODE_BY_VALUE = {c.value: c for c in Code}  # a dict lookup; Code(value) is slow on the hot path
-_OK = Code.OK.value  # a module constant: an enum member's .value is a descriptor call per use
-
-
-def _record_result(record: TxRecord, replayed: bool) -> Result:
-    return Result(
-        code=_CODE_BY_VALUE[record.code],
-        player_id=record.player_id,
-        transaction_id=record.transaction_id,
-        currency=record.currency,
-        cash_minor=record.cash_after_minor,
-        bonus_minor=record.bonus_after_minor,
-        replayed=replayed,
-        ledger_transaction_id=record.txn_id,
-        processed_at_us=record.created_at_us or None,
-    )
-
-
-def _replay(state: ShardState, command: MoneyAction, kind: str, player: PlayerState | None) -> Applied | None:
-    """Answer a repeated key from its stored outcome; None if the key is new."""
-    key = (command.scope, command.transaction_id)
-    record = _lookup(state, key, player)
-    if record is None:
-        return None
-    if record.kind == TOMBSTONE:
-        result = _balance_result(
-            Code.TRANSACTION_ROLLED_BACK, command, player, command.currency,
-            detail="this transaction id was rolled back before it arrived",
-        )
-        return Applied(command, result)
-    conflict = conflict_field(record, kind, command)
-    if conflict is not None:
-        result = _balance_result(
-            Code.IDEMPOTENCY_CONFLICT, command, player, command.currency or record.currency,
-            conflict_field=conflict,
-            detail=f"transaction id reused with a different {conflict}",
-        )
-        return Applied(command, result)
-    result = _record_result(record, replayed=True)
-    if record.kind == ROLLBACK and record.amount_minor == 0 and record.reference_id is not None:
-        # A replayed rollback that left a tombstone says so again (Evolution answers
-        # BET_DOES_NOT_EXIST to every cancel of an unknown bet, the first and the retries).
-        ref = _lookup(state, (command.scope, record.reference_id), player)
-        if ref is not None and ref.kind == TOMBSTONE and ref.reference_id == record.transaction_id:
-            result = msgspec.structs.replace(result, tombstoned=True)
-    return Applied(command, result)
-
-
-def _begin(state: ShardState, command: MoneyAction, kind: str) -> PlayerState | Applied:
-    """Common start of a money command: the player, or the early answer if there is one
-    (a replay or conflict of a known key, an unknown player, a currency the player lacks)."""
-    player = _player(state, command.partner_id, command.player_id)
-    early = _replay(state, command, kind, player)
-    if early is None:
-        early = _common_refusal(state, command, player)
-    if early is not None:
-        return early
-    assert player is not None  # _common_refusal answers an unknown player
-    return player
-
-
-def _mark_dirty(state: ShardState, player: PlayerState) -> None:
-    player.dirty_seq = state.open_seq
-
-
-def _new_record(state: ShardState, command: MoneyAction, kind: str, wallet: Wallet, now_us: int, **fields) -> TxRecord:
-    """A new stored outcome under the command's key, with the wallet's balances after it."""
-    record = TxRecord(
-        txn_id=state.next_txn_id(),
-        scope=command.scope,
-        transaction_id=command.transaction_id,
-        kind=kind,
-        partner_id=command.partner_id,
-        player_id=command.player_id,
-        currency=fields.pop("currency", command.currency),
-        amount_minor=fields.pop("amount_minor", 0 if isinstance(command, Rollback) else command.amount_minor),
-        code=fields.pop("code", _OK),
-        cash_after_minor=wallet.cash_minor,
-        bonus_after_minor=wallet.bonus_minor,
-        created_at_us=now_us,
-        batch_seq=state.open_seq,
-        **fields,
-    )
-    return record
-
-
-def _store(state: ShardState, applied: Applied, player: PlayerState, record: TxRecord) -> None:
-    state.remember(record)
-    applied.txns.append(record)
-    _mark_dirty(state, player)
-
-
-def _common_refusal(state: ShardState, command: BalanceCommand, player: PlayerState | None) -> Applied | None:
-    """UNKNOWN_PLAYER or CURRENCY_MISMATCH (not stored: they do not change for the key)."""
-    if player is None:
-        return Applied(command, Result(code=Code.UNKNOWN_PLAYER, player_id=command.player_id,
-                                       transaction_id=None if isinstance(command, GetBalance) else command.transaction_id,
-                                       detail="no such player"))
-    currency = command.currency
-    if currency is not None and currency not in player.wallets:
-        return Applied(command, _balance_result(
-            Code.CURRENCY_MISMATCH, command, player, None,
-            detail=f"player has no {currency} wallet",
-        ))
-    return None
-
-
-def _stored_refusal(state: ShardState, command: Debit | Withdraw | Deposit | DepositIntent | WithdrawalRequest, kind: str, player: PlayerState, code: Code,
-                    detail: str, now_us: int) -> Applied:
-    """A refusal stored under the key (keys.STORED_REFUSALS): a retry gets it again."""
-    wallet = player.wallets[command.currency]
-    applied = Applied(command, Result(code=Code.OK))
-    record = _new_record(state, command, kind, wallet, now_us, code=code.value,
-                         round_id=command.round_id if isinstance(command, Debit) else None,
-                         game_id=command.game_id if isinstance(command, Debit) else None)
-    _store(state, applied, player, record)
-    applied.result = Result(
-        code=code, player_id=command.player_id, transaction_id=command.transaction_id,
-        currency=command.currency, cash_minor=wallet.cash_minor, bonus_minor=wallet.bonus_minor,
-        detail=detail, ledger_transaction_id=record.txn_id,
-    )
-    return applied
 
 
 # ---- handlers -------------------------------------------------------------------------
@@ -736,27 +554,6 @@ def _finish_bet(state: ShardState, applied: Applied, player: PlayerState, bet: T
     applied.bet_updates.append(bet)
 
 
-def _post(applied: Applied, record: TxRecord, player: PlayerState, house: str) -> None:
-    """Double entry (docs/DESIGN.md section 4): the player's cash and bonus deltas against one
-    house account, in the record's currency; the house leg is minus their sum, so the
-    postings of a transaction sum to zero by construction.
-
-    The one-leg house posting is right only because a transaction moves the player's money
-    one way (a bet takes cash and bonus, a win or refund gives them): asserted here.
-    """
-    cash, bonus = record.cash_delta_minor, record.bonus_delta_minor
-    assert (cash >= 0 and bonus >= 0) or (cash <= 0 and bonus <= 0), f"txn {record.txn_id} moves money both ways"
-    entries = applied.entries
-    if cash:
-        entries.append(_row(EntryRow, (record.txn_id, player_account(player.partner_id, player.player_id, "cash"),
-                                       record.currency, cash)))
-    if bonus:
-        entries.append(_row(EntryRow, (record.txn_id, player_account(player.partner_id, player.player_id, "bonus"),
-                                       record.currency, bonus)))
-    if cash or bonus:
-        entries.append(_row(EntryRow, (record.txn_id, house, record.currency, -(cash + bonus))))
-
-
 def _set_player_status(state: ShardState, command: SetPlayerStatus, now_us: int) -> Applied:
     """Block, self-exclude or reactivate a player. Bets of a non-active player are refused
     (PLAYER_BLOCKED); wins and rollbacks still apply (providers.md "Common ground": providers
@@ -908,277 +705,6 @@ def _undo(state: ShardState, player: PlayerState, snapshot: _Snapshot, unit: App
     unit.round_closes.clear()
     unit.reviews.clear()
     unit.prior_states.clear()
-
-
-# ---- responsible gaming ---------------------------------------------------------------
-
-
-def _count(applied: Applied, usage: rg.Usage, currency: str, at_us: int,
-           deposit: int = 0, wager: int = 0, won: int = 0) -> None:
-    """Count into the player's window sums (a negative amount uncounts, at the time the
-    amount was counted) and log it for an Atomic unit's undo."""
-    if deposit >= 0 and wager >= 0 and won >= 0:
-        usage.add(currency, at_us, deposit, wager, won)
-    else:
-        usage.remove(currency, at_us, -deposit, -wager, -won)
-    applied.usage_log.append((currency, at_us, deposit, wager, won))
-
-
-def _rg_deposit_refusal(settings: rg.RgSettings, player: PlayerState, currency: str, amount_minor: int,
-                        now_us: int) -> tuple[str, str] | None:
-    """PLAYER_EXCLUDED or DEPOSIT_LIMIT_REACHED for a cash deposit or a deposit intent (RTS 12,
-    14; open intents count), else None."""
-    if settings.exclusion is not None and rg.exclusion_blocks(settings.exclusion, now_us):
-        return (Code.PLAYER_EXCLUDED.value, rg.exclusion_detail(settings.exclusion, now_us))
-    return rg.deposit_refusal(settings, player.usage, currency, amount_minor, now_us,
-                              pending_minor=_open_intents_minor(player, currency, now_us))
-
-
-def _rg_view(state: ShardState, player: PlayerState, settings: rg.RgSettings, now_us: int, **extra) -> Result:
-    """A player's settings with what each limit's window holds now (``Result.rg_used_minor``:
-    deposits, wagers, or wagers minus winnings)."""
-    used: list[int] = []
-    for limit in settings.limits:
-        if player.usage is None or limit.kind == rg.SESSION_LIMIT[0]:
-            used.append(0)
-            continue
-        deposited, wagered, won = player.usage.sums(limit.currency, now_us)[rg.PERIODS.index(limit.period)]
-        used.append(deposited if limit.kind == "deposit" else wagered if limit.kind == "wager" else wagered - won)
-    return Result(code=Code.OK, player_id=player.player_id, rg=settings, rg_used_minor=tuple(used),
-                  country=player.country, player_status=player.status, **extra)
-
-
-def _set_limits(state: ShardState, command: SetLimits, now_us: int) -> Applied:
-    """Set or remove financial limits (RTS 12; responsible.change_limit). OK with the new
-    settings and ``effective_at_us`` per change; UNKNOWN_PLAYER, CURRENCY_MISMATCH (a
-    currency the player has no wallet in), INVALID_REQUEST (responsible.RgRefused)."""
-    player = _player(state, command.partner_id, command.player_id)
-    if player is None:
-        return Applied(command, Result(code=Code.UNKNOWN_PLAYER, player_id=command.player_id, detail="no such player"))
-    for change in command.changes:
-        if (change.kind, change.period) != rg.SESSION_LIMIT and change.currency not in player.wallets:
-            return Applied(command, Result(code=Code.CURRENCY_MISMATCH, player_id=command.player_id,
-                                           detail=f"player has no {change.currency} wallet"))
-    policy = state.rg.of(player.country)
-    settings = rg.settle_due(player.rg or rg.RgSettings(), now_us)
-    effective: list[int | None] = []
-    try:
-        for change in command.changes:
-            settings, at_us = rg.change_limit(settings, change, policy, now_us, command.requested_by)
-            effective.append(at_us)
-    except rg.RgRefused as refused:
-        return Applied(command, Result(code=_CODE_BY_VALUE[refused.code], player_id=command.player_id,
-                                       detail=refused.detail))
-    assert player.usage is not None, "usage is loaded before limits are set (keys.prefetch_needs)"
-    if command.reality_check_s is not None:
-        settings = msgspec.structs.replace(settings, reality_check_s=command.reality_check_s)
-    if command.time_zone is not None and command.time_zone != settings.time_zone:
-        settings = msgspec.structs.replace(settings, time_zone=command.time_zone)
-        player.usage = _rezoned(player.usage, policy, command.time_zone)
-    applied = Applied(command, Result(code=Code.OK))
-    if settings != player.rg:
-        player.rg = settings
-        _mark_dirty(state, player)
-        applied.rg_change = (player.key, settings)
-    applied.result = _rg_view(state, player, settings, now_us, effective_at_us=tuple(effective))
-    return applied
-
-
-def _rezoned(usage: rg.Usage, policy: rg.RgPolicy, time_zone: str) -> rg.Usage:
-    """The same buckets counted in another time zone's calendar windows."""
-    rezoned = rg.Usage(policy, time_zone)
-    for currency, kept in usage.by_currency.items():
-        for start_us, deposit, wager, won in kept.buckets:
-            rezoned.load(currency, start_us, deposit, wager, won)
-    return rezoned
-
-
-def _set_exclusion(state: ShardState, command: SetExclusion, now_us: int) -> Applied:
-    """Start a time-out or self-exclusion, or ask to return (RTS 14; responsible.set_exclusion).
-    OK with the settings; UNKNOWN_PLAYER; INVALID_REQUEST or PLAYER_EXCLUDED (return early)."""
-    player = _player(state, command.partner_id, command.player_id)
-    if player is None:
-        return Applied(command, Result(code=Code.UNKNOWN_PLAYER, player_id=command.player_id, detail="no such player"))
-    policy = state.rg.of(player.country)
-    try:
-        settings = rg.set_exclusion(player.rg or rg.RgSettings(), command.kind, command.duration_days, policy,
-                                    now_us, command.requested_by)
-    except rg.RgRefused as refused:
-        return Applied(command, Result(code=_CODE_BY_VALUE[refused.code], player_id=command.player_id,
-                                       detail=refused.detail))
-    applied = Applied(command, Result(code=Code.OK))
-    if settings != player.rg:
-        player.rg = settings
-        _mark_dirty(state, player)
-        applied.rg_change = (player.key, settings)
-    applied.result = _rg_view(state, player, settings, now_us)
-    return applied
-
-
-def _get_responsible(state: ShardState, command: GetResponsible, now_us: int) -> Applied:
-    player = _player(state, command.partner_id, command.player_id)
-    if player is None:
-        return Applied(command, Result(code=Code.UNKNOWN_PLAYER, player_id=command.player_id,
-                                       detail="no such player"), audit=False, wait_for_commit=False)
-    result = _rg_view(state, player, player.rg or rg.RgSettings(), now_us)
-    return Applied(command, result, audit=False, wait_for_commit=state.player_dirty(player))
-
-
-# ---- payments (docs/PAYMENTS.md) -------------------------------------------------------
-
-#: Open deposit intents stop counting towards the deposit limits after this long (an
-#: abandoned cashier page must not block deposits); a late confirmation is still credited.
-DEPOSIT_INTENT_HOLD_US = 24 * 3_600_000_000
-
-
-def payment_house(purpose: str, psp_scope: str, shard_id: int) -> str:
-    """House account of a PSP integration: "psp_clearing" (money the PSP holds for the
-    operator: deposits in, payouts out, refunds and chargebacks) or "withdrawal_pending"
-    (withdrawals requested and not yet paid out)."""
-    return house_account(purpose, psp_scope, shard_id)
-
-
-def _psp_scope(command: DepositIntent | WithdrawalRequest) -> str:
-    """The PSP integration's scope for a cashier command (its house accounts)."""
-    return f"{command.partner_id}:{command.psp}"
-
-
-def _open_intents_minor(player: PlayerState, currency: str, now_us: int) -> int:
-    """The deposit intents of ``currency`` still open and younger than DEPOSIT_INTENT_HOLD_US."""
-    if not player.payments:
-        return 0
-    return sum(r.amount_minor for r in player.payments.values()
-               if r.kind == DEPOSIT_INTENT and r.currency == currency and now_us - r.created_at_us < DEPOSIT_INTENT_HOLD_US)
-
-
-def _deposit_intent(state: ShardState, command: DepositIntent, now_us: int) -> Applied:
-    """Open a deposit intent: PLAYER_EXCLUDED or DEPOSIT_LIMIT_REACHED (stored, open intents
-    counted) or OK, holding the intent open until the PSP settles it. Moves no money."""
-    begun = _begin(state, command, DEPOSIT_INTENT)
-    if isinstance(begun, Applied):
-        return begun
-    player = begun
-    if player.rg is not None:
-        refused = _rg_deposit_refusal(player.rg, player, command.currency, command.amount_minor, now_us)
-        if refused is not None:
-            return _stored_refusal(state, command, DEPOSIT_INTENT, player, _CODE_BY_VALUE[refused[0]], refused[1], now_us)
-    wallet = player.wallets[command.currency]
-    applied = Applied(command, Result(code=Code.OK))
-    record = _new_record(state, command, DEPOSIT_INTENT, wallet, now_us, bet_state=BET_OPEN,
-                         reference_id=command.psp)
-    _store(state, applied, player, record)
-    hold_open(player, record)
-    applied.result = _record_result(record, replayed=False)
-    return applied
-
-
-def _withdrawal(state: ShardState, command: WithdrawalRequest, now_us: int) -> Applied:
-    """Move a withdrawal's amount from cash to the PSP's withdrawal-pending account at once
-    (payments.md). INSUFFICIENT_FUNDS (stored) if the cash does not cover it or is a debt."""
-    begun = _begin(state, command, WITHDRAWAL)
-    if isinstance(begun, Applied):
-        return begun
-    player = begun
-    wallet = player.wallets[command.currency]
-    if wallet.cash_minor < command.amount_minor:
-        return _stored_refusal(state, command, WITHDRAWAL, player, Code.INSUFFICIENT_FUNDS,
-                               "the withdrawal exceeds the cash balance (bonus money is not withdrawable)", now_us)
-    wallet.cash_minor -= command.amount_minor
-    applied = Applied(command, Result(code=Code.OK))
-    record = _new_record(state, command, WITHDRAWAL, wallet, now_us, cash_delta_minor=-command.amount_minor,
-                         bet_state=BET_OPEN, reference_id=command.psp)
-    _store(state, applied, player, record)
-    hold_open(player, record)
-    _post(applied, record, player, payment_house("withdrawal_pending", _psp_scope(command), state.shard_id))
-    applied.result = _record_result(record, replayed=False)
-    return applied
-
-
-def _payment_event(state: ShardState, command: PaymentEvent, now_us: int) -> Applied:
-    """Apply one PSP money movement (commands.PAYMENT_ACTIONS) exactly once.
-
-    Never refused for the player's status, limits or exclusion: the PSP has moved the money
-    already (payments.md; RTS 14). Whatever the wallet cannot square (a deposit for an
-    excluded player, a confirmed amount that differs from the intent, a payout of a
-    withdrawal already returned, a debt left by a chargeback) is applied as far as it is
-    safe and recorded for operator review. INVALID_REQUEST for an unknown action.
-    """
-    kind = PAYMENT_KINDS.get(command.action)
-    if kind is None:
-        return Applied(command, Result(code=Code.INVALID_REQUEST, player_id=command.player_id,
-                                       transaction_id=command.transaction_id, detail="unknown payment action"))
-    begun = _begin(state, command, kind)
-    if isinstance(begun, Applied):
-        return begun
-    player = begun
-    wallet = player.wallets[command.currency]
-    action, amount = command.action, command.amount_minor
-    ref_key = None if command.reference_id is None else (command.reference_scope or command.scope, command.reference_id)
-    ref = _lookup(state, ref_key, player) if ref_key is not None else None
-    if ref is not None and (ref.player_key != player.key or ref.kind not in (DEPOSIT_INTENT, WITHDRAWAL)):
-        ref = None
-    is_open = ref is not None and ref.bet_state == BET_OPEN and ref.code == _OK
-    psp_scope = f"{command.partner_id}:{command.psp}"
-    clearing = payment_house("psp_clearing", psp_scope, state.shard_id)
-    pending = payment_house("withdrawal_pending", psp_scope, state.shard_id)
-    applied = Applied(command, Result(code=Code.OK))
-    reviews: list[str] = []
-    cash_delta = 0
-    if action == "deposit":
-        cash_delta = amount
-        if player.rg is not None and player.rg.exclusion is not None and rg.exclusion_blocks(player.rg.exclusion, now_us):
-            reviews.append("deposit confirmed while the player is excluded: credited, the money is theirs (payments.md)")
-        if ref is not None and ref.amount_minor != amount:
-            reviews.append(f"the PSP confirmed {amount}, the intent asked {ref.amount_minor}: the PSP's amount is credited")
-        if ref is None:
-            reviews.append("a deposit with no open intent of this player was confirmed by the PSP: credited")
-    elif action in ("refund", "chargeback"):
-        cash_delta = -amount
-    elif action in ("refund_reversed", "chargeback_reversed", "payout_reversed"):
-        cash_delta = amount
-    elif action == "withdrawal_returned":
-        if is_open:
-            cash_delta = amount
-        else:
-            reviews.append("a withdrawal was returned that is not pending: nothing moved")
-    elif action == "withdrawal_paid" and not is_open:
-        reviews.append("the PSP paid out a withdrawal that is not pending (returned already?): check the payout")
-    wallet.cash_minor += cash_delta
-    record = _new_record(state, command, kind, wallet, now_us, cash_delta_minor=cash_delta,
-                         reference_id=command.reference_id, game_id=command.psp_reference)
-    _store(state, applied, player, record)
-    if cash_delta:
-        house = pending if action == "withdrawal_returned" else clearing
-        _post(applied, record, player, house)
-    elif action == "withdrawal_paid" and is_open:
-        applied.entries.append(_row(EntryRow, (record.txn_id, pending, command.currency, -amount)))
-        applied.entries.append(_row(EntryRow, (record.txn_id, clearing, command.currency, amount)))
-    if ref is not None and is_open and action in ("deposit", "deposit_failed", "withdrawal_paid", "withdrawal_returned"):
-        _finish_payment(state, applied, player, ref, BET_SETTLED if action in ("deposit", "withdrawal_paid") else BET_ROLLED_BACK)
-    if action == "deposit" and player.usage is not None:
-        _count(applied, player.usage, command.currency, now_us, deposit=amount)
-    if action in ("chargeback", "refund") and wallet.cash_minor < 0:
-        reviews.append(f"debt of {-wallet.cash_minor} {command.currency} minor units after a {action}")
-    if action == "chargeback":
-        reviews.append("chargeback: the player is flagged for review")
-        if command.block_player and player.status == PLAYER_ACTIVE:
-            player.status = "blocked"
-            applied.status_change = (player.key, "blocked")
-    if reviews:  # one review item per transaction (operator_reviews is keyed by it)
-        applied.reviews.append((record.txn_id, "; ".join(reviews)))
-    applied.result = _record_result(record, replayed=False)
-    return applied
-
-
-def _finish_payment(state: ShardState, applied: Applied, player: PlayerState, record: TxRecord, bet_state: str) -> None:
-    """Close an open deposit intent or withdrawal (its state commits with the batch)."""
-    applied.prior_states.append((record, record.bet_state, record.batch_seq))
-    record.bet_state = bet_state
-    record.batch_seq = state.open_seq
-    if player.payments is not None:
-        player.payments.pop(record.key, None)
-    state.remember(record)
-    applied.bet_updates.append(record)
 
 
 def _refusal(state: ShardState, command: RecordRefusal, now_us: int) -> Applied:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from gateway.shards.apply import Applied, player_account
+from gateway.shards.applied import Applied, player_account
 from gateway.shards.commands import Atomic, Code, Command, CreatePlayer, Credit, Debit, Result
 from gateway.shards.port import AuditEntry, BatchWrite, PlayerBalance
 from gateway.shards.responsible import RgSettings
