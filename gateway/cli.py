@@ -1,5 +1,6 @@
 """``gateway`` command: serve, shard, edge, shards (init, status, move, resize), migrate,
-verify-ledger, audit-export, prune-keys, reviews, sportsbook rebuild-exposure.
+verify-ledger, audit-export, prune-keys, reviews, sportsbook rebuild-exposure, reconcile,
+reconcile-resolve.
 
 Configuration comes from ``config/default.toml``, ``--config FILE`` / ``GATEWAY_CONFIG`` and
 ``GATEWAY_*`` environment variables (see ``gateway.config``, docs/CONFIGURATION.md). With no
@@ -541,3 +542,121 @@ def rebuild_exposure_cmd(config: str | None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---- reconciliation (docs/RECONCILIATION.md) ------------------------------------------
+
+
+@main.command("reconcile")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--psp", type=click.Choice(["adyen", "stripe"]), help="The report's format.")
+@click.option("--integration", default=None, help="The PSP integration (default: the only one of that PSP).")
+@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--exceptions", "exceptions_out", type=click.Path(dir_okay=False), default=None,
+              help="Write the open exceptions with their evidence to this file (.csv or .json).")
+@click.option("--grace-days", type=click.IntRange(0, 60), default=3, show_default=True,
+              help="Ledger movements this close to the report's end may settle in a later report (timing).")
+@click.option("--chunk-lines", type=click.IntRange(100, 100_000), default=20_000, show_default=True,
+              help="Report lines matched per ledger read.")
+@click.argument("report", type=click.Path(exists=True, dir_okay=False))
+def reconcile_cmd(config: str | None, psp: str | None, integration: str | None, output: str,
+                  exceptions_out: str | None, grace_days: int, chunk_lines: int, report: str) -> None:
+    """Reconcile a PSP settlement report (Adyen Settlement details, Stripe itemized payout
+    reconciliation) against the ledger: every line classified, every exception kept with its
+    evidence. Running the same file again changes nothing. Exceptions are marked resolved
+    with ``gateway reconcile-resolve``."""
+    if psp is None:
+        raise click.UsageError("give --psp adyen|stripe")
+    from pathlib import Path
+
+    from gateway.reconciliation.lines import ReportError
+    from gateway.reconciliation.run import reconcile
+
+    settings = _settings(config)
+    name, partner = _psp_integration(settings, psp, integration)
+    size = Path(report).stat().st_size
+
+    async def run(conn: Any):
+        with click.progressbar(length=size, label=f"reconciling {Path(report).name}", file=sys.stderr) as bar:
+            return await reconcile(conn, psp, name, f"{partner}:{name}", Path(report), chunk_lines=chunk_lines,
+                                   grace_days=grace_days, progress=bar.update)
+
+    try:
+        summary = _run(_with_conn(settings, run))
+    except ReportError as exc:
+        raise click.ClickException(f"{report}: {exc} (nothing recorded)") from None
+    rates = summary.match_rate()
+    if output == "json":
+        click.echo(orjson.dumps({"report": summary.report, "lines": summary.lines, "recorded": summary.recorded,
+                                 "outcomes": summary.outcomes, "match_rate_pct": rates,
+                                 "missing_at_psp": summary.missing_at_psp, "pending": summary.pending,
+                                 "exceptions_open": summary.exceptions_open},
+                                option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+    else:
+        click.echo(f"report {summary.report[:12]}: {summary.lines} lines, {summary.recorded} recorded now")
+        click.echo(f"{'line kind':<22}{'outcome':<22}{'lines':>10}")
+        for kind in sorted(summary.outcomes):
+            for outcome, n in sorted(summary.outcomes[kind].items()):
+                click.echo(f"{kind:<22}{outcome:<22}{n:>10}")
+        click.echo("matched automatically: " + ", ".join(f"{k} {v}%" for k, v in sorted(rates.items())))
+        click.echo(f"ledger movements missing at the PSP: {summary.missing_at_psp}; "
+                   f"waiting for a later report: {summary.pending}; open exceptions: {summary.exceptions_open}")
+    if exceptions_out:
+        _write_exceptions(settings, name, exceptions_out)
+
+
+def _psp_integration(settings: Settings, psp: str, integration: str | None) -> tuple[str, str]:
+    """(integration name, partner) of the PSP integration a report belongs to."""
+    names = [n for n, p in settings.payments.psps.items() if p.psp == psp]
+    if integration is None:
+        if len(names) != 1:
+            raise click.UsageError(f"name the integration with --integration (the {psp} ones: {', '.join(names) or 'none'})")
+        integration = names[0]
+    found = settings.payments.psps.get(integration)
+    if found is None or found.psp != psp:
+        raise click.UsageError(f"no {psp} integration {integration!r} (the {psp} ones: {', '.join(names) or 'none'})")
+    return integration, found.partner_id
+
+
+def _write_exceptions(settings: Settings, integration: str, path: str) -> None:
+    import csv
+
+    async def fetch(conn: Any):
+        from gateway.reconciliation.store import ReconStore
+
+        return await ReconStore(conn, integration, "").open_exceptions(1_000_000)
+
+    rows = _run(_with_conn(settings, fetch))
+    with open(path, "w", newline="") as handle:
+        if path.endswith(".json"):
+            handle.write(orjson.dumps([{"id": r["id"], "subject": r["subject"], "outcome": r["outcome"],
+                                        "created_at": r["created_at"].isoformat(),
+                                        "evidence": orjson.loads(r["evidence"])} for r in rows],
+                                      option=orjson.OPT_INDENT_2).decode())
+        else:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "subject", "outcome", "created_at", "evidence"])
+            for r in rows:
+                writer.writerow([r["id"], r["subject"], r["outcome"], r["created_at"].isoformat(), r["evidence"]])
+    click.echo(f"{len(rows)} open exceptions written to {path}", err=True)
+
+
+@main.command("reconcile-resolve")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--integration", required=True, help="The PSP integration the exception belongs to.")
+@click.option("--note", required=True, help="What was found and done (kept with the exception).")
+@click.option("--by", "actor", required=True, help="Who resolves it.")
+@click.argument("exception_id", type=int)
+def reconcile_resolve_cmd(config: str | None, integration: str, note: str, actor: str, exception_id: int) -> None:
+    """Mark a reconciliation exception resolved, with a note (audited in its history)."""
+    settings = _settings(config)
+
+    async def run(conn: Any) -> bool:
+        from gateway import clock
+        from gateway.reconciliation.store import ReconStore
+
+        return await ReconStore(conn, integration, "").resolve(exception_id, note, actor, clock.now_us())
+
+    if not _run(_with_conn(settings, run)):
+        raise click.ClickException(f"no open exception {exception_id} of {integration}")
+    click.echo(f"exception {exception_id} resolved")

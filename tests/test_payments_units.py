@@ -156,3 +156,25 @@ def test_review_reasons():
     assert rules.review_reasons(1_001, 1_000, "verified") == ["amount above 1000 minor units"]
     assert rules.review_reasons(1, 1_000, None) == ["KYC not set"]
     assert rules.review_reasons(1, 1_000, "pending") == ["KYC pending"]
+
+
+# ---- report amounts --------------------------------------------------------------------
+
+
+@given(st.integers(0, 10**12), st.sampled_from(["EUR", "JPY", "BHD", "BTC"]))
+def test_report_amounts_read_exactly_as_money_reads_them(minor, currency):
+    from gateway import money
+    from gateway.reconciliation.adyen_report import minor_of
+
+    text = money.minor_to_decimal_str(minor, currency)
+    assert minor_of(text, currency, 2, "x") == money.minor_from_decimal_str(text, currency) == minor
+    for variant in (text + "0" if "." in text else text + ".0", " " + text):
+        try:
+            expected = money.minor_from_decimal_str(variant, currency)
+        except money.AmountError:
+            expected = None
+        try:
+            got = minor_of(variant, currency, 2, "x")
+        except Exception:  # noqa: BLE001 - ReportError
+            got = None
+        assert got == expected
