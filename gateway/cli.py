@@ -590,7 +590,7 @@ def reconcile_cmd(config: str | None, psp: str | None, integration: str | None, 
         click.echo(orjson.dumps({"report": summary.report, "lines": summary.lines, "recorded": summary.recorded,
                                  "outcomes": summary.outcomes, "match_rate_pct": rates,
                                  "missing_at_psp": summary.missing_at_psp, "pending": summary.pending,
-                                 "exceptions_open": summary.exceptions_open},
+                                 "exceptions_open": summary.exceptions_open, "fees_booked_minor": summary.fees_minor},
                                 option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
     else:
         click.echo(f"report {summary.report[:12]}: {summary.lines} lines, {summary.recorded} recorded now")
@@ -599,6 +599,8 @@ def reconcile_cmd(config: str | None, psp: str | None, integration: str | None, 
             for outcome, n in sorted(summary.outcomes[kind].items()):
                 click.echo(f"{kind:<22}{outcome:<22}{n:>10}")
         click.echo("matched automatically: " + ", ".join(f"{k} {v}%" for k, v in sorted(rates.items())))
+        click.echo("fees booked (minor units): " + (", ".join(f"{c} {v}" for c, v in sorted(summary.fees_minor.items()))
+                                                    or "none"))
         click.echo(f"ledger movements missing at the PSP: {summary.missing_at_psp}; "
                    f"waiting for a later report: {summary.pending}; open exceptions: {summary.exceptions_open}")
     if exceptions_out:

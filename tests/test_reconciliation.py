@@ -134,11 +134,22 @@ async def test_every_category_and_every_exception_is_found(client, gateway, tmp_
         assert any(e["ledger"][0]["psp_reference"] == d6[1] and e["webhooks"] for e in evidence)
         assert summary.match_rate()["refund"] == 100.0 and summary.match_rate()["fee"] == 100.0
         assert summary.outcomes["payment"]["exact"] == 3
+        # fees booked: line 2's commission (20) and the fee line (150); the duplicate's not again
+        assert summary.fees_minor == {"EUR": 170}
+        (fee_txn,) = await conn.fetch("SELECT txn_id, amount_minor FROM transactions WHERE kind = 'psp_fee' "
+                                      "AND game_id = $1", summary.report[:64])
+        entries = await conn.fetch("SELECT account, delta_minor FROM entries WHERE txn_id = $1 ORDER BY account",
+                                   fee_txn["txn_id"])
+        assert [(e["account"], e["delta_minor"]) for e in entries] == [
+            ("house:psp_clearing:demo:adyen:recon", -170), ("house:psp_fee:demo:adyen:recon", 170)]
         # the same file again: nothing new, nothing changed
         before = await conn.fetchval("SELECT count(*) FROM recon_exceptions")
         again = await reconcile(conn, "adyen", "adyen", "demo:adyen", report)
         assert again.recorded == 0 and await conn.fetchval("SELECT count(*) FROM recon_exceptions") == before
         assert await lines_of(conn, again.report) == outcomes
+        assert again.outcomes == summary.outcomes  # the first run's totals
+        assert await conn.fetchval("SELECT count(*) FROM transactions WHERE kind = 'psp_fee' AND game_id = $1",
+                                   summary.report[:64]) == 1  # no fee booked twice
     finally:
         await conn.close()
 

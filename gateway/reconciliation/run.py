@@ -47,6 +47,7 @@ class Summary:
     pending: int = 0  # ledger transactions of the period left for a later report (timing)
     exceptions_open: int = 0
     seen_before: bool = False  # this file was reconciled before (a rerun)
+    fees_minor: dict[str, int] = field(default_factory=dict)  # currency -> fees booked by this run
 
     def match_rate(self) -> dict[str, float]:
         """Per line kind: the share of lines matched automatically (not an exception), in
@@ -115,6 +116,7 @@ async def reconcile(conn: asyncpg.Connection, psp: str, integration: str, scope:
             await _unsettled(store, summary, reader.first_us, reader.last_us - grace_days * DAY_US, reader.last_us)
         if previous is not None:  # this file again: its totals as first found
             summary.outcomes = previous
+        await store.book_fees(summary.report, summary.fees_minor, clock.now_us())
         await store.finish(summary.report, summary.lines, summary.outcomes, clock.now_us())
         summary.exceptions_open = int(await conn.fetchval(
             "SELECT count(*) FROM recon_exceptions WHERE integration = $1 AND status = 'open'", integration))
@@ -237,9 +239,17 @@ async def _chunk(store: ReconStore, summary: Summary, chunk: list[ReportLine]) -
 
 
 def _count(summary: Summary, items: list[tuple[str, ReportLine, Verdict]]) -> None:
+    """The run's totals: lines per outcome, and the fees to book (a payment line's fees; a
+    fee line's net, which is the fee itself; duplicates book nothing)."""
+    fees = summary.fees_minor
     for _, line, verdict in items:
         outcomes = summary.outcomes.setdefault(line.kind, {})
         outcomes[verdict.outcome] = outcomes.get(verdict.outcome, 0) + 1
+        if verdict.outcome == "duplicate_line":
+            continue
+        fee = -line.net_minor if line.kind == "fee" else line.fee_minor
+        if fee:
+            fees[line.net_currency] = fees.get(line.net_currency, 0) + fee
 
 
 async def _payouts(store: ReconStore, summary: Summary, payouts: list[ReportLine], batch_net: dict[str, int]) -> None:

@@ -16,6 +16,7 @@ from gateway.reconciliation.matching import LEDGER_KIND, LedgerRow, Verdict
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 LEDGER_KINDS = sorted(set(LEDGER_KIND.values()))
+RECON_SHARD_ID = 65_535  # the transaction id range of reconciliation's own postings (no shard has it)
 
 
 def _us(moment: datetime) -> int:
@@ -162,6 +163,40 @@ class ReconStore:
             self.integration, self.scope, ts(from_us), ts(until_us), limit)
         return [LedgerRow(r["txn_id"], r["kind"], r["currency"], r["amount_minor"], r["game_id"] or "",
                           r["transaction_id"], _us(r["created_at"])) for r in rows]
+
+    async def book_fees(self, report: str, fees: dict[str, int], now_us: int) -> list[int]:
+        """Post the PSP's fees of a run to the ledger: per currency one transaction moving
+        ``fees[currency]`` minor units from the integration's ``psp_clearing`` house account to
+        its ``psp_fee`` account (negative: a fee refunded). Keyed by (report, currency), so a
+        rerun posts nothing twice. Returns the transaction ids posted."""
+        partner = self.scope.split(":", 1)[0]
+        clearing = f"house:psp_clearing:{self.scope}:recon"
+        fee_account = f"house:psp_fee:{self.scope}:recon"
+        posted = []
+        for currency, amount in sorted(fees.items()):
+            if amount == 0:
+                continue
+            seq = await self.conn.fetchval("SELECT nextval('recon_txn_seq')")
+            txn_id = (RECON_SHARD_ID << 40) | seq
+            inserted = await self.conn.fetchval(
+                """INSERT INTO transactions (txn_id, shard_id, scope, transaction_id, kind, partner_id, player_id,
+                                            currency, amount_minor, code, cash_after_minor, bonus_after_minor,
+                                            cash_delta_minor, bonus_delta_minor, game_id, created_at)
+                   VALUES ($1, $2, $3, $4, 'psp_fee', $5, '', $6, $7, 'ok', 0, 0, 0, 0, $8, $9)
+                   ON CONFLICT (scope, transaction_id) DO NOTHING RETURNING txn_id""",
+                txn_id, RECON_SHARD_ID, self.scope, f"fees:{report}:{currency}", partner, currency, abs(amount),
+                report[:64], ts(now_us))
+            if inserted is None:
+                continue
+            await self.conn.executemany(
+                "INSERT INTO entries (txn_id, account, currency, delta_minor) VALUES ($1, $2, $3, $4)",
+                [(txn_id, clearing, currency, -amount), (txn_id, fee_account, currency, amount)])
+            await self.conn.executemany(
+                """INSERT INTO accounts (account, currency, balance_minor) VALUES ($1, $2, $3)
+                   ON CONFLICT (account, currency) DO UPDATE SET balance_minor = accounts.balance_minor + EXCLUDED.balance_minor""",
+                [(clearing, currency, -amount), (fee_account, currency, amount)])
+            posted.append(txn_id)
+        return posted
 
     async def mark_pending(self, txn_ids: Sequence[int], report: str, now_us: int) -> None:
         if txn_ids:

@@ -71,6 +71,11 @@ CREATE TABLE recon_exception_history (
     at            timestamptz NOT NULL
 );
 
+-- Fee postings of reconciliation runs are ledger transactions of their own (house accounts
+-- only: psp_clearing -> psp_fee of the PSP integration), numbered in a range no shard uses:
+-- shard id 65535 (gateway/reconciliation/store.py, book_fees).
+CREATE SEQUENCE recon_txn_seq;
+
 -- The PSP money movements of the ledger by the PSP's reference (transactions.game_id), for
 -- matching; partial, so the game traffic's inserts do not pay for it.
 CREATE INDEX transactions_psp_reference ON transactions (scope, game_id)
