@@ -27,6 +27,7 @@ from gateway.cluster import backends
 from gateway.cluster.backends import Backend, InProcessBackend
 from gateway.config import Settings, load_settings
 from gateway.edge.api_payments import PaymentsApi
+from gateway.edge.api_reconciliation import ReconciliationApi
 from gateway.edge.api_sportsbook import SportsbookApi
 from gateway.edge.api_v1 import Api, decode_body
 from gateway.edge.auth import PartnerKeys
@@ -201,10 +202,12 @@ def _mount(app: Starlette, fast: FastPath, ctx: EdgeContext, settings: Settings,
 
     Returns the close callbacks of what was mounted (e.g. Hub88's signing thread pool).
     """
-    api = Api(ctx, sportsbook, payments=lambda api: PaymentsApi(api, payments, payments.store))
+    api = Api(ctx, sportsbook, payments=lambda api: PaymentsApi(api, payments, payments.store),
+              reconciliation=lambda api: ReconciliationApi(api, payments.store.pool))
     app.router.routes.extend(api.routes())
-    assert api.payments is not None
+    assert api.payments is not None and api.reconciliation is not None
     app.router.routes.extend(api.payments.webhook_routes())
+    app.router.routes.extend(api.reconciliation.routes())
     # The enabled provider adapters (gateway/providers/registry.py; docs/PROVIDERS.md).
     mounts, closers = providers.mount_enabled(ctx)
     app.router.routes.extend(mounts)

@@ -159,6 +159,7 @@ class PaymentsSettings(msgspec.Struct, forbid_unknown_fields=True):
     block_on_chargeback: bool = True  # a chargeback also blocks the player for review
     parked_release_max: int = 100  # parked notifications applied after the one they waited for
     parked_sweep_interval_ms: int = 30_000  # each edge re-checks parked notifications this often
+    report_bytes_max: int = 512 * 1024 * 1024  # a settlement report uploaded for reconciliation
     psps: dict[str, PspIntegration] = {}
 
 
@@ -253,8 +254,9 @@ class SessionSettings(msgspec.Struct, forbid_unknown_fields=True):
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
 
 #: Roles a partner key may hold (docs/SECURITY.md): "wallet" (players, sessions, money,
-#: sportsbook bets), "trading" (sportsbook markets and results, docs/SPORTSBOOK.md).
-PARTNER_ROLES = ("wallet", "trading")
+#: sportsbook bets), "trading" (sportsbook markets and results, docs/SPORTSBOOK.md),
+#: "finance" (reconciliation of settlement reports, docs/RECONCILIATION.md).
+PARTNER_ROLES = ("wallet", "trading", "finance")
 
 
 class ApiKey(msgspec.Struct, forbid_unknown_fields=True):

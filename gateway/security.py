@@ -25,6 +25,11 @@ DEMO_DIGESTS = frozenset({
     "c748e044a3bbe08b91732eea86ec4beab0e334f2314a00aae234be6816433078",  # Evolution demo auth_token
     "6f4b8a40f357ac7a30e938fcd637992543a3ca3df5ea945d93d8e507822c89f1",  # Pragmatic Play demo secret_key
     "12ae77e9bb96cf6106e8cd372d8a5878cdb539e22729762631318b3fe863cacf",  # SoftSwiss demo auth_token
+    "cdad963f1dfcce56088c8c2db17bcc47893170393709f6463f8b0485755f1d83",  # finance key demo-finance-key-change-me
+    "e4d12f849ede90f821c4fc8d80be84cec42d8fee252d1b3a5ab2559eb8894f66",  # Adyen sandbox hmac_key
+    "f0bdab81057216a0683a47dc79fcb434daf03fd9bceb7cc757c2dfeaefe006b6",  # Adyen sandbox api_key
+    "8314d486a449e7c6779e8211808ad6c291434e89734e868125cb9a3e53629894",  # Stripe sandbox webhook_secret
+    "a710591dac86e2e49bd1be0605e23562e54633e4aac6096226c534abcf016a70",  # Stripe sandbox api_key
 })
 
 
@@ -65,6 +70,12 @@ def production_problems(settings: Settings, inline_secrets: list[str]) -> list[s
             path = getattr(integration, field_name)
             if _file_digest(settings, path) in DEMO_DIGESTS:
                 problems.append(f"integrations.{name}.{field_name} is a published demo key")
+    for name, psp in settings.payments.psps.items():
+        if not psp.enabled:
+            continue
+        for field_name in psp.secrets:
+            if _digest(getattr(psp, field_name)) in DEMO_DIGESTS:
+                problems.append(f"payments.psps.{name}.{field_name} is the shipped demo secret")
     if not settings.security.inline_secrets_allowed:
         problems += [f"{path} is written inline in a TOML file; give it as {{ env = ... }} or {{ file = ... }}"
                      for path in inline_secrets]

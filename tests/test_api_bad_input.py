@@ -32,6 +32,8 @@ V1_PATHS = {
     "/v1/payments/withdrawals/{merchant_reference}", "/v1/payments/withdrawals/{merchant_reference}/approve",
     "/v1/payments/withdrawals/{merchant_reference}/decline", "/v1/payments/withdrawals/{merchant_reference}/cancel",
     "/v1/players/{player_id}/kyc",
+    "/v1/payments/reconciliations/{integration}/exceptions",
+    "/v1/payments/reconciliations/{integration}/exceptions/{exception_id}/resolve",
 }
 
 

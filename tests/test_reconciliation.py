@@ -280,3 +280,44 @@ async def test_the_command_line_summary_exceptions_and_resolve(client, gateway, 
     bad = write_csv(tmp_path / "bad.csv", ADYEN_COLUMNS[:-1], [])
     broken = await asyncio.to_thread(cli, "reconcile", "--psp", "adyen", str(bad))
     assert broken.returncode != 0 and "Batch Number" in broken.stderr and "nothing recorded" in broken.stderr
+
+
+FINANCE = {"Authorization": "Bearer demo-finance-key-change-me"}
+
+
+async def test_the_finance_api_upload_exceptions_and_resolve(client, gateway, tmp_path):
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=15.0) as psp:
+        d = await deposit(client, psp, 1_100)
+    when = datetime.now(UTC) + timedelta(days=10)
+    report = write_csv(tmp_path / "api.csv", ADYEN_COLUMNS, [
+        adyen_line("Settled", d[1], 1_100, when=when, merchant=d[0]),
+        adyen_line("Settled", "APIGHOST" + ref().upper(), 100, when=when)]).read_bytes()
+    csv_headers = {"Content-Type": "text/csv"}
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=60.0) as http:
+        url = "/v1/payments/reconciliations/adyen"
+        assert (await http.post(url, content=report, headers=csv_headers)).status_code == 401
+        wallet = await http.post(url, content=report, headers={**csv_headers, **dict(client.headers)})
+        assert wallet.status_code == 403 and wallet.json()["code"] == "forbidden"
+        assert (await http.post(url, content=report, headers={**FINANCE, "Content-Type": "application/json"})
+                ).status_code == 415
+        assert (await http.post("/v1/payments/reconciliations/nope", content=report, headers={**FINANCE, **csv_headers})
+                ).json()["code"] == "unknown_psp"
+        r = await http.post(url, content=report, headers={**FINANCE, **csv_headers})
+        assert r.status_code == 200, r.text
+        assert r.json()["outcomes"]["payment"] == {"exact": 1, "missing_in_ledger": 1}
+        again = await http.post(url, content=report, headers={**FINANCE, **csv_headers})
+        assert again.json()["recorded"] == 0
+        broken = await http.post(url, content=b"Psp Reference,Type\nX,Settled\n", headers={**FINANCE, **csv_headers})
+        assert broken.status_code == 400 and broken.json()["code"] == "invalid_report" and broken.json()["line"] == 1
+        listed = await http.get("/v1/payments/reconciliations/adyen/exceptions", headers=FINANCE)
+        assert listed.status_code == 200, listed.text
+        ghost = next(e for e in listed.json()["exceptions"] if "APIGHOST" in e["subject"])
+        assert ghost["outcome"] == "missing_in_ledger" and ghost["evidence"]["line"]["psp_reference"].startswith("APIGHOST")
+        done = await http.post(f"/v1/payments/reconciliations/adyen/exceptions/{ghost['id']}/resolve",
+                               json={"note": "a test line", "actor": "alice"}, headers=FINANCE)
+        assert done.status_code == 200 and done.json() == {"id": ghost["id"], "status": "resolved"}
+        twice = await http.post(f"/v1/payments/reconciliations/adyen/exceptions/{ghost['id']}/resolve",
+                                json={"note": "again"}, headers=FINANCE)
+        assert twice.status_code == 404 and twice.json()["code"] == "unknown_exception"
+        assert (await http.get("/v1/payments/reconciliations/adyen/exceptions", headers=dict(client.headers))
+                ).status_code == 403

@@ -68,6 +68,7 @@ from gateway.shards.commands import (
 
 if TYPE_CHECKING:
     from gateway.edge.api_payments import PaymentsApi
+    from gateway.edge.api_reconciliation import ReconciliationApi
     from gateway.edge.api_sportsbook import SportsbookApi
 
 log = get_logger("gateway.edge")
@@ -81,6 +82,8 @@ ROUTE_ROLES: dict[str, str] = {
     "POST /v1/sportsbook/results": "trading",
     "PUT /v1/sportsbook/players/{player_id}/stake-factor": "trading",
     "GET /v1/sportsbook/players/{player_id}/stake-factor": "trading",
+    "GET /v1/payments/reconciliations/{integration}/exceptions": "finance",
+    "POST /v1/payments/reconciliations/{integration}/exceptions/{exception_id}/resolve": "finance",
 }
 
 PLAYER_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}\Z")
@@ -320,7 +323,8 @@ class Api:
     """Handlers of the generic API, bound to an EdgeContext."""
 
     def __init__(self, ctx: EdgeContext, sportsbook: SportsbookApi | None = None,
-                 payments: Callable[[Api], PaymentsApi] | None = None) -> None:
+                 payments: Callable[[Api], PaymentsApi] | None = None,
+                 reconciliation: Callable[[Api], ReconciliationApi] | None = None) -> None:
         self.ctx = ctx
         self.sportsbook = sportsbook
         self.keys = PartnerKeys(ctx.settings.partners)
@@ -330,6 +334,7 @@ class Api:
         self.body_bytes_max = ctx.settings.server.body_bytes_max
         self.responsible = ResponsibleApi(self)
         self.payments = payments(self) if payments is not None else None
+        self.reconciliation = reconciliation(self) if reconciliation is not None else None
 
     def _partner(self, request: Request, role: str) -> str:
         """The authenticated partner; its key must hold ``role`` (docs/SECURITY.md, "Roles")."""
@@ -386,6 +391,8 @@ class Api:
         }
         if self.payments is not None:
             handlers.update(self.payments.handlers())
+        if self.reconciliation is not None:
+            handlers.update(self.reconciliation.handlers())
         if self.sportsbook is not None:
             sportsbook = self.sportsbook
             for key, (label, handler) in sportsbook.handlers().items():

@@ -26,6 +26,7 @@ import msgspec
 from gateway import money
 from gateway.config import Settings
 from gateway.edge import api_payments as pay
+from gateway.edge import api_reconciliation as recon
 from gateway.edge import api_responsible as rg
 from gateway.edge.api_v1 import PLAYER_ID_RE, integrations_by_partner
 from gateway.edge.api_v1 import REQUEST_SCHEMAS as _API_REQUESTS
@@ -118,19 +119,30 @@ _OPERATIONS += [
     ("GET /v1/players/{player_id}/kyc", "A player's KYC status", None, "KycOut", _PAY_NOTE),
 ]
 
-REQUEST_SCHEMAS = {**_API_REQUESTS, "Payment": pay.PaymentBody, "Decision": pay.DecisionBody, "Kyc": pay.KycBody,
+_RECON_NOTE = ("Reconciliation (docs/RECONCILIATION.md), with a key holding the `finance` role. The report itself "
+               "is uploaded as `text/csv` to `POST /v1/payments/reconciliations/{integration}`.")
+_OPERATIONS += [
+    ("GET /v1/payments/reconciliations/{integration}/exceptions", "Open reconciliation exceptions (finance key)", None,
+     "ReconExceptions", _RECON_NOTE),
+    ("POST /v1/payments/reconciliations/{integration}/exceptions/{exception_id}/resolve",
+     "Mark a reconciliation exception resolved (finance key)", "Resolve", "Resolved", _RECON_NOTE),
+]
+
+REQUEST_SCHEMAS = {**_API_REQUESTS, "Resolve": recon.ResolveBody, "Payment": pay.PaymentBody, "Decision": pay.DecisionBody, "Kyc": pay.KycBody,
                    "Limits": rg.LimitsBody, "LimitIn": rg.LimitIn, "Exclusion": rg.ExclusionBody,
                    "SportsbookMarket": sb.MarketBody, "SportsbookBet": sb.BetBody,
                    "SportsbookResult": sb.ResultBody, "SportsbookCashout": sb.CashoutBody,
                    "SportsbookStakeFactor": sb.StakeFactorBody}
-RESPONSE_SCHEMAS = {**_API_RESPONSES, "PaymentOut": pay.PaymentOut, "KycOut": pay.KycOut, "PlayerLimits": rg.LimitsResponse, "PlayerExclusion": rg.ExclusionsResponse,
+RESPONSE_SCHEMAS = {**_API_RESPONSES, "ReconExceptions": recon.ReconExceptionsOut, "Resolved": recon.ResolvedOut,
+                    "PaymentOut": pay.PaymentOut, "KycOut": pay.KycOut, "PlayerLimits": rg.LimitsResponse, "PlayerExclusion": rg.ExclusionsResponse,
                     "SportsbookMarketOut": sb.MarketResponse, "SportsbookBetOut": sb.BetResponse,
                     "SportsbookMarketReport": sb.MarketReport, "SportsbookResultAccepted": sb.ResultAccepted,
                     "SportsbookStakeFactorOut": sb.StakeFactorOut}
 
 #: Path parameters other than player_id: name -> (pattern, example).
 _PATH_IDS = {"market_id": (r"^[\x21-\x7e]{1,128}$", "market-1"), "bet_id": (r"^[\x21-\x7e]{1,128}$", "bet-1"),
-             "merchant_reference": (r"^[\x21-\x7e]{1,128}$", "dep-1")}
+             "merchant_reference": (r"^[\x21-\x7e]{1,128}$", "dep-1"),
+             "integration": (r"^[a-z0-9][a-z0-9_-]{0,31}$", "adyen"), "exception_id": (r"^[0-9]{1,18}$", "1")}
 
 #: OpenAPI 3.0, whose JSON Schema dialect (Wright draft 00) defines ``integer`` as "a JSON
 #: number without a fraction or exponent part": the server's own reading (``100.0`` is not
@@ -321,8 +333,9 @@ def _operation(key: str, summary: str, request: str | None, response: str, descr
         }]
     for name, (pattern, example) in _PATH_IDS.items():
         if "{" + name + "}" in key:
-            op["parameters"] = [{"name": name, "in": "path", "required": True,
-                                 "schema": {"type": "string", "pattern": pattern}, "example": example}]
+            op.setdefault("parameters", []).append({"name": name, "in": "path", "required": True,
+                                                    "schema": {"type": "string", "pattern": pattern},
+                                                    "example": example})
     return op
 
 

@@ -89,6 +89,9 @@ HTTP_STATUS: dict[str, int] = {
     "unknown_psp": 400,
     "unknown_payment": 404,
     "payment_state": 409,
+    # reconciliation (docs/RECONCILIATION.md)
+    "invalid_report": 400,
+    "unknown_exception": 404,
 }
 
 TITLES: dict[str, str] = {
@@ -156,6 +159,8 @@ TITLES: dict[str, str] = {
     "unknown_psp": "Not one of the partner's PSP integrations",
     "unknown_payment": "Unknown deposit or withdrawal",
     "payment_state": "The payment is not in a state that allows this",
+    "invalid_report": "The settlement report is malformed",
+    "unknown_exception": "No open reconciliation exception with this id",
 }
 
 #: Answers that carry ``Retry-After`` (seconds): the caller may retry the same request.
@@ -337,6 +342,10 @@ ROUTES.update({
         {200: "the player's KYC status now"}, (*_EVERY, *_WRITE, "unknown_player", *_PLAYER_PATH)),
     "GET /v1/players/{player_id}/kyc": RouteStatuses(
         {200: "the player's KYC status (`unverified` if none was set)"}, (*_EVERY, "unknown_player", *_PLAYER_PATH)),
+    "GET /v1/payments/reconciliations/{integration}/exceptions": RouteStatuses(
+        {200: "the open exceptions with their evidence, oldest first"}, (*_EVERY, "not_found", "unknown_psp")),
+    "POST /v1/payments/reconciliations/{integration}/exceptions/{exception_id}/resolve": RouteStatuses(
+        {200: "resolved, with the note kept"}, (*_EVERY, *_WRITE, "not_found", "unknown_psp", "unknown_exception")),
 })
 
 
