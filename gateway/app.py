@@ -97,7 +97,8 @@ def create_app(
         holder.update(backend=backend, ctx=ctx)
         payments_pool = await backends.open_pool(settings, embedded.database_url,
                                                  size_max=settings.payments.pool_size_max, session_state=False)
-        payments = Payments(settings.payments, PaymentStore(payments_pool), ctx.submit)
+        payments = Payments(settings.payments, PaymentStore(payments_pool), ctx.submit,
+                            amount_minor_max=settings.money.amount_minor_max)
         closers = _mount(app, fast, ctx, settings, sportsbook, payments)
         parked_sweep = asyncio.create_task(payments.sweep_forever())
         log.info("gateway_ready", edge=edge_id, port=settings.server.port)

@@ -245,3 +245,18 @@ async def test_payouts_through_the_sdks_to_a_local_psp(spawn_gateway):
                                  "WHERE account LIKE 'house:withdrawal_pending:%'")
         assert pending[0]["s"] == 150_000  # only the one waiting for review is still pending
         await check_ledger(gw.database_url)
+
+
+async def test_an_amount_out_of_range_is_refused_and_never_reaches_the_ledger(client, gateway):
+    player = await new_player(client)
+    reference = "big-" + player
+    await open_deposit(client, player, 1_000, reference)
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=15.0) as psp:
+        huge = adyen_item("AUTHORISATION", ref("P").upper(), 2**63, merchant_reference=reference)
+        r = await adyen_post(psp, huge)
+        assert r.status_code == 400 and r.json()["code"] == "invalid_request", r.text
+        above = adyen_item("AUTHORISATION", ref("P").upper(), 100_000_000_01, merchant_reference=reference)
+        assert (await adyen_post(psp, above)).text == "[accepted]"  # stored, routed to review, not applied
+    assert await balance(client, player) == (0, 0)
+    (row,) = await rows(gateway, "SELECT state, detail FROM psp_events WHERE merchant_reference = $1", reference)
+    assert row["state"] == "unmatched" and "amount_minor_max" in row["detail"]

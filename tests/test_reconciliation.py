@@ -225,6 +225,7 @@ async def test_stripe_report_with_an_ambiguous_reference(client, gateway, tmp_pa
     (lambda rows: [rows[0], {**rows[1], "Gross Credit (GC)": "1.234"}], 3, "Gross Credit (GC)"),
     (lambda rows: [rows[0], {**rows[1], "Type": "Teleported"}], 3, "Type"),
     (lambda rows: [rows[0], {**rows[1], "Creation Date": "yesterday"}], 3, "Creation Date"),
+    (lambda rows: [rows[0], {**rows[1], "Gross Credit (GC)": "9" * 19 + ".00"}], 3, "Gross Credit (GC)"),
 ])
 async def test_a_malformed_file_names_the_line_and_books_nothing(gateway, tmp_path, mutate, line_no, column):
     when = datetime.now(UTC)

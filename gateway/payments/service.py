@@ -80,8 +80,10 @@ class Outcome:
 class Payments:
     """The cashier and the webhooks of every PSP integration of this gateway."""
 
-    def __init__(self, settings: PaymentsSettings, store: PaymentStore, submit: Submit) -> None:
+    def __init__(self, settings: PaymentsSettings, store: PaymentStore, submit: Submit,
+                 amount_minor_max: int = 100_000_000_00) -> None:
         self.settings = settings
+        self.amount_minor_max = amount_minor_max
         self.store = store
         self.submit = submit
         self.psps = {name: psp for name, psp in settings.psps.items() if psp.enabled}
@@ -301,6 +303,10 @@ class Payments:
                 log.warning("parked_sweep_failed", error=repr(exc))
 
     async def _process_once(self, integration: str, psp: PspIntegration, event: PspEvent) -> Outcome:
+        if event.amount_minor > self.amount_minor_max:
+            detail = f"the amount {event.amount_minor} is above money.amount_minor_max: not applied"
+            await self.store.settle_event(integration, event.event_key, "unmatched", detail, clock.now_us())
+            return Outcome("unmatched", detail)
         payment = await self._payment_of(psp, integration, event)
         needs = NEEDS.get(event.kind, ())
         needs_met = True

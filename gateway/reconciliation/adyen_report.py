@@ -114,9 +114,12 @@ def minor_of(text: str, currency: str, line_no: int, column: str) -> int:
 
 def _slow(text: str, currency: str, line_no: int, column: str) -> int:
     try:
-        return money.minor_from_decimal_str(text, currency)
+        value = money.minor_from_decimal_str(text, currency)
     except money.AmountError as exc:
         raise ReportError(line_no, column, exc.detail) from None
+    if abs(value) > money.AMOUNT_MINOR_CEILING:
+        raise ReportError(line_no, column, f"{text!r} is larger than any amount the ledger holds")
+    return value
 
 
 _EXPONENTS = dict(money.CURRENCY_EXPONENTS)

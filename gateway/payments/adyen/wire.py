@@ -13,8 +13,13 @@ import msgspec
 Text = Annotated[str, msgspec.Meta(max_length=256)]
 
 
+#: The largest amount any wire carries (money.AMOUNT_MINOR_CEILING): a larger or negative
+#: value is not a notification we can apply (and would not fit a bigint column).
+Value = Annotated[int, msgspec.Meta(ge=0, le=2**53 - 1)]
+
+
 class Amount(msgspec.Struct):
-    value: int
+    value: Value
     currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z")]
 
 

@@ -14,12 +14,14 @@ from typing import Annotated
 import msgspec
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+#: Amounts in the smallest unit: never negative on these objects, at most money.AMOUNT_MINOR_CEILING.
+Amount = Annotated[int, msgspec.Meta(ge=0, le=2**53 - 1)]
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{3}\Z")]
 
 
 class Refund(msgspec.Struct):
     id: Id
-    amount: int
+    amount: Amount
     currency: Currency
     status: str = "succeeded"
 
@@ -33,7 +35,7 @@ class StripeObject(msgspec.Struct):
 
     id: Id
     object: str
-    amount: int = 0
+    amount: Amount = 0
     currency: Currency = "eur"
     metadata: dict[str, str] = {}
     payment_intent: str | None = None  # Charge, Dispute
