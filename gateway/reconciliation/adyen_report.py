@@ -10,11 +10,10 @@ Number. Amounts are decimals in major units; a missing amount is empty.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator
 
 from gateway import money
-from gateway.reconciliation.lines import ReportError, ReportLine, parse_time_us
+from gateway.reconciliation.lines import CsvReport, ReportError, ReportLine, parse_time_us
 
 REQUIRED = (
     "Psp Reference", "Merchant Reference", "Creation Date", "Type", "Modification Reference", "Gross Currency",
@@ -41,22 +40,9 @@ def parse(rows: Iterable[str]) -> Iterator[ReportLine]:
     """The report's lines, in order. ReportError names the line and column of the first
     problem: a missing column, an unknown Type, an amount that is not a decimal, an unknown
     currency or one with too many decimals."""
-    reader = csv.reader(rows)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise ReportError(1, "", "the file is empty") from None
-    index = {name.strip(): i for i, name in enumerate(header)}
-    for column in REQUIRED:
-        if column not in index:
-            raise ReportError(1, column, "missing column")
-    col = {name: index[name] for name in REQUIRED}
-    width = max(col.values()) + 1
-    for line_no, row in enumerate(reader, start=2):
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        if len(row) < width:
-            raise ReportError(line_no, header[len(row)] if len(row) < len(header) else "", "the line is too short")
+    report = CsvReport(rows, REQUIRED)
+    col = report.col
+    for line_no, row in report.rows():
         psp_type = row[col["Type"]].strip()
         kind = KINDS.get(psp_type)
         if kind is None:

@@ -7,6 +7,8 @@ refund, a chargeback, a payout to the merchant), fees are positive costs.
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -56,6 +58,34 @@ class ReportLine(msgspec.Struct, frozen=True, omit_defaults=True):
     def key(self) -> tuple[str, str, str, str]:
         """The line's identity within a PSP account: the same key twice is a duplicate line."""
         return (self.psp_type, self.psp_reference, self.modification_reference, self.batch)
+
+
+class CsvReport:
+    """A settlement report's CSV, header checked: ``index`` (every column -> position),
+    ``col`` (the required ones), and ``rows()``: (line number, row) of every non-empty line
+    long enough to hold the required columns. ReportError otherwise (line 1: the header)."""
+
+    def __init__(self, rows: Iterable[str], required: tuple[str, ...]) -> None:
+        self.reader = csv.reader(rows)
+        try:
+            self.header = next(self.reader)
+        except StopIteration:
+            raise ReportError(1, "", "the file is empty") from None
+        self.index = {name.strip(): i for i, name in enumerate(self.header)}
+        for column in required:
+            if column not in self.index:
+                raise ReportError(1, column, "missing column")
+        self.col = {name: self.index[name] for name in required}
+        self.width = max(self.col.values()) + 1
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        for line_no, row in enumerate(self.reader, start=2):
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) < self.width:
+                missing = self.header[len(row)] if len(row) < len(self.header) else ""
+                raise ReportError(line_no, missing, "the line is too short")
+            yield line_no, row
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -10,12 +10,11 @@ signed (a refund's gross is negative); ``fee`` is positive when Stripe charged o
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator
 
 from gateway import money
 from gateway.reconciliation.adyen_report import minor_of
-from gateway.reconciliation.lines import ReportError, ReportLine, parse_time_us
+from gateway.reconciliation.lines import CsvReport, ReportError, ReportLine, parse_time_us
 
 REQUIRED = ("automatic_payout_id", "balance_transaction_id", "created_utc", "currency", "gross", "fee", "net",
             "reporting_category", "source_id")
@@ -31,24 +30,11 @@ KINDS = {
 
 def parse(rows: Iterable[str]) -> Iterator[ReportLine]:
     """The report's lines, in order; ReportError names the line and column of the first problem."""
-    reader = csv.reader(rows)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise ReportError(1, "", "the file is empty") from None
-    index = {name.strip(): i for i, name in enumerate(header)}
-    for column in REQUIRED:
-        if column not in index:
-            raise ReportError(1, column, "missing column")
-    col = {name: index[name] for name in REQUIRED}
-    ref_col = index.get(MERCHANT_REFERENCE)
-    pi_col = index.get(PAYMENT_INTENT)
-    width = max(col.values()) + 1
-    for line_no, row in enumerate(reader, start=2):
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        if len(row) < width:
-            raise ReportError(line_no, "", "the line is too short")
+    report = CsvReport(rows, REQUIRED)
+    col = report.col
+    ref_col = report.index.get(MERCHANT_REFERENCE)
+    pi_col = report.index.get(PAYMENT_INTENT)
+    for line_no, row in report.rows():
         category = row[col["reporting_category"]].strip()
         kind = KINDS.get(category)
         if kind is None:
