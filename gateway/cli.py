@@ -1,6 +1,6 @@
 """``gateway`` command: serve, shard, edge, shards (init, status, move, resize), migrate,
-verify-ledger, audit-export, prune-keys, reviews, sportsbook rebuild-exposure, reconcile,
-reconcile-resolve.
+verify-ledger, audit-export, audit (export, verify, trace), prune-keys, reviews, sportsbook
+rebuild-exposure, reconcile, reconcile-resolve.
 
 Configuration comes from ``config/default.toml``, ``--config FILE`` / ``GATEWAY_CONFIG`` and
 ``GATEWAY_*`` environment variables (see ``gateway.config``, docs/CONFIGURATION.md). With no
@@ -662,3 +662,90 @@ def reconcile_resolve_cmd(config: str | None, integration: str, note: str, actor
     if not _run(_with_conn(settings, run)):
         raise click.ClickException(f"no open exception {exception_id} of {integration}")
     click.echo(f"exception {exception_id} resolved")
+
+
+# ---- the regulator's audit toolkit (docs/AUDIT.md) ---------------------------------------
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """Export, verify and trace the audit record (docs/AUDIT.md)."""
+
+
+@audit_group.command("export")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True,
+              help="The export file; its manifest is written beside it (<out>.manifest.json).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--partner", default=None, help="Only this partner's records.")
+@click.option("--player", default=None, help="Only this player's records.")
+@click.option("--provider", default=None, help="Only records of this source (a provider integration, 'api', ...).")
+@click.option("--transaction-id", default=None, help="Only records of this transaction id.")
+@click.option("--since", type=IsoTime(), default=None, help="From this time, inclusive (ISO 8601; UTC if no offset).")
+@click.option("--until", type=IsoTime(), default=None, help="Until this time, exclusive (ISO 8601).")
+def audit_export_cmd(config: str | None, out: str, fmt: str, partner: str | None, player: str | None,
+                     provider: str | None, transaction_id: str | None, since: datetime | None,
+                     until: datetime | None) -> None:
+    """Export audit records with a manifest that lets an auditor check them offline:
+    ``gateway audit verify FILE``. Streamed, in chain order; one consistent snapshot."""
+    from pathlib import Path
+
+    from gateway.ledger.audit_export import Filters, export, manifest_path
+
+    settings = _settings(config)
+    if since is not None and until is not None and since >= until:
+        raise click.BadParameter("--since must be before --until", param_hint="'--since'")
+    filters = Filters(partner, player, provider, transaction_id, since, until)
+
+    done = [0]
+
+    def progress(records: int) -> None:  # the total is unknown until the end: a running count
+        done[0] += records
+        click.echo(f"\rexported {done[0]:,} records", nl=False, err=True)
+
+    async def run(conn: Any) -> dict:
+        return await export(conn, Path(out), filters, fmt, progress=progress)
+
+    manifest = _run(_with_conn(settings, run))
+    click.echo(f"audit export: {manifest['count']} records to {out}, manifest {manifest_path(Path(out))}", err=True)
+
+
+@audit_group.command("verify")
+@click.argument("export_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--manifest", "manifest_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The manifest (default: <file>.manifest.json).")
+def audit_verify_cmd(export_file: str, manifest_file: str | None) -> None:
+    """Check an export against its manifest, offline (no database): every record's hash,
+    the chain's continuity (unfiltered) or the listed positions (filtered), the count, the
+    first and last hash and the file's sha256. Exit 1 with the problems if any."""
+    from pathlib import Path
+
+    from gateway.ledger.audit_export import verify
+
+    manifest = orjson.loads(Path(manifest_file).read_bytes()) if manifest_file else None
+    try:
+        verdict = verify(Path(export_file), manifest)
+    except (OSError, ValueError, KeyError) as exc:
+        raise click.ClickException(f"cannot verify {export_file}: {exc}") from None
+    if not verdict.ok:
+        for problem in verdict.problems:
+            click.echo(problem, err=True)
+        raise click.ClickException(f"{export_file}: NOT verified ({verdict.records} records read)")
+    click.echo(f"{export_file}: verified, {verdict.records} records")
+
+
+@audit_group.command("trace")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--partner", default=None, help="The partner whose transaction id it is.")
+@click.argument("transaction_id")
+def audit_trace_cmd(config: str | None, partner: str | None, transaction_id: str) -> None:
+    """One operation end to end as JSON: its audit records (the raw request, the chain
+    position, the batch and commit time, the outcome), its ledger entries, and the later
+    events of the same bet or round."""
+    from gateway.ledger.audit_trace import trace
+
+    settings = _settings(config)
+    found = _run(_with_conn(settings, lambda conn: trace(conn, transaction_id, partner)))
+    if not found["audit"] and not found["ledger"]:
+        raise click.ClickException(f"nothing recorded under transaction id {transaction_id!r}")
+    click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
