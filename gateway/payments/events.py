@@ -54,13 +54,3 @@ class PspEvent(msgspec.Struct, frozen=True, omit_defaults=True):
     currency: str = ""
     amount_minor: int = 0
     detail: str = ""
-
-
-class WebhookRefused(Exception):
-    """The request is not a well-formed, correctly signed notification of this PSP:
-    ``code`` is a shard Code value (invalid_signature, invalid_request), ``detail`` why."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
