@@ -50,6 +50,8 @@ from gateway.sportsbook.driver import SettlementDriver
 from gateway.sportsbook.exposure import ExposureBook
 from gateway.sportsbook.store import SportsbookStore
 from gateway.sportsbook.sweeper import ReservationSweeper
+from gateway.telemetry import tracing
+from gateway.telemetry.request import observed_submit
 
 log = get_logger("gateway.app")
 
@@ -67,6 +69,7 @@ def create_app(
     """
     settings = settings or load_settings()
     clock.configure(clock.offset_file_path(settings.clock_offset_file))
+    tracing.configure(settings, "gateway" if backend_factory is None else "edge")
     edge_id = settings.server.edge_id or f"{socket.gethostname()}:{os.getpid()}"
     holder: dict = {}
 
@@ -89,7 +92,7 @@ def create_app(
         redis = redis_client(embedded.redis_url, settings.redis.socket_timeout_ms, settings.redis.connections_max)
         limiter = RateLimiter(redis, settings.rate_limits,
                               timeout_s=settings.redis.socket_timeout_ms / 1000)
-        ctx = EdgeContext(settings=settings, submit=backend.submit,
+        ctx = EdgeContext(settings=settings, submit=observed_submit(backend.submit),
                           sessions=SessionStore(redis, settings.session.token_ttl_s,
                                                 settings.session.lookup_batch_size_max),
                           limiter=limiter, edge_id=edge_id)
@@ -120,6 +123,7 @@ def create_app(
             await redis.aclose()
             await embedded.astop()
             log.info("gateway_stopped", edge=edge_id)
+            tracing.shutdown()
 
     async def healthz(request: Request) -> Response:
         backend: Backend | None = holder.get("backend")

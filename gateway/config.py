@@ -379,6 +379,20 @@ def _rg_problems(rg: ResponsibleGamingSettings) -> list[str]:
     return problems
 
 
+class TracingSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """OpenTelemetry tracing (gateway/telemetry/tracing.py; docs/OBSERVABILITY.md)."""
+
+    exporter: str = "none"  # "none" (tracing off), "otlp" (OTLP/HTTP to otlp_endpoint) or "console" (stdout)
+    sample_ratio: float = 0.1  # share of new traces recorded; a caller's traceparent decides for its own trace
+    otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"  # an OpenTelemetry Collector, Jaeger or Tempo
+    otlp_timeout_ms: int = 5_000  # one export call
+    service_name: str = "wallet-gateway"  # the resource's service.name
+    queue_spans_max: int = 8_192  # spans waiting for export per process; when full, new spans are dropped
+    export_batch_spans_max: int = 512  # spans per export call
+    export_interval_ms: int = 1_000  # the longest a span waits in the queue
+    links_per_span_max: int = 128  # span links of one batch or prefetch span (the traced commands it served)
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True):
     mode: str = "sandbox"  # "sandbox" or "production" (docs/SECURITY.md)
     data_dir: str = "var"  # embedded services, sockets and runtime files (relative: to the project)
@@ -395,6 +409,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     sportsbook: SportsbookSettings = msgspec.field(default_factory=SportsbookSettings)
     responsible_gaming: ResponsibleGamingSettings = msgspec.field(default_factory=ResponsibleGamingSettings)
     payments: PaymentsSettings = msgspec.field(default_factory=PaymentsSettings)
+    tracing: TracingSettings = msgspec.field(default_factory=TracingSettings)
     # A file holding seconds added to every process's clock (tests cross cooling-off periods
     # and window edges with it; gateway/clock.py). Sandbox mode only.
     clock_offset_file: str = ""
@@ -419,6 +434,15 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
             problems.append("shard.players_resident_max must be >= 2 x shard.prefetch_players_max")
         if not 1 <= self.redis.connections_max <= 10_000:
             problems.append("redis.connections_max must be within 1..10000")
+        t = self.tracing
+        if t.exporter not in ("none", "otlp", "console"):
+            problems.append('tracing.exporter must be "none", "otlp" or "console"')
+        if not 0.0 <= t.sample_ratio <= 1.0:
+            problems.append("tracing.sample_ratio must be within 0..1")
+        if t.queue_spans_max < 1 or t.export_batch_spans_max < 1 or t.export_interval_ms < 1:
+            problems.append("tracing.queue_spans_max, export_batch_spans_max and export_interval_ms must be >= 1")
+        if not 0 <= t.links_per_span_max <= 1_000:
+            problems.append("tracing.links_per_span_max must be within 0..1000")
         b = self.sportsbook
         if not (1 <= b.pool_size_max <= 64 and 2 <= b.accumulator_legs_max <= 32 and 2 <= b.system_legs_max <= 16
                 and 2 <= b.selections_per_market_max <= 10_000):

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 import orjson
 import structlog
+from opentelemetry.trace import get_current_span
 
 __all__ = ["configure_logging", "get_logger"]
 
@@ -84,6 +85,16 @@ def _add_logger_name(logger: Any, _name: str, event_dict: MutableMapping[str, An
     return event_dict
 
 
+def _add_trace_ids(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """``trace_id`` and ``span_id`` (hex, as trace viewers show them) of the span current
+    when the line is logged (a sampled request's edge span; gateway/edge/request_span.py)."""
+    context = get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+    return event_dict
+
+
 def _parse_level(level: str | int) -> int:
     if isinstance(level, int):
         return level
@@ -108,6 +119,7 @@ def configure_logging(level: str | int = "info", *, stream: TextIO | None = None
     # Shared by structlog-native events and by stdlib records (foreign_pre_chain).
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        _add_trace_ids,
         structlog.processors.add_log_level,
         timestamper,
     ]

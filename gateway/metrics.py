@@ -29,13 +29,19 @@ def exposition() -> bytes:
 
 _LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
+#: The RED signals of every money route. ``route``: "POST /v1/wallet/debit" or a provider
+#: integration's "hub88 /transaction/bet"; ``provider``: the studio protocol ("" for the
+#: partner API); ``outcome``: the HTTP status; ``code``: the stable answer code ("ok",
+#: "insufficient_funds", "retryable", ...; a provider answers 200 with its own status, so
+#: its errors show here and not in ``outcome``). docs/SLO.md says which codes are errors.
+REQUEST_LABELS = ("route", "provider", "outcome", "code")
 requests_total = Counter(
-    "gateway_requests_total", "HTTP requests by route and outcome code.",
-    ("route", "outcome"), registry=REGISTRY,
+    "gateway_requests_total", "HTTP requests by route, provider, HTTP status and answer code.",
+    REQUEST_LABELS, registry=REGISTRY,
 )
 request_latency_seconds = Histogram(
-    "gateway_request_latency_seconds", "HTTP request latency by route and outcome code.",
-    ("route", "outcome"), buckets=_LATENCY_BUCKETS_S, registry=REGISTRY,
+    "gateway_request_latency_seconds", "HTTP request latency by route, provider, HTTP status and answer code.",
+    REQUEST_LABELS, buckets=_LATENCY_BUCKETS_S, registry=REGISTRY,
 )
 inbox_depth = Gauge("gateway_shard_inbox_depth", "Commands waiting in the shard inbox.", ("shard",), registry=REGISTRY,
     multiprocess_mode="livesum")
@@ -46,6 +52,35 @@ keys_resident = Gauge("gateway_shard_keys_resident", "Idempotency keys held in s
 batch_size = Histogram(
     "gateway_batch_size_commands", "Commands per committed write-behind batch.", ("shard",),
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000), registry=REGISTRY,
+)
+batch_fill_ratio = Histogram(
+    "gateway_batch_fill_ratio", "Commands per committed batch over shard.batch_size_max (1 = full).", ("shard",),
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0), registry=REGISTRY,
+)
+evictions_total = Counter(
+    "gateway_shard_evictions_total", "Players and idempotency keys dropped from shard memory (LRU), by kind.",
+    ("shard", "kind"), registry=REGISTRY,
+)
+storage_degraded = Gauge(
+    "gateway_shard_storage_degraded",
+    "1 while the shard's PostgreSQL has been failing past shard.storage_failure_grace_ms (or a commit "
+    "is overdue), else 0.", ("shard",), registry=REGISTRY, multiprocess_mode="livemax",
+)
+fencing_events_total = Counter(
+    "gateway_fencing_events_total",
+    "Shard processes that found their lease fenced (a newer epoch took it: a restart elsewhere, or "
+    "gateway shards move fencing an owner that did not release in time) and stopped; reason fence_lost.",
+    ("reason",), registry=REGISTRY,
+)
+wallet_transactions_total = Counter(
+    "gateway_wallet_transactions_total",
+    "Committed money movements by kind (debit, credit, rollback, deposit, withdraw, ...) and currency.",
+    ("kind", "currency"), registry=REGISTRY,
+)
+wallet_amount_minor_total = Counter(
+    "gateway_wallet_amount_minor_total",
+    "Sum of committed money movements in minor units, by kind and currency (bet and win volume).",
+    ("kind", "currency"), registry=REGISTRY,
 )
 flush_latency_seconds = Histogram(
     "gateway_batch_flush_latency_seconds", "Time to commit one batch, retries included.", ("shard",),

@@ -489,8 +489,8 @@ async def test_metrics(client, player):
     assert r.headers["content-type"].startswith("text/plain")
     lines = r.text.splitlines()
     samples = dict(line.rsplit(" ", 1) for line in lines if line and not line.startswith("#"))
-    assert 'gateway_requests_total{outcome="200",route="POST /v1/wallet/debit"}' in samples, r.text[:2000]
-    assert float(samples['gateway_requests_total{outcome="200",route="POST /v1/wallet/debit"}']) >= 1
+    assert 'gateway_requests_total{code="ok",outcome="200",provider="",route="POST /v1/wallet/debit"}' in samples, r.text[:2000]
+    assert float(samples['gateway_requests_total{code="ok",outcome="200",provider="",route="POST /v1/wallet/debit"}']) >= 1
     assert float(samples['gateway_batch_size_commands_count{shard="0"}']) >= 1
     assert float(samples['gateway_shard_players_resident{shard="0"}']) >= 1
     assert "# TYPE gateway_batch_size_commands histogram" in lines

@@ -72,7 +72,7 @@ class FakeShard:
         self.raise_next: Exception | None = None
         self.ready = True
 
-    def submit(self, command: Command) -> asyncio.Future[Result]:
+    def submit(self, command: Command, trace: object = None) -> asyncio.Future[Result]:
         if self.raise_next is not None:
             exc, self.raise_next = self.raise_next, None
             raise exc

@@ -25,6 +25,7 @@ from gateway.logs import get_logger
 from gateway.shards.commands import Command, Result
 from gateway.shards.router import LocalShards
 from gateway.shards.shard import Shard
+from gateway.telemetry.command import CommandTrace
 
 log = get_logger("gateway.backends")
 
@@ -36,7 +37,9 @@ class Backend(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def submit(self, command: Command) -> Result: ...
+    async def submit(self, command: Command, trace: CommandTrace | None = None) -> Result:
+        """The durable Result; ``trace``: the sampled request's trace (gateway/telemetry/)."""
+        ...
 
     @property
     def ready(self) -> bool:
@@ -141,9 +144,9 @@ class InProcessBackend:
     async def stop(self) -> None:
         await self._runtime.stop()
 
-    async def submit(self, command: Command) -> Result:
+    async def submit(self, command: Command, trace: CommandTrace | None = None) -> Result:
         assert self._shards is not None, "not started"
-        return await self._shards.submit(command)
+        return await self._shards.submit(command, trace)
 
     @property
     def ready(self) -> bool:
@@ -178,8 +181,8 @@ class RemoteBackend:
         if self._pool is not None:
             await self._pool.close()
 
-    async def submit(self, command: Command) -> Result:
-        return await self.shards.submit(command)
+    async def submit(self, command: Command, trace: CommandTrace | None = None) -> Result:
+        return await self.shards.submit(command, trace)
 
     @property
     def ready(self) -> bool:

@@ -36,6 +36,7 @@ from gateway.cluster import frames
 from gateway.cluster.frames import Challenge, Control, ControlReply, Hello, Ping, Pong, Reply, Request
 from gateway.logs import get_logger
 from gateway.shards.commands import Command, Overloaded, Result, ShardUnavailable
+from gateway.telemetry.command import CommandTrace
 
 log = get_logger("gateway.channel")
 
@@ -116,11 +117,12 @@ class ShardServer:
     """Serves one shard process's edges: a Request becomes ``submit(command)``, answered
     when its future resolves; a Ping is answered at once with the shard's readiness.
 
-    ``submit``: the shard's entry point (raises Overloaded / ShardUnavailable / NotOwner);
+    ``submit(command, trace)``: the shard's entry point (raises Overloaded / ShardUnavailable
+    / NotOwner); ``trace`` is the frame's sampled trace context, if any;
     ``status``: () -> (ready, map revision).
     """
 
-    def __init__(self, submit: Callable[[Command], asyncio.Future[Result]],
+    def __init__(self, submit: Callable[[Command, CommandTrace | None], asyncio.Future[Result]],
                  status: Callable[[], tuple[bool, int]], shard_id: int, *,
                  control: Callable[[Control], Awaitable[ControlReply]] | None = None,
                  secret: str = "") -> None:
@@ -216,8 +218,9 @@ class ShardServer:
 
     def _request(self, frame: Request, out: _Coalescer) -> None:
         request_id = frame.request_id
+        trace = CommandTrace.from_traceparent(frame.traceparent) if frame.traceparent else None
         try:
-            future = self._submit(frame.command)
+            future = self._submit(frame.command, trace)
         except NotOwner as exc:
             out.send(frames.encode(Reply(request_id, frames.OUTCOME_NOT_OWNER, map_revision=exc.map_revision)))
             return
@@ -234,7 +237,8 @@ class ShardServer:
             elif (exc := f.exception()) is not None:
                 reply = Reply(request_id, frames.OUTCOME_UNAVAILABLE, detail=str(exc)[:200])
             else:
-                reply = Reply(request_id, frames.OUTCOME_RESULT, result=f.result())
+                reply = Reply(request_id, frames.OUTCOME_RESULT, result=f.result(),
+                              batch_id=trace.batch_id if trace is not None else 0)
             out.send(frames.encode(reply))
 
         future.add_done_callback(done)
@@ -285,8 +289,8 @@ class ShardClient:
     def inflight(self) -> int:
         return len(self._pending)
 
-    async def call(self, command: Command, bucket: int) -> Reply:
-        reply = await self._exchange(lambda request_id: Request(request_id, bucket, command))
+    async def call(self, command: Command, bucket: int, traceparent: str = "") -> Reply:
+        reply = await self._exchange(lambda request_id: Request(request_id, bucket, command, traceparent))
         assert isinstance(reply, Reply)
         return reply
 

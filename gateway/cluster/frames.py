@@ -6,7 +6,7 @@ socket on one host; gateway/cluster/channel.py) and reads ``Reply`` frames back,
 any order. Every frame on the wire is a 4-byte big-endian length, then that many bytes of
 msgpack (msgspec, the Structs below, array-like to keep them small).
 
-``Reply.outcome``:
+``Reply.outcome`` (a traced command's ``Reply`` also carries its ``batch_id``):
 - ``OUTCOME_RESULT``: ``result`` is the shard's Result (durable, as always);
 - ``OUTCOME_OVERLOADED``: the shard's inbox is full; retry after ``retry_after_s``;
 - ``OUTCOME_UNAVAILABLE``: the shard stopped, is draining or its storage fails, or the
@@ -45,11 +45,14 @@ OUTCOME_RESULT, OUTCOME_OVERLOADED, OUTCOME_UNAVAILABLE, OUTCOME_NOT_OWNER = 0, 
 
 
 class Request(msgspec.Struct, array_like=True, tag=1):
-    """A command for the shard; ``bucket`` as the edge computed it (the shard checks it)."""
+    """A command for the shard; ``bucket`` as the edge computed it (the shard checks it).
+    ``traceparent``: the W3C trace context of the edge's request span, only when that span
+    is sampled ("" otherwise: the shard records no spans for the command)."""
 
     request_id: int
     bucket: int
     command: Command
+    traceparent: str = ""
 
 
 class Ping(msgspec.Struct, array_like=True, tag=2):
@@ -63,6 +66,7 @@ class Reply(msgspec.Struct, array_like=True, tag=3):
     retry_after_s: int = 0
     map_revision: int = 0
     detail: str = ""
+    batch_id: int = 0  # the batch that committed a traced command (0: untraced or no commit)
 
 
 class Pong(msgspec.Struct, array_like=True, tag=4):

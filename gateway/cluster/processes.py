@@ -33,6 +33,8 @@ from gateway.logs import get_logger
 from gateway.shards.commands import Command, Result, player_key_of
 from gateway.shards.router import bucket_of
 from gateway.shards.shard import Shard
+from gateway.telemetry import tracing
+from gateway.telemetry.command import CommandTrace
 
 log = get_logger("gateway.process")
 
@@ -88,6 +90,7 @@ async def run_shard(settings: Settings, shard_id: int, *, listen: str = "", adve
     (default: ``listen``). ``supervised``: started by ``gateway serve`` (exit when it is gone).
     """
     settings.shard.shard_id = shard_id
+    tracing.configure(settings, "shard")
     if supervised:
         stop_when_orphaned()
     listen = listen or shard_socket_path(settings, shard_id)
@@ -99,11 +102,11 @@ async def run_shard(settings: Settings, shard_id: int, *, listen: str = "", adve
     shard = await runtime.start()
     bucket_count = settings.shard.bucket_count
 
-    def submit(command: Command) -> asyncio.Future[Result]:
+    def submit(command: Command, trace: CommandTrace | None) -> asyncio.Future[Result]:
         player = player_key_of(command)
         if player is not None and bucket_of(player[0], player[1], bucket_count) not in shard.buckets:
             raise NotOwner(shard.map_revision)
-        return shard.submit(command)
+        return shard.submit(command, trace)
 
     def bucket_of_player(player_key: tuple[str, str]) -> int:
         return bucket_of(player_key[0], player_key[1], bucket_count)
@@ -138,6 +141,7 @@ async def run_shard(settings: Settings, shard_id: int, *, listen: str = "", adve
     await runtime.stop()  # refuses new commands, commits what it applied
     await server.close()
     log.info("shard_process_stopped", shard=shard_id)
+    tracing.shutdown()
     return 0
 
 

@@ -30,6 +30,7 @@ from gateway.ledger.shard_map import MapSnapshot
 from gateway.logs import get_logger
 from gateway.shards.commands import Command, Overloaded, Result, ShardUnavailable, player_key_of
 from gateway.shards.router import bucket_of
+from gateway.telemetry.command import CommandTrace
 
 log = get_logger("gateway.remote")
 
@@ -72,8 +73,11 @@ class RemoteShards:
     def shards_ready(self) -> dict[int, bool]:
         return {shard_id: c.ready for shard_id, c in sorted(self._clients.items())}
 
-    async def submit(self, command: Command) -> Result:
-        """The shard's Result for ``command``; Overloaded / ShardUnavailable are retryable."""
+    async def submit(self, command: Command, trace: CommandTrace | None = None) -> Result:
+        """The shard's Result for ``command``; Overloaded / ShardUnavailable are retryable.
+        ``trace``: a sampled request's trace, sent along as ``traceparent`` (its ``batch_id``
+        is set from the reply)."""
+        traceparent = trace.traceparent() if trace is not None else ""
         player = player_key_of(command)
         bucket = bucket_of(player[0], player[1], self._bucket_count) if player is not None else -1
         reloads = 0
@@ -85,9 +89,11 @@ class RemoteShards:
             client = self._clients.get(shard_id)
             if client is None:
                 raise ShardUnavailable(f"shard {shard_id} has no address in the shard map")
-            reply = await client.call(command, bucket)
+            reply = await client.call(command, bucket, traceparent)
             if reply.outcome == frames.OUTCOME_RESULT:
                 assert reply.result is not None
+                if trace is not None:
+                    trace.batch_id = reply.batch_id
                 return reply.result
             if reply.outcome == frames.OUTCOME_OVERLOADED:
                 raise Overloaded(retry_after_s=reply.retry_after_s or 1)

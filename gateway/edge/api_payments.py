@@ -319,8 +319,10 @@ class PaymentsApi:
                 response = problem("unavailable", str(exc), retry_after_s=1)
             except Refused as exc:  # the body's size
                 response = problem(exc.code, exc.detail)
-        metrics.requests_total.labels(label, str(response.status_code)).inc()
-        metrics.request_latency_seconds.labels(label, str(response.status_code)).observe(time.perf_counter() - started)
+        code = getattr(response, "code", "ok" if response.status_code < 400 else "error")
+        metrics.requests_total.labels(label, "", str(response.status_code), code).inc()
+        metrics.request_latency_seconds.labels(label, "", str(response.status_code), code).observe(
+            time.perf_counter() - started)
         return response
 
     def _adyen(self, raw: bytes, hmac_key: str) -> list[tuple[PspEvent, str]]:

@@ -125,8 +125,10 @@ class ReconciliationApi:
         started = time.perf_counter()
         response = await self._upload(request)
         label = "POST /v1/payments/reconciliations"
-        metrics.requests_total.labels(label, str(response.status_code)).inc()
-        metrics.request_latency_seconds.labels(label, str(response.status_code)).observe(time.perf_counter() - started)
+        code = getattr(response, "code", "ok" if response.status_code < 400 else "error")
+        metrics.requests_total.labels(label, "", str(response.status_code), code).inc()
+        metrics.request_latency_seconds.labels(label, "", str(response.status_code), code).observe(
+            time.perf_counter() - started)
         return response
 
     async def _upload(self, request: Request) -> Response:

@@ -65,6 +65,7 @@ from gateway.shards.commands import (
     Withdraw,
     idempotency_scope,
 )
+from gateway.telemetry import request as request_observation
 
 if TYPE_CHECKING:
     from gateway.edge.api_payments import PaymentsApi
@@ -482,8 +483,10 @@ class Api:
                 log.error("undocumented_answer", route=key, status=response.status_code,
                           code=getattr(response, "code", None))
             outcome = str(response.status_code)
-            metrics.requests_total.labels(route, outcome).inc()
-            metrics.request_latency_seconds.labels(route, outcome).observe(time.perf_counter() - started)
+            code = response.code if isinstance(response, ProblemResponse) else "ok"
+            request_observation.note(partner=partner or "", outcome=code)
+            metrics.requests_total.labels(route, "", outcome, code).inc()
+            metrics.request_latency_seconds.labels(route, "", outcome, code).observe(time.perf_counter() - started)
             return response
 
         return endpoint

@@ -20,8 +20,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.edge import request_span
 from gateway.edge.problems import problem
 from gateway.logs import get_logger
+from gateway.telemetry import tracing
+from gateway.telemetry.request import CURRENT, RequestObservation
 
 log = get_logger("gateway.edge")
 
@@ -43,7 +46,9 @@ class FastPath:
     It also gives every request an ``X-Request-Id`` and echoes it on every answer: the
     caller's, when it sent a usable one, else one made here (an edge prefix and a counter).
     The id is put into the request's headers, so the audit origin records the same id
-    the caller sees (``EdgeContext.origin``).
+    the caller sees (``EdgeContext.origin``). With tracing on it opens the request's edge
+    span (a child of the caller's W3C ``traceparent``, if any) and answers with the span's
+    own ``traceparent`` (gateway/edge/request_span.py).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -79,20 +84,34 @@ class FastPath:
             await self.app(scope, receive, send)
             return
         request_id = self._request_id(scope)
+        edge_span = request_span.open(scope, request_id) if tracing.tracer() is not None else None
+        observation = RequestObservation(edge_span)
+        token = CURRENT.set(observation)
+        extra_headers = [(REQUEST_ID_HEADER, request_id)]
+        if edge_span is not None:
+            extra_headers.append((request_span.TRACEPARENT_HEADER, request_span.traceparent(edge_span)))
+        status = 0
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)]
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), *extra_headers]
             await send(message)
 
-        if scope["method"] == "POST":
-            endpoint = self.routes.get(scope["path"])
-            if endpoint is not None:
-                try:
-                    response = await endpoint(Request(scope, receive))
-                except Exception as exc:  # a bug, never a client error: those are answered inside
-                    log.error("unhandled_error", path=scope["path"], error=repr(exc), exc_info=exc)
-                    response = problem("unavailable", "internal error; retry with the same id", retry_after_s=1)
-                await response(scope, receive, send_with_id)
-                return
-        await self.app(scope, receive, send_with_id)
+        try:
+            if scope["method"] == "POST":
+                endpoint = self.routes.get(scope["path"])
+                if endpoint is not None:
+                    try:
+                        response = await endpoint(Request(scope, receive))
+                    except Exception as exc:  # a bug, never a client error: those are answered inside
+                        log.error("unhandled_error", path=scope["path"], error=repr(exc), exc_info=exc)
+                        response = problem("unavailable", "internal error; retry with the same id", retry_after_s=1)
+                    await response(scope, receive, send_with_id)
+                    return
+            await self.app(scope, receive, send_with_id)
+        finally:
+            CURRENT.reset(token)
+            if edge_span is not None:
+                request_span.close(edge_span, scope, observation, status)

@@ -26,6 +26,7 @@ answered ``retryable(None)``, the provider's "try again" status.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -34,12 +35,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway import metrics
 from gateway.edge.body import read_body_bounded
 from gateway.edge.context import EdgeContext
 from gateway.logs import get_logger
 from gateway.providers.integration import Caller, IntegrationSettings
 from gateway.providers.refusal import Refusal
 from gateway.shards.commands import Origin, Overloaded
+from gateway.telemetry import request as request_observation
 
 A = TypeVar("A")  # one protocol's answer before it is encoded (a response Struct, a tuple...)
 
@@ -176,23 +179,48 @@ class Pipeline(Generic[A]):
         return handle
 
     async def serve(self, request: Request, route: str, endpoint: Endpoint[A]) -> Response:
-        """Answer one request on ``endpoint``; never raises, never an HTTP 500."""
+        """Answer one request on ``endpoint``; never raises, never an HTTP 500.
+
+        Records the request's RED metrics (``gateway_requests_total`` and its latency, by
+        route, provider, HTTP status and answer code) and notes provider, partner and code
+        on the request's observation (its span, gateway/telemetry/request.py).
+        """
+        started = time.perf_counter()
+        observation = request_observation.current()
+        token = None
+        if observation is None:  # called without FastPath in front (it opens one per request)
+            observation = request_observation.RequestObservation()
+            token = request_observation.CURRENT.set(observation)
+        observation.provider = self._caller.provider
+        observation.partner = self._caller.partner_id
         retry_after_s = RETRY_AFTER_S_DEFAULT
         try:
             answer, retry_after_s = await self._answer(request, route, endpoint)
         except ClientDisconnect:
+            observation.outcome = "client_disconnected"
             answer = self._protocol.retryable(None)
         except Exception as exc:  # noqa: BLE001 - the provider must get a status, never a 500
             self._log.error("provider_unexpected_error", provider=self._name, route=route,
                             error=repr(exc), exc_info=exc)
+            observation.outcome = "internal_error"
             answer = self._protocol.retryable(None)
-        return await self._protocol.respond(answer, route, retry_after_s)
+        finally:
+            if token is not None:
+                request_observation.CURRENT.reset(token)
+        response = await self._protocol.respond(answer, route, retry_after_s)
+        code = observation.outcome or "ok"
+        status = str(response.status_code)
+        metrics.requests_total.labels(route, self._caller.provider, status, code).inc()
+        metrics.request_latency_seconds.labels(route, self._caller.provider, status, code).observe(
+            time.perf_counter() - started)
+        return response
 
     async def _answer(self, request: Request, route: str, endpoint: Endpoint[A]) -> tuple[A, int]:
         """Steps 1-6 of the module docstring: (answer, seconds a retryable answer asks for)."""
         protocol = self._protocol
         limited_s = await self._ctx.admit("provider", self._name)
         if limited_s is not None:
+            request_observation.note(outcome="rate_limited")
             return protocol.retryable(None), limited_s
         rejected = protocol.precheck(request)
         if rejected is not None:
@@ -218,6 +246,7 @@ class Pipeline(Generic[A]):
             self._log.warning("provider_retryable_failure", provider=self._name, route=route,
                               error=repr(exc))
             retry_after_s = exc.retry_after_s if isinstance(exc, Overloaded) else RETRY_AFTER_S_DEFAULT
+            request_observation.note(outcome="overloaded" if isinstance(exc, Overloaded) else "retryable")
             return protocol.retryable(decoded), retry_after_s
 
     async def _reject(self, route: str, rejected: Rejected) -> A:
@@ -256,4 +285,5 @@ class Pipeline(Generic[A]):
         except Exception as exc:  # noqa: BLE001 - failing to audit a refusal must not fail the answer
             self._log.error("provider_refusal_not_audited", provider=self._name, route=route,
                             error=repr(exc), exc_info=exc)
+        request_observation.note(outcome=refusal.code.value)
         return protocol.refusal_answer(refusal, source)

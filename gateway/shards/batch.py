@@ -20,6 +20,7 @@ from gateway.shards.port import AuditEntry, BatchWrite, PlayerBalance
 from gateway.shards.responsible import RgSettings
 from gateway.shards.rows import BetMarkRow, BetSlipRow, EntryRow, NewPlayerRow, ReviewRow, RoundClose, TxnRow, row
 from gateway.shards.state import Key, PlayerKey
+from gateway.telemetry.command import CommandTrace
 
 
 @dataclass(slots=True)
@@ -41,6 +42,7 @@ class Item:
     status_change: tuple[PlayerKey, str] | None = None
     reviews: list[tuple[int, str]] = field(default_factory=list)  # (txn_id, reason): operator-review items
     rg_change: tuple[PlayerKey, RgSettings] | None = None  # responsible-gaming settings to store
+    trace: CommandTrace | None = None  # the sampled request's trace (gateway/telemetry/shard_spans.py)
 
     @property
     def keys(self) -> list[Key]:
@@ -53,8 +55,8 @@ class Item:
                 or self.rg_change is not None)
 
 
-def make_item(applied: Applied, future: asyncio.Future[Result] | None) -> Item:
-    """Snapshot an Applied into an Item."""
+def make_item(applied: Applied, future: asyncio.Future[Result] | None, trace: CommandTrace | None = None) -> Item:
+    """Snapshot an Applied into an Item (``trace``: its sampled request's, if any)."""
     command = applied.command
     player_key = None if command.partner_id is None or command.player_id is None else (command.partner_id, command.player_id)
     item = Item(command, future, applied.result, player_key, applied.applied_at_us, applied.audit)
@@ -73,6 +75,7 @@ def make_item(applied: Applied, future: asyncio.Future[Result] | None) -> Item:
     item.status_change = applied.status_change
     item.reviews = applied.reviews
     item.rg_change = applied.rg_change
+    item.trace = trace
     return item
 
 

@@ -13,6 +13,7 @@ import zlib
 
 from gateway.shards.commands import Command, PlayerKey, Result, ShardUnavailable, player_key_of
 from gateway.shards.shard import Shard
+from gateway.telemetry.command import CommandTrace
 
 
 def bucket_of(partner_id: str, player_id: str, bucket_count: int) -> int:
@@ -43,9 +44,9 @@ class LocalShards:
             raise ShardUnavailable(f"no local shard owns player {player!r}")
         return shard
 
-    async def submit(self, command: Command) -> Result:
+    async def submit(self, command: Command, trace: CommandTrace | None = None) -> Result:
         """Submit to the owning shard and wait for the durable result."""
-        return await self.shard_for(player_key_of(command)).submit(command)
+        return await self.shard_for(player_key_of(command)).submit(command, trace)
 
     @property
     def ready(self) -> bool:

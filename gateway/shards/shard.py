@@ -42,8 +42,13 @@ from gateway.shards.health import StorageHealth
 from gateway.shards.port import FenceLost, KeyConflict, PrefetchResult, Storage, StorageUnavailable, UsageRead
 from gateway.shards.responsible import policies
 from gateway.shards.state import DEBIT, TOMBSTONE, Key, PlayerKey, RoundKey, ShardState, TxRecord
+from gateway.telemetry import shard_spans, tracing
+from gateway.telemetry.command import CommandTrace
 
 log = get_logger("gateway.shard")
+
+#: An inbox entry: the command, its caller's future, its sampled trace (None: untraced).
+Queued = tuple[Command, "asyncio.Future[Result]", CommandTrace | None]
 
 #: Pause between attempts of a read that storage could not answer.
 READ_RETRY_PAUSE_S = 0.05
@@ -78,7 +83,7 @@ class Shard:
         self.label = str(self.shard_id)
         self.state = ShardState(shard_id=self.shard_id, limits=settings.shard,
                                 rg=policies(settings.responsible_gaming))
-        self.inbox: collections.deque[tuple[Command, asyncio.Future[Result]]] = collections.deque()
+        self.inbox: collections.deque[Queued] = collections.deque()
         self.failed: BaseException | None = None
         self._open: Batch = Batch(seq=1)
         self._inflight: Batch | None = None
@@ -159,8 +164,9 @@ class Shard:
 
     # ---- entry point -------------------------------------------------------------------
 
-    def submit(self, command: Command) -> asyncio.Future[Result]:
-        """Queue ``command``; the future resolves to its Result once durable.
+    def submit(self, command: Command, trace: CommandTrace | None = None) -> asyncio.Future[Result]:
+        """Queue ``command``; the future resolves to its Result once durable. ``trace``: the
+        sampled edge request it belongs to, if any (gateway/telemetry/shard_spans.py).
 
         Raises Overloaded when the inbox is full, ShardUnavailable when the shard stopped or
         its storage is not answering (``degraded``). The future fails with CommitTimeout (a
@@ -180,7 +186,9 @@ class Shard:
         elif misattributed(command):
             command = without_misattribution(command)  # another partner's key space: refuse, audited
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self.inbox.append((command, future))
+        if trace is not None:
+            shard_spans.started(trace, self.shard_id, time.time_ns())
+        self.inbox.append((command, future, trace))
         self.commands_accepted += 1
         self._deadlines.add(future, time.monotonic_ns())
         self._inbox_event.set()
@@ -256,13 +264,15 @@ class Shard:
                     continue
                 group = [self.inbox.popleft() for _ in range(min(room, len(self.inbox), self.limits.prefetch_players_max))]
                 taken = len(group)
-                group = [(c, f) for c, f in group if not f.done()]  # timed out while queued: never applied
+                group = [q for q in group if not q[1].done()]  # timed out while queued: never applied
                 if not group:
                     self.commands_applied += taken
                     continue
-                await self._commit_for_usage([c for c, _ in group])
+                commands = [q[0] for q in group]
+                await self._commit_for_usage(commands)
                 async with self._state_lock:
-                    await self._prefetch([c for c, _ in group])
+                    await self._prefetch(commands, [q[2] for q in group if q[2] is not None]
+                                         if tracing.tracer() is not None else ())
                     self._apply_group(group)
                 self.commands_applied += taken
                 self._after_group()
@@ -272,27 +282,35 @@ class Shard:
         except BaseException as exc:  # noqa: BLE001 - a bug in apply or prefetch: stop loudly
             self._die(exc)
 
-    def _apply_group(self, group: list[tuple[Command, asyncio.Future[Result]]]) -> None:
+    def _apply_group(self, group: list[Queued]) -> None:
         now_us = _now_us()
         state = self.state
-        for command, future in group:
+        for command, future, trace in group:
             if future.done():
                 continue  # timed out while its prefetch waited on storage: never applied
-            applied = apply(state, command, now_us)
+            if trace is None:
+                applied = apply(state, command, now_us)
+            else:
+                started_ns = time.time_ns()
+                applied = apply(state, command, now_us)
+                shard_spans.applied(trace, command, applied.result, started_ns, time.time_ns(),
+                                    applied.wait_for_commit)
             if not applied.wait_for_commit:
                 if not future.done():
                     future.set_result(applied.result)
                 continue
             if not self._open.items:
                 self._open.first_added_ns = time.monotonic_ns()
-            self._open.items.append(make_item(applied, future))
+            self._open.items.append(make_item(applied, future, trace))
         state.absent_keys.clear()
         state.round_bets.clear()
 
     def _after_group(self) -> None:
         state = self.state
         if len(state.players) > self.limits.players_resident_max or len(state.keys) > self.limits.keys_resident_max:
-            state.evict()
+            players_evicted, keys_evicted = state.evict()
+            metrics.evictions_total.labels(self.label, "player").inc(players_evicted)
+            metrics.evictions_total.labels(self.label, "key").inc(keys_evicted)
         metrics.inbox_depth.labels(self.label).set(len(self.inbox))
         metrics.players_resident.labels(self.label).set(len(state.players))
         metrics.keys_resident.labels(self.label).set(len(state.keys))
@@ -318,14 +336,18 @@ class Shard:
             self._committed_event.clear()
             await self._committed_event.wait()
 
-    async def _prefetch(self, commands: list[Command]) -> None:
+    async def _prefetch(self, commands: list[Command], traces: list[CommandTrace] | tuple[()] = ()) -> None:
         needs = keys.prefetch_needs(self.state, commands)
         if not needs:
             return
         started = time.perf_counter()
+        started_ns = time.time_ns() if traces else 0
         pending = self._pending_round_debits(needs.rounds)  # before the await: see _pending_round_debits
         fetched = await self._read(needs, "prefetch_retry")
         metrics.prefetch_latency_seconds.labels(self.label).observe(time.perf_counter() - started)
+        if traces:
+            shard_spans.prefetched(traces, self.shard_id, len(needs.players), len(needs.keys), started_ns,
+                                   time.time_ns())
         keys.install(self.state, needs, fetched, pending)
 
     def _pending_round_debits(self, rounds: list[RoundKey]) -> dict[RoundKey, list[TxRecord]]:
@@ -390,7 +412,8 @@ class Shard:
                 self._open = Batch(seq=batch.seq + 1)
                 self._space_event.set()
                 started = time.perf_counter()
-                await self._commit(batch)
+                started_ns = time.time_ns()
+                retries = await self._commit(batch)
                 self.state.committed_seq = batch.seq
                 self._committed_event.set()
                 self._inflight = None
@@ -399,6 +422,13 @@ class Shard:
                 self.flush_seconds_total += flush_s
                 metrics.flush_latency_seconds.labels(self.label).observe(flush_s)
                 metrics.batch_size.labels(self.label).observe(len(batch.items))
+                metrics.batch_fill_ratio.labels(self.label).observe(len(batch.items) / self.limits.batch_size_max)
+                if tracing.tracer() is not None:
+                    traces = [item.trace for item in batch.items if item.trace is not None]
+                    if traces:
+                        shard_spans.committed(traces, self.shard_id, batch.seq, len(batch.items), retries,
+                                              started_ns, time.time_ns())
+                _count_movements(batch)
                 for item in batch.items:
                     if item.future is not None and not item.future.done():
                         item.future.set_result(item.result)
@@ -409,15 +439,17 @@ class Shard:
         except BaseException as exc:  # noqa: BLE001 - fence lost or a bug: stop loudly
             self._die(exc)
 
-    async def _commit(self, batch: Batch) -> None:
-        """Make ``batch`` durable. Returns only once it committed; raises only fatal errors."""
+    async def _commit(self, batch: Batch) -> int:
+        """Make ``batch`` durable. Returns (the number of retries) only once it committed;
+        raises only fatal errors."""
         backoff_ms = 10
+        retries = 0
         # Not bounded: an acknowledged-later batch must either commit or stop the shard.
         # Each turn is a repair (which shrinks the conflicting set to stored outcomes) or a
         # transient fault (backoff up to flush_retry_backoff_ms_max).
         while True:
             if not any(item.writes for item in batch.items):
-                return  # reads only: the writes they wait for committed with earlier batches
+                return retries  # reads only: the writes they wait for committed with earlier batches
             write = batch.write(_now_us())
             try:
                 await self.store.write_batch(write, self.epoch)
@@ -429,12 +461,14 @@ class Shard:
                          keys=len(conflict.keys))
                 async with self._state_lock:
                     await self._repair(batch, conflict.keys)
+                retries += 1
                 continue
             except FenceLost:
                 raise
             except StorageUnavailable as exc:
                 self._health.failed(time.monotonic_ns())
                 metrics.flush_retries_total.labels(self.label).inc()
+                retries += 1
                 log.warning("flush_retry", shard=self.shard_id, batch_id=batch.seq, error=repr(exc),
                             backoff_ms=backoff_ms)
                 await self._pause(backoff_ms / 1000)
@@ -443,7 +477,7 @@ class Shard:
                     log.warning("flush_commit_was_durable", shard=self.shard_id, batch_id=batch.seq)
                 else:
                     continue
-            return
+            return retries
 
     async def _committed_anyway(self, batch: Batch) -> bool:
         """After a lost connection: did the COMMIT reach the server before it went away?
@@ -491,7 +525,7 @@ class Shard:
                 if item.future is not None and not item.future.done():
                     item.future.set_result(applied.result)
                 continue
-            batch.items.append(make_item(applied, item.future))
+            batch.items.append(make_item(applied, item.future, item.trace))
         state.absent_keys.clear()
         state.round_bets.clear()
 
@@ -539,6 +573,7 @@ class Shard:
         try:
             while True:
                 await asyncio.sleep(interval_s)
+                metrics.storage_degraded.labels(self.label).set(1 if self.degraded else 0)
                 if not self._health.probe_due(time.monotonic_ns()):
                     continue
                 try:
@@ -557,6 +592,8 @@ class Shard:
 
     def _die(self, exc: BaseException) -> None:
         self.failed = exc
+        if isinstance(exc, FenceLost):
+            metrics.fencing_events_total.labels("fence_lost").inc()
         log.critical("shard_failed", shard=self.shard_id, error=repr(exc), exc_info=exc)
         self._fail_waiting(ShardUnavailable(f"shard {self.shard_id} stopped: {exc!r}"))
         for task in self._tasks:
@@ -572,6 +609,27 @@ class Shard:
                 if item.future is not None and not item.future.done():
                     item.future.set_exception(exc)
         while self.inbox:
-            _, future = self.inbox.popleft()
+            _, future, trace = self.inbox.popleft()
+            if trace is not None:
+                shard_spans.failed(trace, str(exc))
             if not future.done():
                 future.set_exception(exc)
+
+
+def _count_movements(batch: Batch) -> None:
+    """The business counters of a committed batch: its OK money movements by kind and
+    currency (counted once per batch and label pair, not per transaction)."""
+    sums: dict[tuple[str, str], list[int]] = {}
+    for item in batch.items:
+        for txn in item.txn_rows:
+            if txn.code != "ok":
+                continue
+            entry = sums.get((txn.kind, txn.currency))
+            if entry is None:
+                sums[(txn.kind, txn.currency)] = [1, txn.amount_minor]
+            else:
+                entry[0] += 1
+                entry[1] += txn.amount_minor
+    for (kind, currency), (count, amount_minor) in sums.items():
+        metrics.wallet_transactions_total.labels(kind, currency).inc(count)
+        metrics.wallet_amount_minor_total.labels(kind, currency).inc(amount_minor)
