@@ -118,8 +118,10 @@ def baseline_server(port: int, dsn: str, admin_dsn: str, pool_size: int, api_key
     return ManagedServer("baseline", argv, env, REPO / "benchmarks/results/baseline.log")
 
 
-def gateway_server(cmd: str, port: int, database_url: str, redis_url: str) -> ManagedServer:
-    """``gateway serve`` (or ``--gateway-cmd``) with its database, Redis and port from env."""
+def gateway_server(cmd: str, port: int, database_url: str, redis_url: str,
+                   extra_env: dict[str, str] | None = None, name: str = "gateway") -> ManagedServer:
+    """``gateway serve`` (or ``--gateway-cmd``) with its database, Redis and port from env
+    (``extra_env`` added last; ``name`` also names its log file)."""
     argv = shlex.split(cmd) if cmd else default_gateway_argv()
     env = {"GATEWAY_DATABASE_URL": database_url, "GATEWAY_REDIS_URL": redis_url,
            "GATEWAY_MIGRATE_ON_START": "1",
@@ -130,7 +132,8 @@ def gateway_server(cmd: str, port: int, database_url: str, redis_url: str) -> Ma
            "GATEWAY_RATE_LIMITS__PARTNER_DEFAULT__BURST": "1000000",
            "GATEWAY_RATE_LIMITS__PROVIDER_DEFAULT__REQUESTS_PER_S": "1000000",
            "GATEWAY_RATE_LIMITS__PROVIDER_DEFAULT__BURST": "1000000"}
-    return ManagedServer("gateway", argv, env, REPO / "benchmarks/results/gateway.log")
+    env.update(extra_env or {})
+    return ManagedServer(name, argv, env, REPO / f"benchmarks/results/{name}.log")
 
 
 def default_gateway_argv() -> list[str]:

@@ -186,8 +186,6 @@ class Shard:
         elif misattributed(command):
             command = without_misattribution(command)  # another partner's key space: refuse, audited
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        if trace is not None:
-            shard_spans.started(trace, self.shard_id, time.time_ns())
         self.inbox.append((command, future, trace))
         self.commands_accepted += 1
         self._deadlines.add(future, time.monotonic_ns())
@@ -269,11 +267,14 @@ class Shard:
                     self.commands_applied += taken
                     continue
                 commands = [q[0] for q in group]
+                traces = [q[2] for q in group if q[2] is not None] if tracing.tracer() is not None else []
                 await self._commit_for_usage(commands)
                 async with self._state_lock:
-                    await self._prefetch(commands, [q[2] for q in group if q[2] is not None]
-                                         if tracing.tracer() is not None else ())
+                    await self._prefetch(commands, traces)
+                    started_ns = time.time_ns() if traces else 0
                     self._apply_group(group)
+                    if traces:
+                        shard_spans.applied(traces, self.shard_id, len(group), started_ns, time.time_ns())
                 self.commands_applied += taken
                 self._after_group()
                 await asyncio.sleep(0)  # let the flusher and the HTTP handlers run
@@ -288,13 +289,7 @@ class Shard:
         for command, future, trace in group:
             if future.done():
                 continue  # timed out while its prefetch waited on storage: never applied
-            if trace is None:
-                applied = apply(state, command, now_us)
-            else:
-                started_ns = time.time_ns()
-                applied = apply(state, command, now_us)
-                shard_spans.applied(trace, command, applied.result, started_ns, time.time_ns(),
-                                    applied.wait_for_commit)
+            applied = apply(state, command, now_us)
             if not applied.wait_for_commit:
                 if not future.done():
                     future.set_result(applied.result)
@@ -336,7 +331,7 @@ class Shard:
             self._committed_event.clear()
             await self._committed_event.wait()
 
-    async def _prefetch(self, commands: list[Command], traces: list[CommandTrace] | tuple[()] = ()) -> None:
+    async def _prefetch(self, commands: list[Command], traces: list[CommandTrace] | None = None) -> None:
         needs = keys.prefetch_needs(self.state, commands)
         if not needs:
             return
@@ -609,9 +604,7 @@ class Shard:
                 if item.future is not None and not item.future.done():
                     item.future.set_exception(exc)
         while self.inbox:
-            _, future, trace = self.inbox.popleft()
-            if trace is not None:
-                shard_spans.failed(trace, str(exc))
+            _, future, _ = self.inbox.popleft()
             if not future.done():
                 future.set_exception(exc)
 

@@ -9,43 +9,42 @@ frame (gateway/cluster/frames.py) and the shard's batch id comes back in the ``R
 from __future__ import annotations
 
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, set_span_in_context
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, get_current_span, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
 class CommandTrace:
-    """``parent``: the context of the edge span the command belongs to; ``span``: the
-    shard's ``shard.command`` span once the shard took the command; ``batch_id``: the batch
-    that committed it (0 until then, and for a command that waits for no commit)."""
+    """``span_context``: the edge request span the command belongs to (the parent of, or
+    linked from, the shard's spans); ``batch_id``: the batch that committed it (0 until
+    then, and for a command that waits for no commit)."""
 
-    __slots__ = ("batch_id", "parent", "span")
+    __slots__ = ("batch_id", "span_context")
 
-    def __init__(self, parent: Context) -> None:
-        self.parent = parent
-        self.span: Span | None = None
+    def __init__(self, span_context: SpanContext) -> None:
+        self.span_context = span_context
         self.batch_id = 0
 
     @classmethod
     def under(cls, span: Span) -> CommandTrace:
-        """A trace whose parent is ``span`` (an edge request span in this process)."""
-        return cls(set_span_in_context(span))
+        """The trace of a command of ``span`` (an edge request span in this process)."""
+        return cls(span.get_span_context())
 
     @classmethod
     def from_traceparent(cls, traceparent: str) -> CommandTrace | None:
         """The trace of a ``traceparent`` received in a frame; None if it is not a valid
         W3C trace context (the command then runs untraced)."""
-        context = _PROPAGATOR.extract({"traceparent": traceparent})
-        from opentelemetry.trace import get_current_span
+        span_context = get_current_span(_PROPAGATOR.extract({"traceparent": traceparent})).get_span_context()
+        return cls(span_context) if span_context.is_valid else None
 
-        if not get_current_span(context).get_span_context().is_valid:
-            return None
-        return cls(context)
+    def context(self) -> Context:
+        """A context whose current span is the edge span (to parent a shard span on)."""
+        return set_span_in_context(NonRecordingSpan(self.span_context))
 
     def traceparent(self) -> str:
-        """The W3C ``traceparent`` of ``parent``, for the frame to the shard process."""
-        return traceparent_of(self.parent)
+        """The W3C ``traceparent`` of the edge span, for the frame to the shard process."""
+        return traceparent_of(self.context())
 
 
 def traceparent_of(context: Context) -> str:
