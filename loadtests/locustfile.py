@@ -36,13 +36,33 @@ import itertools
 import os
 import random
 import secrets
+import time
 from typing import Any
 
 import orjson
+from curve import Curve
 from dialects import DIALECTS, Call, new_id
-from locust import FastHttpUser, LoadTestShape, between, task
+from locust import FastHttpUser, LoadTestShape, between, events, task
 from slot_math import STAKES_MINOR, draw_win_minor
 from traffic_shape import ShapeConfig
+
+#: A weekend day's curve (loadtests/curve.py), when ``LOCUST_CURVE_FILE`` names one: it then
+#: drives the user count, the bettors' kick-off bursts and the trader's settlement storms.
+CURVE = (Curve.load(os.environ["LOCUST_CURVE_FILE"],
+                    float(os.environ["LOCUST_CURVE_SECONDS"]) if os.environ.get("LOCUST_CURVE_SECONDS") else None)
+         if os.environ.get("LOCUST_CURVE_FILE") else None)
+_run_started = time.monotonic()
+
+
+@events.test_start.add_listener
+def _on_test_start(**_kwargs: Any) -> None:
+    """Run second 0 of the curve (every worker process hears it when its spawning starts)."""
+    global _run_started
+    _run_started = time.monotonic()
+
+
+def run_seconds() -> float:
+    return time.monotonic() - _run_started
 
 API_KEY = os.environ.get("GATEWAY_API_KEY", "demo-key-change-me")
 CURRENCY = "EUR"  # dialects.py formats decimals for a 2-decimal currency
@@ -70,6 +90,13 @@ PROVIDERS, PROVIDER_WEIGHTS = _provider_mix(
     os.environ.get("LOCUST_PROVIDER_MIX", "pragmatic:35,hub88:25,evolution:25,softswiss:15"))
 
 _RUN = secrets.token_hex(3)
+
+
+def _run_id() -> str:
+    """This run's id in ids the users make: the token and the pid, since ``--processes``
+    forks the workers after this module was imported (they share ``_RUN`` and the
+    counters, and would otherwise make the same players)."""
+    return f"{_RUN}{os.getpid():x}"
 _player_seq = itertools.count(1)
 _AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -82,7 +109,7 @@ class SlotPlayer(FastHttpUser):
 
     def on_start(self) -> None:
         self.rng = random.Random()
-        self.player_id = f"lt-{_RUN}-{next(_player_seq)}"
+        self.player_id = f"lt-{_run_id()}-{next(_player_seq)}"
         self.dialect = DIALECTS[self.rng.choices(PROVIDERS, PROVIDER_WEIGHTS)[0]]
         self.cash_minor: int | None = None  # what the wallet must say; None = unknown
         self.token: str | None = None
@@ -253,6 +280,7 @@ class Trader(FastHttpUser):
 
     def on_start(self) -> None:
         self.rng = random.Random()
+        self.checked_s = run_seconds()
         while len(_markets_open) < MARKETS_OPEN:
             self._open_market()
 
@@ -275,7 +303,7 @@ class Trader(FastHttpUser):
                 resp.failure(f"HTTP {resp.status_code}: {_snippet(resp)}")
 
     def _open_market(self) -> None:
-        market_id = f"lt-{_RUN}-m{next(_market_seq)}"
+        market_id = f"lt-{_run_id()}-m{next(_market_seq)}"
         if self._put(f"/v1/sportsbook/markets/{market_id}", {
                 "event": "Home v Away", "status": "open", "price_version": 1, "currency": CURRENCY,
                 "selections": [{"selection_id": s, "odds": {"decimal": o}} for s, o in _SELECTIONS],
@@ -284,6 +312,11 @@ class Trader(FastHttpUser):
 
     @task
     def full_time(self) -> None:
+        if CURVE is not None:
+            now_s = run_seconds()
+            for storm in CURVE.settlements_between(self.checked_s, now_s):
+                self._storm(storm.markets, storm.label)
+            self.checked_s = now_s
         if not _markets_open:
             return
         market_id = _markets_open.pop(0)
@@ -293,6 +326,17 @@ class Trader(FastHttpUser):
             self._result(market_id, self.rng.choice(_SELECTIONS)[0], "POST /v1/sportsbook/results (correction)")
         self._open_market()
 
+    def _storm(self, markets: int, label: str) -> None:
+        """A settlement storm (half-time, full-time): ``markets`` results at once (as many
+        as are open), each paying every bet on its market, then as many new markets."""
+        settled = 0
+        while _markets_open and settled < markets:
+            market_id = _markets_open.pop(0)
+            self._result(market_id, self.rng.choice(_SELECTIONS)[0], f"POST /v1/sportsbook/results ({label or 'storm'})")
+            settled += 1
+        for _ in range(settled):
+            self._open_market()
+
 
 class Bettor(FastHttpUser):
     """A pre-match bettor: singles and four-leg accumulators, in bursts when odds move or a
@@ -300,11 +344,16 @@ class Bettor(FastHttpUser):
     bets are cashed out at once, half of those in part."""
 
     weight = SPORTSBOOK_WEIGHT
-    wait_time = between(WAIT_MIN_S, WAIT_MAX_S)
+    _think = between(WAIT_MIN_S, WAIT_MAX_S)
+
+    def wait_time(self) -> float:
+        """Think time, shortened by the curve's kick-off bursts (``bet_factor``)."""
+        seconds = self._think()
+        return seconds / CURVE.bet_factor(run_seconds()) if CURVE is not None else seconds
 
     def on_start(self) -> None:
         self.rng = random.Random()
-        self.player_id = f"lb-{_RUN}-{next(_player_seq)}"
+        self.player_id = f"lb-{_run_id()}-{next(_player_seq)}"
         headers = {**_AUTH, "Content-Type": "application/json"}
         self.ready = False
         for path, doc in (("/v1/players", {"player_id": self.player_id, "currencies": [CURRENCY], "country": "GB"}),
@@ -391,7 +440,7 @@ class Cashier(FastHttpUser):
 
         self.adyen_sign, self.stripe_sign = adyen_sign, stripe_sign
         self.rng = random.Random()
-        self.player_id = f"lc-{_RUN}-{next(_player_seq)}"
+        self.player_id = f"lc-{_run_id()}-{next(_player_seq)}"
         self.cash_minor = 0
         self.ready = (
             self._call("POST", "/v1/players", {"player_id": self.player_id, "currencies": [CURRENCY], "country": "GB"})
@@ -482,10 +531,12 @@ class Cashier(FastHttpUser):
 
 
 class WeekendPeakShape(LoadTestShape):
-    """Base load, ramp to the weekend peak, hold, ramp down, stop (see traffic_shape.py)."""
+    """The weekend day of ``LOCUST_CURVE_FILE`` (loadtests/curve.py), else base load, ramp
+    to the peak, hold, ramp down, stop (traffic_shape.py)."""
 
     config = ShapeConfig.from_env()
 
     def tick(self) -> tuple[int, float] | None:
-        users = self.config.users_at(self.get_run_time())
-        return None if users is None else (users, self.config.spawn_rate())
+        source = CURVE if CURVE is not None else self.config
+        users = source.users_at(self.get_run_time())
+        return None if users is None else (users, source.spawn_rate())

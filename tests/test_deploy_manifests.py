@@ -39,7 +39,7 @@ DATA_DIR = "/app/var"
 SECRET_NAME = "gateway-secrets"
 CONFIGMAP_NAME = "gateway-config"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job", "CronJob")
-COMPOSE_SERVICES = {"postgres", "redis", "migrate", "gateway", "prometheus"}
+COMPOSE_SERVICES = {"postgres", "redis", "migrate", "gateway", "prometheus", "grafana"}
 
 # GATEWAY_* variables the gateway reads that are not settings (gateway/config.py reads
 # GATEWAY_CONFIG, gateway/cli.py GATEWAY_MIGRATE_ON_START), and the two short forms.
