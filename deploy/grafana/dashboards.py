@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "dashboards"
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}  # provisioning/datasources/prometheus.yml
 #: Answer codes that are the gateway's fault (docs/SLO.md, "What counts as an error").
-SERVER_ERROR_CODES = "retryable|overloaded|unavailable|internal_error|session_store_unavailable"
+SERVER_ERROR_CODES = "retryable|overloaded|unavailable|internal_error|session_store_unavailable|exposure_unavailable"
 
 _PANEL_W, _PANEL_H = 12, 8
 
