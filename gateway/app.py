@@ -26,6 +26,7 @@ from gateway import clock
 from gateway.cluster import backends
 from gateway.cluster.backends import Backend, InProcessBackend
 from gateway.config import Settings, load_settings
+from gateway.edge.api_audit import AuditApi
 from gateway.edge.api_payments import PaymentsApi
 from gateway.edge.api_reconciliation import ReconciliationApi
 from gateway.edge.api_sportsbook import SportsbookApi
@@ -208,7 +209,8 @@ def _mount(app: Starlette, fast: FastPath, ctx: EdgeContext, settings: Settings,
     Returns the close callbacks of what was mounted (e.g. Hub88's signing thread pool).
     """
     api = Api(ctx, sportsbook, payments=lambda api: PaymentsApi(api, payments, payments.store),
-              reconciliation=lambda api: ReconciliationApi(api, payments.store.pool))
+              reconciliation=lambda api: ReconciliationApi(api, payments.store.pool),
+              audit=lambda api: AuditApi(api, payments.store.pool))
     app.router.routes.extend(api.routes())
     assert api.payments is not None and api.reconciliation is not None
     app.router.routes.extend(api.payments.webhook_routes())

@@ -255,8 +255,9 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
 
 #: Roles a partner key may hold (docs/SECURITY.md): "wallet" (players, sessions, money,
 #: sportsbook bets), "trading" (sportsbook markets and results, docs/SPORTSBOOK.md),
-#: "finance" (reconciliation of settlement reports, docs/RECONCILIATION.md).
-PARTNER_ROLES = ("wallet", "trading", "finance")
+#: "finance" (reconciliation of settlement reports, docs/RECONCILIATION.md), "audit" (the
+#: audit chain and ledger, read only, for a regulator or auditor: docs/AUDIT.md).
+PARTNER_ROLES = ("wallet", "trading", "finance", "audit")
 
 
 class ApiKey(msgspec.Struct, forbid_unknown_fields=True):

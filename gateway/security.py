@@ -26,6 +26,7 @@ DEMO_DIGESTS = frozenset({
     "6f4b8a40f357ac7a30e938fcd637992543a3ca3df5ea945d93d8e507822c89f1",  # Pragmatic Play demo secret_key
     "12ae77e9bb96cf6106e8cd372d8a5878cdb539e22729762631318b3fe863cacf",  # SoftSwiss demo auth_token
     "cdad963f1dfcce56088c8c2db17bcc47893170393709f6463f8b0485755f1d83",  # finance key demo-finance-key-change-me
+    "64e875579aee68a9d1137bb281921ca1ba4909fddda1c44d3ca4c3a2a981632c",  # audit key demo-audit-key-change-me
     "e4d12f849ede90f821c4fc8d80be84cec42d8fee252d1b3a5ab2559eb8894f66",  # Adyen sandbox hmac_key
     "f0bdab81057216a0683a47dc79fcb434daf03fd9bceb7cc757c2dfeaefe006b6",  # Adyen sandbox api_key
     "8314d486a449e7c6779e8211808ad6c291434e89734e868125cb9a3e53629894",  # Stripe sandbox webhook_secret

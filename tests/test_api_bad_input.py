@@ -34,6 +34,7 @@ V1_PATHS = {
     "/v1/players/{player_id}/kyc",
     "/v1/payments/reconciliations/{integration}/exceptions",
     "/v1/payments/reconciliations/{integration}/exceptions/{exception_id}/resolve",
+    "/v1/audit/records/search", "/v1/audit/transactions/{transaction_id}",
 }
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from gateway.ledger.audit_export import Filters, export, manifest_path, verify
@@ -115,3 +116,47 @@ async def test_the_command_line_export_verify_and_trace(client, gateway, tmp_pat
     assert any(e["kind"] == "rollback" for e in found["later"])
     missing = await asyncio.to_thread(gateway_cli, gateway.database_url, "audit", "trace", "nothing-here")
     assert missing.returncode != 0 and "nothing recorded" in missing.stderr
+
+
+# ---- API access with the audit role (docs/AUDIT.md, "API access") -------------------------
+
+AUDIT_AUTH = {"Authorization": "Bearer demo-audit-key-change-me"}  # config/sandbox.toml, role audit only
+RIVAL_AUDIT_AUTH = {"Authorization": "Bearer rival-audit-key-change-me"}  # tests/config/two_partners.toml
+
+
+async def test_the_audit_role_reads_its_partners_chain_and_nothing_else(client, gateway):
+    player = await some_traffic(client)
+    async with httpx.AsyncClient(base_url=gateway.url, headers=AUDIT_AUTH, timeout=10.0) as auditor:
+        r = await auditor.post("/v1/audit/records/search", json={"player_id": player, "limit": 2})
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["records"]) == 2 and page["next"] is not None
+        first = page["records"][0]
+        assert {"shard_id", "seq", "batch_id", "recorded_at", "prev_hash", "hash", "record"} <= set(first)
+        assert all(rec["player_id"] == player for rec in page["records"])
+        r = await auditor.post("/v1/audit/records/search", json={"player_id": player, "after": page["next"]})
+        rest = r.json()["records"]
+        assert rest
+        seqs = [(x["shard_id"], x["seq"]) for x in page["records"] + rest]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        # The whole operation of the bet: its audit records and its ledger entries.
+        bet = next(x for x in page["records"] + rest if (x["transaction_id"] or "").startswith("bet-"))
+        r = await auditor.get(f"/v1/audit/transactions/{bet['transaction_id']}")
+        assert r.status_code == 200, r.text
+        assert r.json()["ledger"] and r.json()["audit"]
+        # The auditor's key moves no money and creates nothing.
+        r = await auditor.post("/v1/players", json={"player_id": new_id("p"), "currencies": ["EUR"], "country": "MT"})
+        assert r.status_code == 403 and r.json()["code"] == "forbidden"
+        # Bad filters: a clear 400.
+        r = await auditor.post("/v1/audit/records/search", json={"from": "2026-01-01T00:00:00"})
+        assert r.status_code == 400 and r.json()["code"] == "invalid_request"
+        r = await auditor.post("/v1/audit/records/search", json={"limit": 100_000})
+        assert r.status_code == 400 and r.json()["code"] == "invalid_request"
+    # A wallet key cannot read the audit chain; another partner sees none of it.
+    r = await client.post("/v1/audit/records/search", json={"player_id": player})
+    assert r.status_code == 403 and r.json()["code"] == "forbidden"
+    async with httpx.AsyncClient(base_url=gateway.url, headers=RIVAL_AUDIT_AUTH, timeout=10.0) as rival:
+        r = await rival.get(f"/v1/audit/transactions/{bet['transaction_id']}")
+        assert r.status_code == 404 and r.json()["code"] == "unknown_transaction"
+        r = await rival.post("/v1/audit/records/search", json={"player_id": player})
+        assert r.status_code == 200 and r.json()["records"] == []

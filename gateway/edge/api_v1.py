@@ -68,6 +68,7 @@ from gateway.shards.commands import (
 from gateway.telemetry import request as request_observation
 
 if TYPE_CHECKING:
+    from gateway.edge.api_audit import AuditApi
     from gateway.edge.api_payments import PaymentsApi
     from gateway.edge.api_reconciliation import ReconciliationApi
     from gateway.edge.api_sportsbook import SportsbookApi
@@ -85,6 +86,8 @@ ROUTE_ROLES: dict[str, str] = {
     "GET /v1/sportsbook/players/{player_id}/stake-factor": "trading",
     "GET /v1/payments/reconciliations/{integration}/exceptions": "finance",
     "POST /v1/payments/reconciliations/{integration}/exceptions/{exception_id}/resolve": "finance",
+    "POST /v1/audit/records/search": "audit",
+    "GET /v1/audit/transactions/{transaction_id}": "audit",
 }
 
 PLAYER_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}\Z")
@@ -325,7 +328,8 @@ class Api:
 
     def __init__(self, ctx: EdgeContext, sportsbook: SportsbookApi | None = None,
                  payments: Callable[[Api], PaymentsApi] | None = None,
-                 reconciliation: Callable[[Api], ReconciliationApi] | None = None) -> None:
+                 reconciliation: Callable[[Api], ReconciliationApi] | None = None,
+                 audit: Callable[[Api], AuditApi] | None = None) -> None:
         self.ctx = ctx
         self.sportsbook = sportsbook
         self.keys = PartnerKeys(ctx.settings.partners)
@@ -336,6 +340,7 @@ class Api:
         self.responsible = ResponsibleApi(self)
         self.payments = payments(self) if payments is not None else None
         self.reconciliation = reconciliation(self) if reconciliation is not None else None
+        self.audit = audit(self) if audit is not None else None
 
     def _partner(self, request: Request, role: str) -> str:
         """The authenticated partner; its key must hold ``role`` (docs/SECURITY.md, "Roles")."""
@@ -394,6 +399,8 @@ class Api:
             handlers.update(self.payments.handlers())
         if self.reconciliation is not None:
             handlers.update(self.reconciliation.handlers())
+        if self.audit is not None:
+            handlers.update(self.audit.handlers())
         if self.sportsbook is not None:
             sportsbook = self.sportsbook
             for key, (label, handler) in sportsbook.handlers().items():

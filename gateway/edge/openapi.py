@@ -25,6 +25,7 @@ import msgspec
 
 from gateway import money
 from gateway.config import Settings
+from gateway.edge import api_audit as audit_api
 from gateway.edge import api_payments as pay
 from gateway.edge import api_reconciliation as recon
 from gateway.edge import api_responsible as rg
@@ -121,6 +122,13 @@ _OPERATIONS += [
 
 _RECON_NOTE = ("Reconciliation (docs/RECONCILIATION.md), with a key holding the `finance` role. The report itself "
                "is uploaded as `text/csv` to `POST /v1/payments/reconciliations/{integration}`.")
+_AUDIT_NOTE = ("Audit data (docs/AUDIT.md, \"API access\"), with a key holding the `audit` role only: the "
+               "partner's own records. For a complete, verifiable extract use `gateway audit export`.")
+_OPERATIONS += [
+    ("POST /v1/audit/records/search", "Search the audit chain (audit key)", "AuditSearch", "AuditPage", _AUDIT_NOTE),
+    ("GET /v1/audit/transactions/{transaction_id}", "One operation end to end (audit key)", None, "AuditTrace",
+     _AUDIT_NOTE),
+]
 _OPERATIONS += [
     ("GET /v1/payments/reconciliations/{integration}/exceptions", "Open reconciliation exceptions (finance key)", None,
      "ReconExceptions", _RECON_NOTE),
@@ -128,12 +136,13 @@ _OPERATIONS += [
      "Mark a reconciliation exception resolved (finance key)", "Resolve", "Resolved", _RECON_NOTE),
 ]
 
-REQUEST_SCHEMAS = {**_API_REQUESTS, "Resolve": recon.ResolveBody, "Payment": pay.PaymentBody, "Decision": pay.DecisionBody, "Kyc": pay.KycBody,
+REQUEST_SCHEMAS = {**_API_REQUESTS, "AuditSearch": audit_api.SearchBody, "Resolve": recon.ResolveBody, "Payment": pay.PaymentBody, "Decision": pay.DecisionBody, "Kyc": pay.KycBody,
                    "Limits": rg.LimitsBody, "LimitIn": rg.LimitIn, "Exclusion": rg.ExclusionBody,
                    "SportsbookMarket": sb.MarketBody, "SportsbookBet": sb.BetBody,
                    "SportsbookResult": sb.ResultBody, "SportsbookCashout": sb.CashoutBody,
                    "SportsbookStakeFactor": sb.StakeFactorBody}
-RESPONSE_SCHEMAS = {**_API_RESPONSES, "ReconExceptions": recon.ReconExceptionsOut, "Resolved": recon.ResolvedOut,
+RESPONSE_SCHEMAS = {**_API_RESPONSES, "AuditPage": audit_api.AuditPageOut, "AuditTrace": audit_api.AuditTraceOut,
+                    "ReconExceptions": recon.ReconExceptionsOut, "Resolved": recon.ResolvedOut,
                     "PaymentOut": pay.PaymentOut, "KycOut": pay.KycOut, "PlayerLimits": rg.LimitsResponse, "PlayerExclusion": rg.ExclusionsResponse,
                     "SportsbookMarketOut": sb.MarketResponse, "SportsbookBetOut": sb.BetResponse,
                     "SportsbookMarketReport": sb.MarketReport, "SportsbookResultAccepted": sb.ResultAccepted,
@@ -142,7 +151,8 @@ RESPONSE_SCHEMAS = {**_API_RESPONSES, "ReconExceptions": recon.ReconExceptionsOu
 #: Path parameters other than player_id: name -> (pattern, example).
 _PATH_IDS = {"market_id": (r"^[\x21-\x7e]{1,128}$", "market-1"), "bet_id": (r"^[\x21-\x7e]{1,128}$", "bet-1"),
              "merchant_reference": (r"^[\x21-\x7e]{1,128}$", "dep-1"),
-             "integration": (r"^[a-z0-9][a-z0-9_-]{0,31}$", "adyen"), "exception_id": (r"^[0-9]{1,18}$", "1")}
+             "integration": (r"^[a-z0-9][a-z0-9_-]{0,31}$", "adyen"), "exception_id": (r"^[0-9]{1,18}$", "1"),
+             "transaction_id": (r"^[\x21-\x7e]{1,128}$", "tx-1")}
 
 #: OpenAPI 3.0, whose JSON Schema dialect (Wright draft 00) defines ``integer`` as "a JSON
 #: number without a fraction or exponent part": the server's own reading (``100.0`` is not

@@ -346,6 +346,11 @@ ROUTES.update({
         {200: "the open exceptions with their evidence, oldest first"}, (*_EVERY, "not_found", "unknown_psp")),
     "POST /v1/payments/reconciliations/{integration}/exceptions/{exception_id}/resolve": RouteStatuses(
         {200: "resolved, with the note kept"}, (*_EVERY, *_WRITE, "not_found", "unknown_psp", "unknown_exception")),
+    "POST /v1/audit/records/search": RouteStatuses(
+        {200: "a page of the partner's audit records in chain order, with the next page's cursor"}, (*_EVERY, *_WRITE)),
+    "GET /v1/audit/transactions/{transaction_id}": RouteStatuses(
+        {200: "the operation end to end: audit records, ledger entries, later events"},
+        (*_EVERY, "not_found", "unknown_transaction")),
 })
 
 
