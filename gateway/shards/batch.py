@@ -86,6 +86,7 @@ class Batch:
     seq: int
     items: list[Item] = field(default_factory=list)
     first_added_ns: int = 0
+    traced: bool = False  # a group of this batch already recorded its prefetch and apply spans
 
     def __len__(self) -> int:
         return len(self.items)

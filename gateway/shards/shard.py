@@ -126,6 +126,7 @@ class Shard:
         self.state.committed_seq = batch_id
         self.state.open_seq = batch_id + 1
         self._open = Batch(seq=batch_id + 1)
+        metrics.fencing_events_total.labels("fence_lost")  # exported at 0, so increase() sees the first
         self._tasks = [
             asyncio.create_task(self._run_loop(), name=f"shard-{self.shard_id}-loop"),
             asyncio.create_task(self._run_flusher(), name=f"shard-{self.shard_id}-flusher"),
@@ -267,7 +268,13 @@ class Shard:
                     self.commands_applied += taken
                     continue
                 commands = [q[0] for q in group]
-                traces = [q[2] for q in group if q[2] is not None] if tracing.tracer() is not None else []
+                # Group spans (prefetch, apply) for the first traced group of each batch only:
+                # their cost does not shrink with the sampling ratio, the batch span's links
+                # name every traced command anyway (gateway/telemetry/shard_spans.py).
+                traces = ([q[2] for q in group if q[2] is not None]
+                          if tracing.tracer() is not None and not self._open.traced else [])
+                if traces:
+                    self._open.traced = True
                 await self._commit_for_usage(commands)
                 async with self._state_lock:
                     await self._prefetch(commands, traces)

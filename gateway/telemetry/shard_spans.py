@@ -6,7 +6,10 @@ The shard works in groups (one prefetch and one apply pass for up to
 per group and per batch, not per command: each is a child of the first traced command's
 edge span (so it shows in that request's trace) with a span link to the edge span of every
 traced command it served, up to ``tracing.links_per_span_max``; every traced command also
-gets the batch id back, which its edge span records as ``gateway.batch_id``. Spans:
+gets the batch id back, which its edge span records as ``gateway.batch_id``. Prefetch and
+apply spans are recorded for the first group of a batch that holds a traced command (their
+number would otherwise not fall with the sampling ratio; docs/BENCHMARKS.md, "Tracing");
+the batch span links every traced command of the batch. Spans:
 
 - ``shard.prefetch``: one batched read of cold players and unknown keys
   (``gateway.prefetch.players``, ``gateway.prefetch.keys``);
