@@ -118,3 +118,25 @@ async def test_full_sampling_records_partner_api_calls(spawn_gateway, receiver):
     (edge,) = [s for s in spans if s["name"] == "POST /v1/wallet/debit"]
     assert edge["attributes"]["gateway.outcome"] == "insufficient_funds"
     assert edge["resource"]["service.instance.role"] == "gateway"
+
+
+def test_log_lines_carry_the_current_spans_ids() -> None:
+    import io
+    import json
+
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, use_span
+
+    from gateway.logs import configure_logging, get_logger
+
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    try:
+        context = SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=False, trace_flags=TraceFlags(1))
+        with use_span(NonRecordingSpan(context)):
+            get_logger("test").info("inside")
+        get_logger("test").info("outside")
+    finally:
+        configure_logging("info")
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines()[-2:])
+    assert inside["trace_id"] == f"{0xABC:032x}" and inside["span_id"] == f"{0xDEF:016x}"
+    assert "trace_id" not in outside
