@@ -955,6 +955,14 @@ async def test_redis_down_settlements_proceed_without_the_sid_debits_are_retryab
         assert await evo.post("/credit", credit) == answer(credit, "BET_DOES_NOT_EXIST", 10_000)
         promo = promo_body(player, sid, new_id("promo"), "2")
         assert await evo.post("/promo_payout", promo) == ok(promo, 10_200)
+        # The provider's session lookups that found Redis down are counted (the alert
+        # GatewayRedisUnavailable reads this counter; it once counted POST /v1/sessions only),
+        # and the failed calls are server-side codes of the availability SLO.
+        metrics = (await http.get("/metrics")).text
+        (redis_down,) = [float(line.split()[-1]) for line in metrics.splitlines()
+                         if line.startswith("gateway_redis_unavailable_total ")]
+        assert redis_down >= 3, redis_down
+        assert 'code="retryable"' in metrics and 'provider="evolution"' in metrics
     report = await check_ledger(gw.database_url)
     assert report["ok"], report
 

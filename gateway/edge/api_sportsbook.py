@@ -137,6 +137,7 @@ class SportsbookApi:
             return problem("unavailable", "the sportsbook store is unreachable", retry_after_s=1)
         except ExposureUnavailable as exc:
             log.warning("exposure_unavailable", route=request.url.path, error=str(exc)[:200])
+            metrics.redis_unavailable_total.inc()
             return problem("exposure_unavailable", "liability cannot be checked now (Redis)", retry_after_s=1)
 
     # ---- markets ---------------------------------------------------------------------

@@ -38,6 +38,7 @@ from starlette.routing import Route
 from gateway import metrics
 from gateway.edge.body import read_body_bounded
 from gateway.edge.context import EdgeContext
+from gateway.edge.game_session import SessionStoreUnavailable
 from gateway.logs import get_logger
 from gateway.providers.integration import Caller, IntegrationSettings
 from gateway.providers.refusal import Refusal
@@ -246,6 +247,8 @@ class Pipeline(Generic[A]):
             self._log.warning("provider_retryable_failure", provider=self._name, route=route,
                               error=repr(exc))
             retry_after_s = exc.retry_after_s if isinstance(exc, Overloaded) else RETRY_AFTER_S_DEFAULT
+            if isinstance(exc, SessionStoreUnavailable):
+                metrics.redis_unavailable_total.inc()  # the session lookup needed Redis
             request_observation.note(outcome="overloaded" if isinstance(exc, Overloaded) else "retryable")
             return protocol.retryable(decoded), retry_after_s
 
