@@ -358,7 +358,10 @@ def stop_all(procs: list[subprocess.Popen]) -> None:
         if proc.poll() is not None:
             continue
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM) if os.getpgid(proc.pid) == proc.pid else proc.terminate()
+            if os.getpgid(proc.pid) == proc.pid:  # the gateway: its own session, children included
+                os.killpg(proc.pid, signal.SIGTERM)
+            else:
+                proc.terminate()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
