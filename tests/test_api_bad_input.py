@@ -41,6 +41,12 @@ V1_PATHS = {
 # ---- helpers ---------------------------------------------------------------------------
 
 
+#: The sportsbook sweeper fences stale bet reservations every 10 s in the background, and the
+#: shard audits each fence (also one of a bet whose debit exists): not the test's rows.
+NOT_A_SWEEPER_FENCE = ("NOT (coalesce(scope, '') LIKE '%:sportsbook' "
+                       "AND coalesce(transaction_id, '') LIKE '%:fence')")
+
+
 async def counts(gateway) -> dict[str, int]:
     conn = await asyncpg.connect(gateway.database_url)
     try:
@@ -51,11 +57,7 @@ async def counts(gateway) -> dict[str, int]:
                       (SELECT coalesce(sum(balance_minor), 0) FROM accounts WHERE player_id IS NOT NULL)
                           AS player_money,
                       (SELECT count(*) FROM players) AS players,
-                      -- Not the sportsbook sweeper's fences, which it sends every 10 s in
-                      -- the background (a fence of a bet whose debit exists is audited).
-                      (SELECT count(*) FROM audit_log
-                       WHERE NOT (coalesce(scope, '') LIKE '%:sportsbook' AND coalesce(transaction_id, '') LIKE '%:fence'))
-                          AS audit_log""")
+                      (SELECT count(*) FROM audit_log WHERE """ + NOT_A_SWEEPER_FENCE + """) AS audit_log""")
         return dict(row)
     finally:
         await conn.close()
@@ -66,7 +68,7 @@ async def last_audit(gateway) -> asyncpg.Record:
     try:
         return await conn.fetchrow(
             "SELECT shard_id, kind, scope, transaction_id, player_id, code, record FROM audit_log "
-            "ORDER BY recorded_at DESC, seq DESC LIMIT 1")
+            f"WHERE {NOT_A_SWEEPER_FENCE} ORDER BY recorded_at DESC, seq DESC LIMIT 1")
     finally:
         await conn.close()
 

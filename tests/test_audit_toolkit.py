@@ -50,9 +50,14 @@ async def test_an_unfiltered_export_verifies_and_any_tampering_is_found(client, 
     lines = path.read_text().splitlines(keepends=True)
     body = lines[1:] if fmt == "csv" else lines
     head = lines[:1] if fmt == "csv" else []
-    middle = len(body) // 2
-    altered = body[middle].replace('"code":"ok"', '"code":"no"') if fmt == "jsonl" else body[middle].replace(
-        "ok", "no", 1)
+    # Alter a record that holds the text changed (the one nearest the middle): a record
+    # without it (a refusal, say) would come out unchanged and prove nothing.
+    needle, forged = ('"code":"ok"', '"code":"no"') if fmt == "jsonl" else (",ok,", ",no,")
+    holding = [i for i, line in enumerate(body) if needle in line]
+    assert holding, "no record to alter"
+    middle = min(holding, key=lambda i: abs(i - len(body) // 2))
+    altered = body[middle].replace(needle, forged, 1)
+    assert altered != body[middle]
     cases = {
         "altered": head + body[:middle] + [altered] + body[middle + 1:],
         "dropped": head + body[:middle] + body[middle + 1:],
